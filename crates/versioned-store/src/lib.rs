@@ -1,0 +1,21 @@
+//! got's versioned property graph: entities and edges with every committed version
+//! kept, transactions validated under the writer lock, checkpoints into immutable
+//! runs. Built on the `wal` crate; every file operation goes through its `Vfs`.
+
+pub mod error;
+pub mod manifest;
+pub mod memtable;
+pub mod model;
+pub mod record;
+pub mod run;
+pub mod state;
+pub mod store;
+pub mod txn;
+pub mod value;
+
+pub use error::{Error, Result};
+pub use model::{Edge, Entity};
+pub use store::{init, CheckpointInfo, CommitInfo, HistoryEntry, Options, Store};
+pub use txn::{Direction, Transaction};
+pub use value::{props, Props, Value};
+pub use wal::Durability;

@@ -1,0 +1,98 @@
+//! `CURRENT`: the manifest naming the live runs and the checkpoint LSN.
+//!
+//! ```text
+//!  0  8  magic "GOTCUR\r\n"
+//!  8  4  format version (u32 LE) = 1
+//! 12  4  body length (u32 LE)
+//! 16  4  crc32 of the body
+//! 20  4  reserved, zero
+//! 24  …  body = postcard(Manifest)
+//! ```
+//! Replaced atomically: temporary name, sync, rename, directory sync.
+
+use crate::error::{io_at, Error, Result};
+use crate::run::RunMeta;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use wal::{OpenMode, Vfs};
+
+pub const CURRENT_MAGIC: &[u8; 8] = b"GOTCUR\r\n";
+pub const CURRENT_FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub store_id: [u8; 16],
+    /// Bumped by every checkpoint or compaction.
+    pub generation: u64,
+    /// Every LSN at or below this is in the runs.
+    pub checkpoint_lsn: u64,
+    /// Live runs, newest first.
+    pub runs: Vec<RunMeta>,
+    pub created_at_ms: i64,
+}
+
+pub fn write(vfs: &dyn Vfs, dir: &Path, m: &Manifest) -> Result<()> {
+    let body = crate::model::encode(m);
+    let mut buf = Vec::with_capacity(24 + body.len());
+    buf.extend_from_slice(CURRENT_MAGIC);
+    buf.extend_from_slice(&CURRENT_FORMAT_VERSION.to_le_bytes());
+    buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    buf.extend_from_slice(&[0u8; 4]);
+    buf.extend_from_slice(&body);
+    let tmp = dir.join(format!(
+        "CURRENT.{}.{:016x}.tmp",
+        std::process::id(),
+        crate::store::random_u64()
+    ));
+    let dst = dir.join("CURRENT");
+    let r = (|| {
+        let f = vfs.open(&tmp, OpenMode::CreateNew).map_err(io_at(&tmp))?;
+        f.write_at(&buf, 0).map_err(io_at(&tmp))?;
+        f.sync_data().map_err(io_at(&tmp))?;
+        vfs.rename(&tmp, &dst).map_err(io_at(&tmp))?;
+        vfs.sync_dir(dir).map_err(io_at(dir))
+    })();
+    if r.is_err() {
+        let _ = vfs.remove_file(&tmp);
+    }
+    r
+}
+
+pub fn read(vfs: &dyn Vfs, dir: &Path) -> Result<Manifest> {
+    let path = dir.join("CURRENT");
+    let f = match vfs.open(&path, OpenMode::Read) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::NotAStore {
+                path: dir.to_path_buf(),
+                detail: "no CURRENT file (run `got init` to create a store)".into(),
+            })
+        }
+        Err(e) => return Err(io_at(&path)(e)),
+    };
+    let buf = f.read_all().map_err(io_at(&path))?;
+    let corrupt = |d: &str| Error::CorruptFile {
+        file: path.clone(),
+        detail: d.to_string(),
+    };
+    if buf.len() < 24 || &buf[0..8] != CURRENT_MAGIC {
+        return Err(corrupt("bad magic"));
+    }
+    let version = u32::from_le_bytes(buf[8..12].try_into().unwrap());
+    if version > CURRENT_FORMAT_VERSION {
+        return Err(Error::Wal(wal::Error::TooNew {
+            file: path.clone(),
+            found: version,
+            supported: CURRENT_FORMAT_VERSION,
+        }));
+    }
+    let len = u32::from_le_bytes(buf[12..16].try_into().unwrap()) as usize;
+    if buf.len() != 24 + len {
+        return Err(corrupt("length mismatch"));
+    }
+    if crc32fast::hash(&buf[24..]) != u32::from_le_bytes(buf[16..20].try_into().unwrap()) {
+        return Err(corrupt("checksum mismatch"));
+    }
+    crate::model::decode(&buf[24..], "manifest")
+}

@@ -1,0 +1,70 @@
+//! The in-memory delta: every version written since the last checkpoint, by key.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Arc;
+
+/// Versions of one key, oldest first: `(lsn, value)`.
+pub type Versions = Vec<(u64, Arc<[u8]>)>;
+
+#[derive(Debug, Default, Clone)]
+pub struct MemTable {
+    map: BTreeMap<Vec<u8>, Versions>,
+    bytes: usize,
+}
+
+impl MemTable {
+    pub fn insert(&mut self, key: Vec<u8>, lsn: u64, value: Arc<[u8]>) {
+        self.bytes += key.len() + value.len() + 16;
+        let v = self.map.entry(key).or_default();
+        debug_assert!(v.last().is_none_or(|(l, _)| *l < lsn), "LSNs rise");
+        v.push((lsn, value));
+    }
+
+    /// The newest version at or below `lsn`.
+    pub fn get(&self, key: &[u8], lsn: u64) -> Option<(u64, Arc<[u8]>)> {
+        let v = self.map.get(key)?;
+        v.iter().rev().find(|(l, _)| *l <= lsn).cloned()
+    }
+
+    pub fn versions(&self, key: &[u8]) -> Option<&Versions> {
+        self.map.get(key)
+    }
+
+    /// Keys starting with `prefix`, with their versions.
+    pub fn prefix<'a>(
+        &'a self,
+        prefix: &'a [u8],
+    ) -> impl Iterator<Item = (&'a Vec<u8>, &'a Versions)> + 'a {
+        self.map
+            .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(move |(k, _)| k.starts_with(prefix))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Vec<u8>, &Versions)> {
+        self.map.iter()
+    }
+
+    /// Drops every version at or below `lsn` (now held by a run).
+    pub fn prune_through(&mut self, lsn: u64) {
+        self.map.retain(|_, v| {
+            v.retain(|(l, _)| *l > lsn);
+            !v.is_empty()
+        });
+        self.bytes = self
+            .map
+            .iter()
+            .map(|(k, v)| v.iter().map(|(_, x)| k.len() + x.len() + 16).sum::<usize>())
+            .sum();
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+    pub fn approx_bytes(&self) -> usize {
+        self.bytes
+    }
+}

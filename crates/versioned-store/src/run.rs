@@ -1,0 +1,349 @@
+//! Runs: immutable sorted files of every version of every key up to a checkpoint.
+//!
+//! ```text
+//! header (64 bytes)
+//!    0  8  magic "GOTRUN\r\n"
+//!    8  4  format version (u32 LE) = 1
+//!   12  4  reserved, zero
+//!   16 16  store id
+//!   32  8  min LSN held (u64 LE)
+//!   40  8  max LSN held (u64 LE)
+//!   48 12  reserved, zero
+//!   60  4  crc32 of bytes [0, 60)
+//! blocks, each: len:u32 LE  crc32(payload):u32 LE  payload = postcard(Vec<RunEntry>)
+//!   RunEntry = { key: bytes, versions: [(lsn: u64, value: bytes)] oldest first }
+//!   keys ascend across the whole file; a block holds about 32 KiB
+//! index: postcard(Vec<IndexEntry { last_key: bytes, offset: u64, len: u32 }>)
+//! footer (48 bytes)
+//!    0  8  index offset      8  8  index length     16  8  key count
+//!   24  4  crc32 of index   28  4  block count      32  8  reserved, zero
+//!   40  4  crc32 of footer bytes [0, 40)            44  4  magic "RUNF"
+//! ```
+//! Written to a temporary name, synced, renamed, directory synced, then read back
+//! and verified before any manifest names it.
+
+use crate::error::{io_at, Error, Result};
+use crate::memtable::Versions;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use wal::{OpenMode, Vfs, VfsFile};
+
+pub const RUN_MAGIC: &[u8; 8] = b"GOTRUN\r\n";
+pub const RUN_FORMAT_VERSION: u32 = 1;
+const HEADER_BYTES: u64 = 64;
+const FOOTER_BYTES: u64 = 48;
+const BLOCK_TARGET_BYTES: usize = 32 << 10;
+const BLOCK_CACHE_BLOCKS: usize = 256;
+
+#[derive(Serialize)]
+struct RunEntryRef<'a> {
+    key: &'a [u8],
+    versions: Vec<(u64, &'a [u8])>,
+}
+
+/// `(lsn, value)` pairs, oldest first, as a run stores them.
+pub type StoredVersions = Vec<(u64, Vec<u8>)>;
+
+/// One key and all its versions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunEntry {
+    pub key: Vec<u8>,
+    pub versions: StoredVersions,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct IndexEntry {
+    last_key: Vec<u8>,
+    offset: u64,
+    len: u32,
+}
+
+/// What a manifest records about a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunMeta {
+    pub name: String,
+    pub min_lsn: u64,
+    pub max_lsn: u64,
+    pub bytes: u64,
+    pub keys: u64,
+}
+
+/// Writes a run from entries in ascending key order. Returns its meta once the file
+/// is durable under its final name and has been read back and verified.
+pub fn write_run<'a>(
+    vfs: &dyn Vfs,
+    runs_dir: &Path,
+    name: &str,
+    store_id: [u8; 16],
+    entries: impl Iterator<Item = (&'a [u8], &'a Versions)>,
+) -> Result<RunMeta> {
+    let tmp = runs_dir.join(format!(
+        "{name}.{}.{:016x}.tmp",
+        std::process::id(),
+        crate::store::random_u64()
+    ));
+    let dst = runs_dir.join(name);
+    let f = vfs.open(&tmp, OpenMode::CreateNew).map_err(io_at(&tmp))?;
+    let result = (|| -> Result<RunMeta> {
+        let mut w = Writer {
+            f: f.as_ref(),
+            path: &tmp,
+            off: HEADER_BYTES,
+        };
+        let mut index = Vec::new();
+        let mut block: Vec<RunEntryRef> = Vec::new();
+        let mut block_bytes = 0usize;
+        let (mut min_lsn, mut max_lsn, mut keys) = (u64::MAX, 0u64, 0u64);
+        let mut last_key: Option<&[u8]> = None;
+        for (key, versions) in entries {
+            assert!(last_key.is_none_or(|k| k < key), "run keys must ascend");
+            last_key = Some(key);
+            keys += 1;
+            for (l, v) in versions {
+                min_lsn = min_lsn.min(*l);
+                max_lsn = max_lsn.max(*l);
+                block_bytes += v.len() + 10;
+            }
+            block_bytes += key.len() + 4;
+            block.push(RunEntryRef {
+                key,
+                versions: versions.iter().map(|(l, v)| (*l, &v[..])).collect(),
+            });
+            if block_bytes >= BLOCK_TARGET_BYTES {
+                index.push(w.block(&block)?);
+                block.clear();
+                block_bytes = 0;
+            }
+        }
+        if !block.is_empty() {
+            index.push(w.block(&block)?);
+        }
+        if keys == 0 {
+            min_lsn = 0;
+        }
+        let index_bytes = crate::model::encode(&index);
+        let index_off = w.off;
+        w.write(&index_bytes)?;
+        let mut footer = [0u8; FOOTER_BYTES as usize];
+        footer[0..8].copy_from_slice(&index_off.to_le_bytes());
+        footer[8..16].copy_from_slice(&(index_bytes.len() as u64).to_le_bytes());
+        footer[16..24].copy_from_slice(&keys.to_le_bytes());
+        footer[24..28].copy_from_slice(&crc32fast::hash(&index_bytes).to_le_bytes());
+        footer[28..32].copy_from_slice(&(index.len() as u32).to_le_bytes());
+        let crc = crc32fast::hash(&footer[0..40]);
+        footer[40..44].copy_from_slice(&crc.to_le_bytes());
+        footer[44..48].copy_from_slice(b"RUNF");
+        w.write(&footer)?;
+        let mut h = [0u8; HEADER_BYTES as usize];
+        h[0..8].copy_from_slice(RUN_MAGIC);
+        h[8..12].copy_from_slice(&RUN_FORMAT_VERSION.to_le_bytes());
+        h[16..32].copy_from_slice(&store_id);
+        h[32..40].copy_from_slice(&min_lsn.to_le_bytes());
+        h[40..48].copy_from_slice(&max_lsn.to_le_bytes());
+        let crc = crc32fast::hash(&h[0..60]);
+        h[60..64].copy_from_slice(&crc.to_le_bytes());
+        f.write_at(&h, 0).map_err(io_at(&tmp))?;
+        f.sync_data().map_err(io_at(&tmp))?;
+        vfs.rename(&tmp, &dst).map_err(io_at(&tmp))?;
+        vfs.sync_dir(runs_dir).map_err(io_at(runs_dir))?;
+        Ok(RunMeta {
+            name: name.to_string(),
+            min_lsn,
+            max_lsn,
+            bytes: w.off,
+            keys,
+        })
+    })();
+    if result.is_err() {
+        let _ = vfs.remove_file(&tmp);
+    }
+    let meta = result?;
+    // Read back every block before a manifest may name this run.
+    Run::open(vfs, runs_dir, &meta, store_id)?.verify()?;
+    Ok(meta)
+}
+
+struct Writer<'a> {
+    f: &'a dyn VfsFile,
+    path: &'a Path,
+    off: u64,
+}
+
+impl Writer<'_> {
+    fn write(&mut self, b: &[u8]) -> Result<()> {
+        self.f.write_at(b, self.off).map_err(io_at(self.path))?;
+        self.off += b.len() as u64;
+        Ok(())
+    }
+    fn block(&mut self, entries: &[RunEntryRef]) -> Result<IndexEntry> {
+        let payload = crate::model::encode(&entries);
+        let mut head = [0u8; 8];
+        head[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        head[4..8].copy_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        let offset = self.off;
+        self.write(&head)?;
+        self.write(&payload)?;
+        Ok(IndexEntry {
+            last_key: entries.last().expect("non-empty block").key.to_vec(),
+            offset,
+            len: payload.len() as u32 + 8,
+        })
+    }
+}
+
+/// An open run: header, footer and index in memory; blocks read (and verified) on
+/// first touch and kept in a small cache.
+#[derive(Debug)]
+pub struct Run {
+    pub meta: RunMeta,
+    path: PathBuf,
+    file: Arc<dyn VfsFile>,
+    index: Vec<IndexEntry>,
+    blocks: Mutex<HashMap<usize, Arc<Vec<RunEntry>>>>,
+}
+
+impl Run {
+    pub fn open(vfs: &dyn Vfs, runs_dir: &Path, meta: &RunMeta, store_id: [u8; 16]) -> Result<Run> {
+        let path = runs_dir.join(&meta.name);
+        let file = vfs.open(&path, OpenMode::Read).map_err(io_at(&path))?;
+        let corrupt = |d: String| Error::CorruptFile {
+            file: path.clone(),
+            detail: d,
+        };
+        let len = file.len().map_err(io_at(&path))?;
+        if len < HEADER_BYTES + FOOTER_BYTES {
+            return Err(corrupt(format!("{len} bytes is shorter than a run")));
+        }
+        let mut h = [0u8; HEADER_BYTES as usize];
+        file.read_exact_at(&mut h, 0).map_err(io_at(&path))?;
+        if &h[0..8] != RUN_MAGIC {
+            return Err(corrupt("bad magic".into()));
+        }
+        if crc32fast::hash(&h[0..60]) != u32::from_le_bytes(h[60..64].try_into().unwrap()) {
+            return Err(corrupt("header checksum mismatch".into()));
+        }
+        let version = u32::from_le_bytes(h[8..12].try_into().unwrap());
+        if version > RUN_FORMAT_VERSION {
+            return Err(Error::Wal(wal::Error::TooNew {
+                file: path.clone(),
+                found: version,
+                supported: RUN_FORMAT_VERSION,
+            }));
+        }
+        if h[16..32] != store_id {
+            return Err(corrupt("belongs to another store".into()));
+        }
+        let mut ft = [0u8; FOOTER_BYTES as usize];
+        file.read_exact_at(&mut ft, len - FOOTER_BYTES)
+            .map_err(io_at(&path))?;
+        if &ft[44..48] != b"RUNF"
+            || crc32fast::hash(&ft[0..40]) != u32::from_le_bytes(ft[40..44].try_into().unwrap())
+        {
+            return Err(corrupt("footer damaged (checksum or magic)".into()));
+        }
+        let u64at = |o: usize| u64::from_le_bytes(ft[o..o + 8].try_into().unwrap());
+        let (index_off, index_len) = (u64at(0), u64at(8));
+        if index_off + index_len + FOOTER_BYTES != len {
+            return Err(corrupt(
+                "index position disagrees with the file length".into(),
+            ));
+        }
+        let mut ib = vec![0u8; index_len as usize];
+        file.read_exact_at(&mut ib, index_off)
+            .map_err(io_at(&path))?;
+        if crc32fast::hash(&ib) != u32::from_le_bytes(ft[24..28].try_into().unwrap()) {
+            return Err(corrupt("index checksum mismatch".into()));
+        }
+        let index: Vec<IndexEntry> = crate::model::decode(&ib, "run index")?;
+        Ok(Run {
+            meta: meta.clone(),
+            path,
+            file,
+            index,
+            blocks: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn block(&self, i: usize) -> Result<Arc<Vec<RunEntry>>> {
+        if let Some(b) = self.blocks.lock().get(&i) {
+            return Ok(b.clone());
+        }
+        let e = &self.index[i];
+        let mut buf = vec![0u8; e.len as usize];
+        self.file
+            .read_exact_at(&mut buf, e.offset)
+            .map_err(io_at(&self.path))?;
+        let len = u32::from_le_bytes(buf[0..4].try_into().unwrap()) as usize;
+        let crc = u32::from_le_bytes(buf[4..8].try_into().unwrap());
+        if len + 8 != buf.len() || crc32fast::hash(&buf[8..]) != crc {
+            return Err(Error::CorruptFile {
+                file: self.path.clone(),
+                detail: format!("block {i} at offset {} fails its checksum", e.offset),
+            });
+        }
+        let entries: Vec<RunEntry> = crate::model::decode(&buf[8..], "run block")?;
+        let b = Arc::new(entries);
+        let mut cache = self.blocks.lock();
+        if cache.len() >= BLOCK_CACHE_BLOCKS {
+            cache.clear();
+        }
+        cache.insert(i, b.clone());
+        Ok(b)
+    }
+
+    /// All versions of `key`, oldest first.
+    pub fn get(&self, key: &[u8]) -> Result<Option<StoredVersions>> {
+        let i = self.index.partition_point(|e| e.last_key.as_slice() < key);
+        if i >= self.index.len() {
+            return Ok(None);
+        }
+        let b = self.block(i)?;
+        Ok(b.binary_search_by(|e| e.key.as_slice().cmp(key))
+            .ok()
+            .map(|j| b[j].versions.clone()))
+    }
+
+    /// Calls `f` for each key starting with `prefix`, in order.
+    pub fn scan_prefix(&self, prefix: &[u8], mut f: impl FnMut(&RunEntry)) -> Result<()> {
+        let mut i = self
+            .index
+            .partition_point(|e| e.last_key.as_slice() < prefix);
+        while i < self.index.len() {
+            let b = self.block(i)?;
+            for e in b.iter() {
+                if e.key.as_slice() < prefix {
+                    continue;
+                }
+                if !e.key.starts_with(prefix) {
+                    return Ok(());
+                }
+                f(e);
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// Reads and checks every block.
+    pub fn verify(&self) -> Result<()> {
+        let mut keys = 0u64;
+        for i in 0..self.index.len() {
+            keys += self.block(i)?.len() as u64;
+        }
+        self.blocks.lock().clear();
+        if keys != self.meta.keys {
+            return Err(Error::CorruptFile {
+                file: self.path.clone(),
+                detail: format!("holds {keys} keys, manifest says {}", self.meta.keys),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}

@@ -1,0 +1,79 @@
+//! A process's view of the store: the manifest's runs plus the in-memory delta of
+//! everything applied from the WAL since the checkpoint.
+
+use crate::error::Result;
+use crate::manifest::Manifest;
+use crate::memtable::MemTable;
+use crate::run::Run;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub type Version = (u64, Arc<[u8]>);
+
+#[derive(Debug)]
+pub struct State {
+    pub manifest: Manifest,
+    /// Newest first.
+    pub runs: Vec<Arc<Run>>,
+    pub mem: MemTable,
+    /// Highest LSN applied (runs + delta).
+    pub applied_lsn: u64,
+}
+
+impl State {
+    /// The newest version of `key` at or below `lsn`.
+    pub fn get(&self, key: &[u8], lsn: u64) -> Result<Option<Version>> {
+        if let Some(v) = self.mem.get(key, lsn) {
+            return Ok(Some(v));
+        }
+        for run in &self.runs {
+            if let Some(vs) = run.get(key)? {
+                if let Some((l, v)) = vs.iter().rev().find(|(l, _)| *l <= lsn) {
+                    return Ok(Some((*l, Arc::from(v.as_slice()))));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// LSN of the newest version of `key` (0: never written).
+    pub fn latest_lsn(&self, key: &[u8]) -> Result<u64> {
+        Ok(self.get(key, u64::MAX)?.map_or(0, |(l, _)| l))
+    }
+
+    /// The newest version at or below `lsn` of every key starting with `prefix`.
+    pub fn scan_prefix(&self, prefix: &[u8], lsn: u64) -> Result<BTreeMap<Vec<u8>, Version>> {
+        let mut out: BTreeMap<Vec<u8>, Version> = BTreeMap::new();
+        for run in self.runs.iter().rev() {
+            run.scan_prefix(prefix, |e| {
+                if let Some((l, v)) = e.versions.iter().rev().find(|(l, _)| *l <= lsn) {
+                    out.insert(e.key.clone(), (*l, Arc::from(v.as_slice())));
+                }
+            })?;
+        }
+        for (k, vs) in self.mem.prefix(prefix) {
+            if let Some((l, v)) = vs.iter().rev().find(|(l, _)| *l <= lsn) {
+                out.insert(k.clone(), (*l, v.clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every version of `key`, oldest first.
+    pub fn history(&self, key: &[u8]) -> Result<Vec<Version>> {
+        let mut out: BTreeMap<u64, Arc<[u8]>> = BTreeMap::new();
+        for run in &self.runs {
+            if let Some(vs) = run.get(key)? {
+                for (l, v) in vs {
+                    out.insert(l, Arc::from(v.as_slice()));
+                }
+            }
+        }
+        if let Some(vs) = self.mem.versions(key) {
+            for (l, v) in vs {
+                out.insert(*l, v.clone());
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+}

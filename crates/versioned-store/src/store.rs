@@ -1,0 +1,917 @@
+//! The store: open, catch-up, the commit pipeline, checkpoints and compaction.
+
+use crate::error::{io_at, Error, Result};
+use crate::manifest::{self, Manifest};
+use crate::memtable::{MemTable, Versions};
+use crate::model::{self, EdgeRecord, EntityRecord};
+use crate::record::{self, TxRecord};
+use crate::run::{self, Run, RunMeta};
+use crate::state::State;
+use crate::txn::Transaction;
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use wal::{Cursor, Durability, GroupCommit, LockHeld, ProcessLock, ScanStop, Vfs, Wal, WalOptions};
+
+/// How a store is opened.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub durability: Durability,
+    /// How long a writer waits for the lock (default 10 s, `GOT_LOCK_TIMEOUT`).
+    pub lock_timeout: Duration,
+    pub segment_size_bytes: u64,
+    pub max_frame_bytes: usize,
+    /// A checkpoint runs once the WAL tail since the last one passes this size.
+    pub checkpoint_wal_bytes: u64,
+    /// Compaction merges the runs once there are more than this many.
+    pub max_runs: usize,
+    /// `Store::transaction` re-runs its closure this many times on `Conflict`.
+    pub max_retries: u32,
+    /// The actor recorded on every write (default: `GOT_AGENT`, else the user name).
+    pub actor: Option<String>,
+    /// Create the store if the directory holds none.
+    pub create_if_missing: bool,
+    /// No lock, never writes or truncates; sees durable data.
+    pub read_only: bool,
+    /// Checkpoint automatically when the WAL tail passes `checkpoint_wal_bytes`.
+    pub auto_checkpoint: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            durability: Durability::Immediate,
+            lock_timeout: wal::lock::lock_timeout_from_env(),
+            segment_size_bytes: wal::segment::DEFAULT_SEGMENT_BYTES,
+            max_frame_bytes: wal::frame::DEFAULT_MAX_FRAME_BYTES,
+            checkpoint_wal_bytes: 4 << 20,
+            max_runs: 8,
+            max_retries: 10,
+            actor: None,
+            create_if_missing: false,
+            read_only: false,
+            auto_checkpoint: true,
+        }
+    }
+}
+
+/// The default actor: `GOT_AGENT`, else the user name, else "unknown".
+pub fn default_actor() -> String {
+    for var in ["GOT_AGENT", "USER", "LOGNAME"] {
+        if let Ok(v) = std::env::var(var) {
+            if !v.trim().is_empty() {
+                return v.trim().to_string();
+            }
+        }
+    }
+    "unknown".into()
+}
+
+/// A handle on a store. Cheap to clone; handles opened on the same directory in one
+/// process (with [`Store::open`]) share the lock, the commit queue and the state.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) actor: String,
+}
+
+/// What a committed transaction got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// The transaction's LSN; `None` if it wrote nothing (no WAL record).
+    pub lsn: Option<u64>,
+}
+
+/// One version in an entity's history.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistoryEntry {
+    pub lsn: u64,
+    pub version: u64,
+    pub actor: String,
+    pub time_ms: i64,
+    pub deleted: bool,
+    /// The entity as of this version (`None` for a deletion).
+    pub entity: Option<crate::Entity>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct CheckpointInfo {
+    pub checkpoint_lsn: u64,
+    pub generation: u64,
+    pub run: Option<RunMeta>,
+    pub compacted: bool,
+    pub segments_retired: usize,
+}
+
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub reads: BTreeMap<Vec<u8>, u64>,
+    pub writes: BTreeMap<Vec<u8>, Arc<[u8]>>,
+    pub edges_added: Vec<(String, String)>,
+    pub deleted: Vec<String>,
+    pub record: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct ReaderState {
+    cursor: Cursor,
+    generation: u64,
+    tail_bytes: u64,
+}
+
+pub(crate) struct Inner {
+    pub(crate) vfs: Arc<dyn Vfs>,
+    pub(crate) dir: PathBuf,
+    pub(crate) store_id: [u8; 16],
+    pub(crate) opts: Options,
+    pub(crate) wal: Wal,
+    lock: Option<ProcessLock>,
+    reader: Mutex<ReaderState>,
+    pub(crate) state: RwLock<State>,
+    commits: GroupCommit<Pending, Result<u64>>,
+    checkpoint_error: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("dir", &self.dir).finish()
+    }
+}
+
+type Registry = Mutex<HashMap<(PathBuf, bool), Weak<Inner>>>;
+static REGISTRY: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
+
+pub fn random_u64() -> u64 {
+    wal::segment::random_u64()
+}
+
+pub(crate) fn now_ms() -> i64 {
+    wal::log::now_ms() as i64
+}
+
+impl Store {
+    /// Opens the store in directory `path` on the real file system. Handles on the
+    /// same directory within one process share one lock and commit queue.
+    ///
+    /// ```
+    /// use versioned_store::{Options, Store, Value};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let opts = Options { create_if_missing: true, ..Options::default() };
+    /// let store = Store::open(dir.path().join(".got"), opts).unwrap();
+    /// let id = store
+    ///     .transaction(|tx| {
+    ///         let e = tx.create("task", [("title".to_string(), Value::from("write docs"))].into())?;
+    ///         Ok(e.id)
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(store.get(&id).unwrap().unwrap().version, 1);
+    /// ```
+    pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Store> {
+        let path = path.as_ref();
+        let vfs: Arc<dyn Vfs> = Arc::new(wal::RealVfs);
+        if opts.create_if_missing && !opts.read_only && !path.join("CURRENT").exists() {
+            init(vfs.as_ref(), path)?;
+        }
+        let canon = std::fs::canonicalize(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::NotAStore {
+                    path: path.to_path_buf(),
+                    detail: "no such directory (run `got init` to create a store)".into(),
+                }
+            } else {
+                io_at(path)(e)
+            }
+        })?;
+        let actor = opts.actor.clone().unwrap_or_else(default_actor);
+        let key = (canon.clone(), opts.read_only);
+        let reg = REGISTRY.get_or_init(Default::default);
+        let mut map = reg.lock();
+        if let Some(inner) = map.get(&key).and_then(Weak::upgrade) {
+            if !inner.wal.is_poisoned() {
+                return Ok(Store { inner, actor });
+            }
+        }
+        let inner = Arc::new(Inner::open(vfs, &canon, opts)?);
+        map.retain(|_, w| w.strong_count() > 0);
+        map.insert(key, Arc::downgrade(&inner));
+        Ok(Store { inner, actor })
+    }
+
+    /// Opens on any [`Vfs`] (the crash tests use `SimVfs`). Never shared: each call
+    /// behaves like a separate process.
+    pub fn open_with_vfs(
+        vfs: Arc<dyn Vfs>,
+        path: impl AsRef<Path>,
+        opts: Options,
+    ) -> Result<Store> {
+        let path = path.as_ref();
+        if opts.create_if_missing
+            && !opts.read_only
+            && !vfs.exists(&path.join("CURRENT")).map_err(io_at(path))?
+        {
+            init(vfs.as_ref(), path)?;
+        }
+        let actor = opts.actor.clone().unwrap_or_else(default_actor);
+        Ok(Store {
+            inner: Arc::new(Inner::open(vfs, path, opts)?),
+            actor,
+        })
+    }
+
+    /// The same store, writing as `actor`.
+    pub fn with_actor(&self, actor: impl Into<String>) -> Store {
+        Store {
+            inner: self.inner.clone(),
+            actor: actor.into(),
+        }
+    }
+
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+    pub fn options(&self) -> &Options {
+        &self.inner.opts
+    }
+
+    /// Starts a transaction on the latest durable state. Never retries.
+    pub fn begin(&self) -> Result<Transaction<'_>> {
+        self.inner.catch_up()?;
+        let snapshot = self.inner.state.read().applied_lsn;
+        Ok(Transaction::new(self, snapshot))
+    }
+
+    /// Runs `f` in a transaction and commits it, re-running `f` on `Conflict` up to
+    /// `max_retries` times. Any other error aborts and is returned.
+    pub fn transaction<T>(
+        &self,
+        mut f: impl FnMut(&mut Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            let mut tx = self.begin()?;
+            let r = f(&mut tx).and_then(|v| tx.commit().map(|_| v));
+            match r {
+                Err(Error::Conflict(_)) if attempt < self.inner.opts.max_retries => {
+                    attempt += 1;
+                    // Back off a little so racing processes interleave.
+                    std::thread::sleep(Duration::from_micros(
+                        (random_u64() % 500) * attempt as u64,
+                    ));
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// The latest committed version of an entity.
+    pub fn get(&self, id: &str) -> Result<Option<crate::Entity>> {
+        self.begin()?.get(id)
+    }
+
+    /// Entities, optionally of one kind, in id order.
+    pub fn list(&self, kind: Option<&str>, limit: Option<usize>) -> Result<Vec<crate::Entity>> {
+        self.begin()?.list(kind, limit)
+    }
+
+    /// Every committed version of `id`, oldest first, with actor and time.
+    pub fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
+        self.inner.catch_up()?;
+        let versions = self.inner.state.read().history(&model::entity_key(id))?;
+        versions
+            .into_iter()
+            .map(|(lsn, v)| {
+                let r: EntityRecord = model::decode(&v, "entity record")?;
+                Ok(HistoryEntry {
+                    lsn,
+                    version: r.version,
+                    actor: r.actor.clone(),
+                    time_ms: r.updated_at,
+                    deleted: r.deleted,
+                    entity: r.to_entity(id),
+                })
+            })
+            .collect()
+    }
+
+    /// The entity as it was at `lsn` (`None` if absent or deleted then).
+    pub fn get_at(&self, id: &str, lsn: u64) -> Result<Option<crate::Entity>> {
+        self.inner.catch_up()?;
+        let v = self.inner.state.read().get(&model::entity_key(id), lsn)?;
+        match v {
+            Some((_, b)) => Ok(model::decode::<EntityRecord>(&b, "entity record")?.to_entity(id)),
+            None => Ok(None),
+        }
+    }
+
+    /// Flushes the delta into a new run and retires WAL segments it covers;
+    /// compacts when there are too many runs.
+    pub fn checkpoint(&self) -> Result<CheckpointInfo> {
+        self.inner.checkpoint()
+    }
+
+    /// The highest LSN this handle has applied.
+    pub fn applied_lsn(&self) -> Result<u64> {
+        self.inner.catch_up()?;
+        Ok(self.inner.state.read().applied_lsn)
+    }
+
+    /// The last automatic-checkpoint failure, if any (commits stay durable; the
+    /// checkpoint is retried after the next commit).
+    pub fn last_checkpoint_error(&self) -> Option<String> {
+        self.inner.checkpoint_error.lock().clone()
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.wal.is_poisoned()
+    }
+
+    pub(crate) fn commit_pending(&self, p: Pending) -> Result<u64> {
+        let inner = &self.inner;
+        let r = inner.commits.submit(p, |batch| inner.run_batch(batch));
+        if r.is_ok() && inner.opts.auto_checkpoint && !inner.opts.read_only {
+            let due = inner.reader.lock().tail_bytes > inner.opts.checkpoint_wal_bytes;
+            if due {
+                let res = inner.checkpoint();
+                *inner.checkpoint_error.lock() = res.err().map(|e| e.to_string());
+            }
+            let _ = inner.wal.ensure_preallocated();
+        }
+        r
+    }
+}
+
+/// Creates a new, empty store in `dir` (which may exist but must hold no store).
+pub fn init(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
+    vfs.create_dir_all(dir).map_err(io_at(dir))?;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        vfs.sync_dir(parent).map_err(io_at(parent))?;
+    }
+    // Two racing inits: the lock orders them and the second finds CURRENT.
+    let lock = ProcessLock::open(vfs, dir)?;
+    let _held = lock.acquire(wal::lock::lock_timeout_from_env())?;
+    if vfs.exists(&dir.join("CURRENT")).map_err(io_at(dir))? {
+        return Err(Error::AlreadyExists(dir.to_path_buf()));
+    }
+    let mut store_id = [0u8; 16];
+    store_id[..8].copy_from_slice(&random_u64().to_le_bytes());
+    store_id[8..].copy_from_slice(&random_u64().to_le_bytes());
+    for sub in ["runs", "backups", "quarantine"] {
+        let p = dir.join(sub);
+        vfs.create_dir_all(&p).map_err(io_at(&p))?;
+    }
+    Wal::create(vfs, dir, store_id, &WalOptions::default())?;
+    // CURRENT last: its presence is what makes the directory a store.
+    manifest::write(
+        vfs,
+        dir,
+        &Manifest {
+            store_id,
+            generation: 0,
+            checkpoint_lsn: 0,
+            runs: Vec::new(),
+            created_at_ms: now_ms(),
+        },
+    )
+}
+
+fn open_runs(vfs: &dyn Vfs, dir: &Path, m: &Manifest, reuse: &[Arc<Run>]) -> Result<Vec<Arc<Run>>> {
+    let runs_dir = dir.join("runs");
+    m.runs
+        .iter()
+        .map(|meta| {
+            if let Some(r) = reuse.iter().find(|r| r.meta == *meta) {
+                return Ok(r.clone());
+            }
+            Ok(Arc::new(Run::open(vfs, &runs_dir, meta, m.store_id)?))
+        })
+        .collect()
+}
+
+fn is_not_found(e: &Error) -> bool {
+    match e {
+        Error::Wal(wal::Error::Io { source, .. }) => source.kind() == std::io::ErrorKind::NotFound,
+        Error::Wal(wal::Error::BadFile { detail, .. }) => detail.starts_with("no segment holds"),
+        _ => false,
+    }
+}
+
+impl Inner {
+    fn open(vfs: Arc<dyn Vfs>, dir: &Path, opts: Options) -> Result<Inner> {
+        // CURRENT may move (a checkpoint elsewhere) while we open: retry.
+        let mut attempt = 0;
+        let (m, runs, wal, cursor) = loop {
+            attempt += 1;
+            let r = (|| {
+                let m = manifest::read(vfs.as_ref(), dir)?;
+                let runs = open_runs(vfs.as_ref(), dir, &m, &[])?;
+                let wal = Wal::open(
+                    vfs.clone(),
+                    dir,
+                    m.store_id,
+                    WalOptions {
+                        segment_size_bytes: opts.segment_size_bytes,
+                        max_frame_bytes: opts.max_frame_bytes,
+                        durability: opts.durability,
+                    },
+                    !opts.read_only,
+                )?;
+                wal.set_generation(m.generation);
+                let cursor = wal.position(m.checkpoint_lsn)?;
+                Ok((m, runs, wal, cursor))
+            })();
+            match r {
+                Err(e) if attempt < 20 && is_not_found(&e) => continue,
+                r => break r?,
+            }
+        };
+        let lock = if opts.read_only {
+            None
+        } else {
+            Some(ProcessLock::open(vfs.as_ref(), dir)?)
+        };
+        let inner = Inner {
+            store_id: m.store_id,
+            reader: Mutex::new(ReaderState {
+                cursor,
+                generation: m.generation,
+                tail_bytes: 0,
+            }),
+            state: RwLock::new(State {
+                applied_lsn: m.checkpoint_lsn,
+                manifest: m,
+                runs,
+                mem: MemTable::default(),
+            }),
+            vfs,
+            dir: dir.to_path_buf(),
+            opts,
+            wal,
+            lock,
+            commits: GroupCommit::default(),
+            checkpoint_error: Mutex::new(None),
+        };
+        if let Some(lock) = &inner.lock {
+            // Recovery by the lock holder: cut a torn tail, refuse mid-log damage.
+            let held = lock.acquire(inner.opts.lock_timeout)?;
+            inner.sync_with_log(&held)?;
+        } else {
+            inner.catch_up()?;
+        }
+        Ok(inner)
+    }
+
+    /// Applies frames (idempotently: LSNs at or below `applied_lsn` are skipped).
+    fn apply(&self, rd: &mut ReaderState, frames: Vec<wal::Frame>) -> Result<()> {
+        if frames.is_empty() {
+            return Ok(());
+        }
+        let mut decoded = Vec::with_capacity(frames.len());
+        for f in &frames {
+            rd.tail_bytes += f.payload.len() as u64;
+            decoded.push((f.first_lsn, record::decode_batch(&f.payload, f.count)?));
+        }
+        let mut st = self.state.write();
+        for (first, records) in decoded {
+            for (i, rec) in records.into_iter().enumerate() {
+                let lsn = first + i as u64;
+                if lsn <= st.applied_lsn {
+                    continue;
+                }
+                for (k, v) in rec.writes {
+                    st.mem.insert(k, lsn, Arc::from(v));
+                }
+                st.applied_lsn = lsn;
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads a newer CURRENT: its runs, and drops the delta they now hold.
+    fn reload(&self, rd: &mut ReaderState) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let r = (|| {
+                let m = manifest::read(self.vfs.as_ref(), &self.dir)?;
+                if m.generation == rd.generation {
+                    return Ok(None);
+                }
+                let reuse = self.state.read().runs.clone();
+                let runs = open_runs(self.vfs.as_ref(), &self.dir, &m, &reuse)?;
+                let cursor = if rd.cursor.next_lsn <= m.checkpoint_lsn {
+                    Some(self.wal.position(m.checkpoint_lsn)?)
+                } else {
+                    None
+                };
+                Ok(Some((m, runs, cursor)))
+            })();
+            let (m, runs, cursor) = match r {
+                Err(e) if attempt < 20 && is_not_found(&e) => continue,
+                Err(e) => return Err(e),
+                Ok(None) => return Ok(()),
+                Ok(Some(x)) => x,
+            };
+            let mut st = self.state.write();
+            st.mem.prune_through(m.checkpoint_lsn);
+            st.applied_lsn = st.applied_lsn.max(m.checkpoint_lsn);
+            rd.generation = m.generation;
+            self.wal.set_generation(m.generation);
+            if let Some(c) = cursor {
+                rd.cursor = c;
+                rd.tail_bytes = 0;
+            }
+            st.manifest = m;
+            st.runs = runs;
+            return Ok(());
+        }
+    }
+
+    /// Lock-free catch-up to the published durable LSN.
+    pub(crate) fn catch_up(&self) -> Result<()> {
+        let mut rd = self.reader.lock();
+        if self.wal.published()?.generation != rd.generation {
+            self.reload(&mut rd)?;
+        }
+        for _ in 0..20 {
+            let mut frames = Vec::new();
+            let stop = self.wal.read_committed(&mut rd.cursor, &mut frames)?;
+            self.apply(&mut rd, frames)?;
+            if stop != ScanStop::MissingSegment {
+                return Ok(());
+            }
+            self.reload(&mut rd)?;
+        }
+        Ok(())
+    }
+
+    /// Under the lock: recover and apply everything in the log; returns the write
+    /// position (the end of the log).
+    fn sync_with_log(&self, held: &LockHeld) -> Result<Cursor> {
+        let mut rd = self.reader.lock();
+        if self.wal.published()?.generation != rd.generation {
+            self.reload(&mut rd)?;
+        }
+        for _ in 0..20 {
+            let mut frames = Vec::new();
+            let complete = self.wal.recover(held, &mut rd.cursor, &mut frames)?;
+            self.apply(&mut rd, frames)?;
+            if complete {
+                return Ok(rd.cursor);
+            }
+            self.reload(&mut rd)?;
+        }
+        Err(Error::Invalid(
+            "could not find the end of the log after 20 tries".into(),
+        ))
+    }
+
+    fn run_batch(&self, batch: Vec<Pending>) -> Vec<Result<u64>> {
+        match self.try_batch(&batch) {
+            Ok(v) => v,
+            Err(e) => batch.iter().map(|_| Err(dup_error(&e))).collect(),
+        }
+    }
+
+    fn try_batch(&self, batch: &[Pending]) -> Result<Vec<Result<u64>>> {
+        let lock = self.lock.as_ref().ok_or(Error::ReadOnly)?;
+        let held = lock.acquire(self.opts.lock_timeout)?;
+        let mut wcur = self.sync_with_log(&held)?;
+        let mut results = Vec::with_capacity(batch.len());
+        let mut accepted: Vec<&Pending> = Vec::new();
+        {
+            let st = self.state.read();
+            let mut overlay: BTreeMap<Vec<u8>, (u64, Arc<[u8]>)> = BTreeMap::new();
+            for p in batch {
+                match validate(&st, &overlay, p) {
+                    Ok(()) => {
+                        let lsn = wcur.next_lsn + accepted.len() as u64;
+                        for (k, v) in &p.writes {
+                            overlay.insert(k.clone(), (lsn, v.clone()));
+                        }
+                        accepted.push(p);
+                        results.push(Ok(lsn));
+                    }
+                    Err(e) => results.push(Err(e)),
+                }
+            }
+        }
+        if accepted.is_empty() {
+            return Ok(results);
+        }
+        let records: Vec<&[u8]> = accepted.iter().map(|p| p.record.as_slice()).collect();
+        let payload = record::encode_batch(&records);
+        let appended = self
+            .wal
+            .append(&held, &mut wcur, &payload, accepted.len() as u32);
+        let first = match appended {
+            Ok(first) => first,
+            Err(e) => {
+                if self.wal.must_keep_lock() {
+                    // The failed frame could not be erased: keep others from reading
+                    // it until this handle is dropped.
+                    std::mem::forget(held);
+                }
+                let e = Error::from(e);
+                return Ok(results
+                    .into_iter()
+                    .map(|r| r.and_then(|_| Err(dup_error(&e))))
+                    .collect());
+            }
+        };
+        let mut rd = self.reader.lock();
+        self.apply(
+            &mut rd,
+            vec![wal::Frame {
+                first_lsn: first,
+                count: accepted.len() as u32,
+                payload,
+            }],
+        )?;
+        if rd.cursor.next_lsn < wcur.next_lsn {
+            rd.cursor = wcur;
+        }
+        Ok(results)
+    }
+
+    fn checkpoint(&self) -> Result<CheckpointInfo> {
+        let lock = self.lock.as_ref().ok_or(Error::ReadOnly)?;
+        let held = lock.acquire(self.opts.lock_timeout)?;
+        let wcur = self.sync_with_log(&held)?;
+        if self.opts.durability == Durability::None {
+            // Runs must never hold what the log could still lose.
+            self.wal.sync_tail(&held, &wcur)?;
+        }
+        let runs_dir = self.dir.join("runs");
+        let (old, ckpt, new_meta, compacted) = {
+            let st = self.state.read();
+            let ckpt = st.applied_lsn;
+            if ckpt == st.manifest.checkpoint_lsn {
+                return Ok(CheckpointInfo {
+                    checkpoint_lsn: ckpt,
+                    generation: st.manifest.generation,
+                    ..Default::default()
+                });
+            }
+            let gen = st.manifest.generation + 1;
+            let name = format!("{ckpt:020}-{gen:08}.run");
+            let compact = st.runs.len() + 1 > self.opts.max_runs;
+            let meta = if compact {
+                let merged = merge_all(&st)?;
+                run::write_run(
+                    self.vfs.as_ref(),
+                    &runs_dir,
+                    &name,
+                    self.store_id,
+                    merged.iter().map(|(k, v)| (k.as_slice(), v)),
+                )?
+            } else {
+                run::write_run(
+                    self.vfs.as_ref(),
+                    &runs_dir,
+                    &name,
+                    self.store_id,
+                    st.mem.iter().map(|(k, v)| (k.as_slice(), v)),
+                )?
+            };
+            (st.manifest.clone(), ckpt, meta, compact)
+        };
+        let mut runs = vec![new_meta.clone()];
+        if !compacted {
+            runs.extend(old.runs.iter().cloned());
+        }
+        let m = Manifest {
+            store_id: self.store_id,
+            generation: old.generation + 1,
+            checkpoint_lsn: ckpt,
+            runs,
+            created_at_ms: old.created_at_ms,
+        };
+        manifest::write(self.vfs.as_ref(), &self.dir, &m)?;
+        // From here the new CURRENT is durable; publish its generation.
+        self.wal.set_generation(m.generation);
+        self.wal.publish(&held, ckpt)?;
+        {
+            let mut rd = self.reader.lock();
+            let reuse = self.state.read().runs.clone();
+            let runs = open_runs(self.vfs.as_ref(), &self.dir, &m, &reuse)?;
+            let mut st = self.state.write();
+            st.mem.prune_through(ckpt);
+            st.runs = runs;
+            st.manifest = m.clone();
+            rd.generation = m.generation;
+            rd.tail_bytes = 0;
+        }
+        let retired = self.wal.retire_through(&held, ckpt)?;
+        let live: Vec<&str> = m.runs.iter().map(|r| r.name.as_str()).collect();
+        let mut removed = false;
+        for r in &old.runs {
+            if !live.contains(&r.name.as_str()) {
+                let p = runs_dir.join(&r.name);
+                self.vfs.remove_file(&p).map_err(io_at(&p))?;
+                removed = true;
+            }
+        }
+        if removed {
+            self.vfs.sync_dir(&runs_dir).map_err(io_at(&runs_dir))?;
+        }
+        Ok(CheckpointInfo {
+            checkpoint_lsn: ckpt,
+            generation: m.generation,
+            run: Some(new_meta),
+            compacted,
+            segments_retired: retired,
+        })
+    }
+}
+
+/// All versions of every key in the runs and the delta, merged.
+fn merge_all(st: &State) -> Result<BTreeMap<Vec<u8>, Versions>> {
+    let mut out: BTreeMap<Vec<u8>, BTreeMap<u64, Arc<[u8]>>> = BTreeMap::new();
+    for r in &st.runs {
+        r.scan_prefix(&[], |e| {
+            let slot = out.entry(e.key.clone()).or_default();
+            for (l, v) in &e.versions {
+                slot.insert(*l, Arc::from(v.as_slice()));
+            }
+        })?;
+    }
+    for (k, vs) in st.mem.iter() {
+        let slot = out.entry(k.clone()).or_default();
+        for (l, v) in vs {
+            slot.insert(*l, v.clone());
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|(k, vs)| (k, vs.into_iter().collect()))
+        .collect())
+}
+
+/// The newest value of `key` as of the batch so far: own writes, then earlier
+/// members of the batch, then the state.
+fn latest(
+    st: &State,
+    overlay: &BTreeMap<Vec<u8>, (u64, Arc<[u8]>)>,
+    own: &BTreeMap<Vec<u8>, Arc<[u8]>>,
+    key: &[u8],
+) -> Result<Option<Arc<[u8]>>> {
+    if let Some(v) = own.get(key) {
+        return Ok(Some(v.clone()));
+    }
+    if let Some((_, v)) = overlay.get(key) {
+        return Ok(Some(v.clone()));
+    }
+    Ok(st.get(key, u64::MAX)?.map(|(_, v)| v))
+}
+
+fn alive(v: Option<Arc<[u8]>>) -> Result<bool> {
+    match v {
+        None => Ok(false),
+        Some(b) => Ok(!model::decode::<EntityRecord>(&b, "entity record")?.deleted),
+    }
+}
+
+fn describe_key(key: &[u8]) -> String {
+    match key.first() {
+        Some(b'e') => format!("entity {}", String::from_utf8_lossy(&key[1..])),
+        _ => match model::edge_of_key(key) {
+            Some((f, k, t)) => format!("edge {f} -{k}-> {t}"),
+            None => "a key".into(),
+        },
+    }
+}
+
+/// Validates one transaction against the latest state plus the earlier members of
+/// its batch: the read set, then the cross-entity invariants.
+fn validate(st: &State, overlay: &BTreeMap<Vec<u8>, (u64, Arc<[u8]>)>, p: &Pending) -> Result<()> {
+    for (key, seen) in &p.reads {
+        let now = match overlay.get(key) {
+            Some((l, _)) => *l,
+            None => st.latest_lsn(key)?,
+        };
+        if now != *seen {
+            return Err(Error::Conflict(format!(
+                "{} changed since this transaction read it (LSN {seen} → {now})",
+                describe_key(key)
+            )));
+        }
+    }
+    for (from, to) in &p.edges_added {
+        for id in [from, to] {
+            if !alive(latest(st, overlay, &p.writes, &model::entity_key(id))?)? {
+                return Err(Error::Conflict(format!(
+                    "edge endpoint {id} no longer exists"
+                )));
+            }
+        }
+    }
+    for id in &p.deleted {
+        for tag in [b'o', b'i'] {
+            let prefix = model::edge_prefix(tag, id);
+            let mut keys: Vec<Vec<u8>> = st.scan_prefix(&prefix, u64::MAX)?.into_keys().collect();
+            keys.extend(
+                overlay
+                    .range(prefix.clone()..)
+                    .take_while(|(k, _)| k.starts_with(&prefix))
+                    .map(|(k, _)| k.clone()),
+            );
+            for k in keys {
+                let v = latest(st, overlay, &p.writes, &k)?;
+                if let Some(b) = v {
+                    if model::decode::<EdgeRecord>(&b, "edge record")?.present {
+                        return Err(Error::Conflict(format!(
+                            "{} was added concurrently to deleted entity {id}",
+                            describe_key(&k)
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Errors are not `Clone`; each member of a failed batch gets an equivalent one.
+pub(crate) fn dup_error(e: &Error) -> Error {
+    use wal::Error as W;
+    let io = |s: &std::io::Error| std::io::Error::new(s.kind(), s.to_string());
+    match e {
+        Error::Wal(w) => Error::Wal(match w {
+            W::Io { path, source } => W::Io {
+                path: path.clone(),
+                source: io(source),
+            },
+            W::Corruption {
+                file,
+                offset,
+                detail,
+            } => W::Corruption {
+                file: file.clone(),
+                offset: *offset,
+                detail: detail.clone(),
+            },
+            W::Locked { holder, waited_ms } => W::Locked {
+                holder: holder.clone(),
+                waited_ms: *waited_ms,
+            },
+            W::SyncFailed { path, source } => W::SyncFailed {
+                path: path.clone(),
+                source: io(source),
+            },
+            W::Poisoned => W::Poisoned,
+            W::FrameTooLarge { size, max } => W::FrameTooLarge {
+                size: *size,
+                max: *max,
+            },
+            W::TooNew {
+                file,
+                found,
+                supported,
+            } => W::TooNew {
+                file: file.clone(),
+                found: *found,
+                supported: *supported,
+            },
+            W::BadFile { file, detail } => W::BadFile {
+                file: file.clone(),
+                detail: detail.clone(),
+            },
+        }),
+        Error::NotFound(s) => Error::NotFound(s.clone()),
+        Error::Conflict(s) => Error::Conflict(s.clone()),
+        Error::Invalid(s) => Error::Invalid(s.clone()),
+        Error::NotAStore { path, detail } => Error::NotAStore {
+            path: path.clone(),
+            detail: detail.clone(),
+        },
+        Error::AlreadyExists(p) => Error::AlreadyExists(p.clone()),
+        Error::CorruptFile { file, detail } => Error::CorruptFile {
+            file: file.clone(),
+            detail: detail.clone(),
+        },
+        Error::Decode(s) => Error::Decode(s.clone()),
+        Error::ReadOnly => Error::ReadOnly,
+        Error::Finished => Error::Finished,
+    }
+}
+
+/// Encodes a transaction's record (before the lock is taken).
+pub(crate) fn encode_record(
+    actor: &str,
+    time_ms: i64,
+    writes: &BTreeMap<Vec<u8>, Arc<[u8]>>,
+) -> Vec<u8> {
+    model::encode(&TxRecord {
+        actor: actor.to_string(),
+        time_ms,
+        writes: writes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_vec()))
+            .collect(),
+    })
+}

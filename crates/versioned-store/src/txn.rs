@@ -1,0 +1,330 @@
+//! Transactions: snapshot reads that record what they saw (absence included),
+//! buffered writes with read-your-own-writes, validated at commit under the lock.
+
+use crate::error::{Error, Result};
+use crate::model::{self, Edge, EdgeRecord, Entity, EntityRecord};
+use crate::store::{encode_record, now_ms, CommitInfo, Pending, Store};
+use crate::value::Props;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Which edges of an entity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Out,
+    In,
+    Both,
+}
+
+/// A transaction. Reads see the durable state at `begin` plus this transaction's
+/// own writes. Nothing is written until [`Transaction::commit`]; dropping it (or
+/// [`Transaction::abort`]) discards it.
+pub struct Transaction<'s> {
+    store: &'s Store,
+    snapshot: u64,
+    reads: BTreeMap<Vec<u8>, u64>,
+    writes: BTreeMap<Vec<u8>, Arc<[u8]>>,
+    edges_added: Vec<(String, String)>,
+    deleted: Vec<String>,
+    time_ms: i64,
+}
+
+impl std::fmt::Debug for Transaction<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction")
+            .field("snapshot", &self.snapshot)
+            .field("reads", &self.reads.len())
+            .field("writes", &self.writes.len())
+            .finish()
+    }
+}
+
+impl<'s> Transaction<'s> {
+    pub(crate) fn new(store: &'s Store, snapshot: u64) -> Self {
+        Transaction {
+            store,
+            snapshot,
+            reads: BTreeMap::new(),
+            writes: BTreeMap::new(),
+            edges_added: Vec::new(),
+            deleted: Vec::new(),
+            time_ms: now_ms(),
+        }
+    }
+
+    /// The LSN this transaction reads at.
+    pub fn snapshot_lsn(&self) -> u64 {
+        self.snapshot
+    }
+
+    fn read_key(&mut self, key: &[u8]) -> Result<Option<Arc<[u8]>>> {
+        if let Some(v) = self.writes.get(key) {
+            return Ok(Some(v.clone()));
+        }
+        let r = self.store.inner.state.read().get(key, self.snapshot)?;
+        self.reads
+            .entry(key.to_vec())
+            .or_insert(r.as_ref().map_or(0, |(l, _)| *l));
+        Ok(r.map(|(_, v)| v))
+    }
+
+    fn record(&mut self, id: &str) -> Result<Option<EntityRecord>> {
+        model::check_id(id)?;
+        match self.read_key(&model::entity_key(id))? {
+            Some(b) => Ok(Some(model::decode(&b, "entity record")?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The entity, if it exists (as of the snapshot, or as this transaction left it).
+    pub fn get(&mut self, id: &str) -> Result<Option<Entity>> {
+        Ok(self.record(id)?.and_then(|r| r.to_entity(id)))
+    }
+
+    fn write_entity(&mut self, id: &str, rec: &EntityRecord) {
+        self.writes
+            .insert(model::entity_key(id), Arc::from(model::encode(rec)));
+    }
+
+    fn put_inner(
+        &mut self,
+        id: &str,
+        kind: &str,
+        props: Props,
+        expected: Option<u64>,
+    ) -> Result<Entity> {
+        model::check_id(id)?;
+        model::check_kind(kind)?;
+        let prev = self.record(id)?;
+        let live_version = prev
+            .as_ref()
+            .filter(|r| !r.deleted)
+            .map_or(0, |r| r.version);
+        if let Some(exp) = expected {
+            if exp != live_version {
+                return Err(Error::Conflict(format!(
+                    "entity {id} is at version {live_version}, expected {exp}"
+                )));
+            }
+        }
+        let created_at = match &prev {
+            Some(r) if !r.deleted => r.created_at,
+            _ => self.time_ms,
+        };
+        let rec = EntityRecord {
+            deleted: false,
+            kind: kind.to_string(),
+            version: prev.as_ref().map_or(0, |r| r.version) + 1,
+            props,
+            created_at,
+            updated_at: self.time_ms,
+            actor: self.store.actor().to_string(),
+        };
+        self.write_entity(id, &rec);
+        Ok(rec.to_entity(id).expect("not deleted"))
+    }
+
+    /// Creates or replaces entity `id` (its props are replaced whole).
+    pub fn put(&mut self, id: &str, kind: &str, props: Props) -> Result<Entity> {
+        self.put_inner(id, kind, props, None)
+    }
+
+    /// Compare-and-swap: like [`put`](Self::put), but only if the entity's current
+    /// version is `expected` (0: it must not exist); otherwise `Conflict`.
+    pub fn put_if_version(
+        &mut self,
+        id: &str,
+        kind: &str,
+        props: Props,
+        expected: u64,
+    ) -> Result<Entity> {
+        self.put_inner(id, kind, props, Some(expected))
+    }
+
+    /// Creates an entity under a new random id (10 base32 characters, 50 bits).
+    pub fn create(&mut self, kind: &str, props: Props) -> Result<Entity> {
+        self.create_with_prefix("", kind, props)
+    }
+
+    /// Creates an entity under `prefix` + a new random id. Insert-if-absent: an id
+    /// that exists (or existed) is skipped for a fresh one.
+    pub fn create_with_prefix(&mut self, prefix: &str, kind: &str, props: Props) -> Result<Entity> {
+        for _ in 0..16 {
+            let id = model::new_id(prefix);
+            if self.record(&id)?.is_none() {
+                return self.put_inner(&id, kind, props, Some(0));
+            }
+        }
+        Err(Error::Invalid(
+            "could not find a free id in 16 tries".into(),
+        ))
+    }
+
+    /// Deletes an entity and, in the same transaction, all its edges.
+    pub fn delete(&mut self, id: &str) -> Result<Entity> {
+        let Some(rec) = self.record(id)?.filter(|r| !r.deleted) else {
+            return Err(Error::NotFound(format!("entity {id}")));
+        };
+        for e in self.edges(id, Direction::Both, None)? {
+            self.remove_edge(&e.from, &e.kind, &e.to)?;
+        }
+        let gone = EntityRecord {
+            deleted: true,
+            version: rec.version + 1,
+            updated_at: self.time_ms,
+            actor: self.store.actor().to_string(),
+            ..rec.clone()
+        };
+        self.write_entity(id, &gone);
+        self.deleted.push(id.to_string());
+        Ok(rec.to_entity(id).expect("was live"))
+    }
+
+    fn write_edge(&mut self, from: &str, kind: &str, to: &str, rec: &EdgeRecord) {
+        let v: Arc<[u8]> = Arc::from(model::encode(rec));
+        self.writes
+            .insert(model::out_key(from, kind, to), v.clone());
+        self.writes.insert(model::in_key(from, kind, to), v);
+    }
+
+    /// Adds (or replaces the props of) edge `from -kind-> to`. Both ends must exist.
+    pub fn add_edge(&mut self, from: &str, kind: &str, to: &str, props: Props) -> Result<()> {
+        model::check_kind(kind)?;
+        for id in [from, to] {
+            if self.get(id)?.is_none() {
+                return Err(Error::NotFound(format!("entity {id} (edge endpoint)")));
+            }
+        }
+        self.read_key(&model::out_key(from, kind, to))?;
+        let rec = EdgeRecord {
+            present: true,
+            props,
+            actor: self.store.actor().to_string(),
+            time_ms: self.time_ms,
+        };
+        self.write_edge(from, kind, to, &rec);
+        self.edges_added.push((from.to_string(), to.to_string()));
+        Ok(())
+    }
+
+    /// Removes edge `from -kind-> to`; returns whether it existed.
+    pub fn remove_edge(&mut self, from: &str, kind: &str, to: &str) -> Result<bool> {
+        model::check_id(from)?;
+        model::check_id(to)?;
+        model::check_kind(kind)?;
+        let Some(b) = self.read_key(&model::out_key(from, kind, to))? else {
+            return Ok(false);
+        };
+        let rec: EdgeRecord = model::decode(&b, "edge record")?;
+        if !rec.present {
+            return Ok(false);
+        }
+        let gone = EdgeRecord {
+            present: false,
+            props: Props::new(),
+            actor: self.store.actor().to_string(),
+            time_ms: self.time_ms,
+        };
+        self.write_edge(from, kind, to, &gone);
+        Ok(true)
+    }
+
+    /// The live edges of `id`, optionally of one kind. Each edge seen joins the read
+    /// set; edges added concurrently are caught by the commit-time invariants.
+    pub fn edges(&mut self, id: &str, dir: Direction, kind: Option<&str>) -> Result<Vec<Edge>> {
+        model::check_id(id)?;
+        let tags: &[u8] = match dir {
+            Direction::Out => b"o",
+            Direction::In => b"i",
+            Direction::Both => b"oi",
+        };
+        let mut out = Vec::new();
+        for &tag in tags {
+            let prefix = model::edge_prefix(tag, id);
+            let mut found: BTreeMap<Vec<u8>, (u64, Arc<[u8]>)> = self
+                .store
+                .inner
+                .state
+                .read()
+                .scan_prefix(&prefix, self.snapshot)?;
+            for (k, (l, _)) in &found {
+                self.reads.entry(k.clone()).or_insert(*l);
+            }
+            for (k, v) in self.writes.range(prefix.clone()..) {
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                found.insert(k.clone(), (u64::MAX, v.clone()));
+            }
+            for (k, (_, v)) in found {
+                let rec: EdgeRecord = model::decode(&v, "edge record")?;
+                let Some((from, ekind, to)) = model::edge_of_key(&k) else {
+                    continue;
+                };
+                if rec.present && kind.is_none_or(|want| want == ekind) {
+                    out.push(Edge {
+                        from,
+                        kind: ekind,
+                        to,
+                        props: rec.props,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Live entities (optionally of one kind) in id order, up to `limit`. A scan is
+    /// not part of the read set (entities created concurrently are not conflicts).
+    pub fn list(&mut self, kind: Option<&str>, limit: Option<usize>) -> Result<Vec<Entity>> {
+        let mut found = self
+            .store
+            .inner
+            .state
+            .read()
+            .scan_prefix(b"e", self.snapshot)?;
+        for (k, v) in self.writes.range(b"e".to_vec()..) {
+            if !k.starts_with(b"e") {
+                break;
+            }
+            found.insert(k.clone(), (u64::MAX, v.clone()));
+        }
+        let mut out = Vec::new();
+        for (k, (_, v)) in found {
+            if limit.is_some_and(|l| out.len() >= l) {
+                break;
+            }
+            let rec: EntityRecord = model::decode(&v, "entity record")?;
+            if rec.deleted || kind.is_some_and(|want| want != rec.kind) {
+                continue;
+            }
+            let id = String::from_utf8_lossy(&k[1..]).into_owned();
+            out.extend(rec.to_entity(&id));
+        }
+        Ok(out)
+    }
+
+    /// Commits: under the lock, validates the read set and the invariants against the
+    /// latest state (`Conflict`, nothing written, if anything changed), appends one
+    /// WAL record and, by default, returns only after it is durable.
+    pub fn commit(self) -> Result<CommitInfo> {
+        if self.writes.is_empty() {
+            return Ok(CommitInfo { lsn: None });
+        }
+        if self.store.options().read_only {
+            return Err(Error::ReadOnly);
+        }
+        let record = encode_record(self.store.actor(), self.time_ms, &self.writes);
+        let lsn = self.store.commit_pending(Pending {
+            reads: self.reads,
+            writes: self.writes,
+            edges_added: self.edges_added,
+            deleted: self.deleted,
+            record,
+        })?;
+        Ok(CommitInfo { lsn: Some(lsn) })
+    }
+
+    /// Discards the transaction.
+    pub fn abort(self) {}
+}

@@ -1,0 +1,83 @@
+use versioned_store::{props, Direction, Error, Options, Store, Value};
+use wal::SimVfs;
+
+fn opts() -> Options {
+    Options {
+        create_if_missing: true,
+        segment_size_bytes: 8192,
+        checkpoint_wal_bytes: 4096,
+        max_runs: 3,
+        ..Options::default()
+    }
+}
+
+#[test]
+fn put_get_history_edges_and_reopen_across_checkpoints() {
+    let vfs = SimVfs::new();
+    let dir = std::path::Path::new("/s/.got");
+    let s = Store::open_with_vfs(vfs.clone(), dir, opts()).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..300i64 {
+        let id = s
+            .transaction(|tx| Ok(tx.create("task", props([("n", Value::Int(i))]))?.id))
+            .unwrap();
+        ids.push(id);
+    }
+    s.transaction(|tx| tx.add_edge(&ids[0], "depends_on", &ids[1], Default::default()))
+        .unwrap();
+    s.transaction(|tx| {
+        tx.put(&ids[0], "task", props([("n", Value::Int(-1))]))
+            .map(|_| ())
+    })
+    .unwrap();
+    let h = s.history(&ids[0]).unwrap();
+    assert_eq!(h.len(), 2);
+    assert_eq!(h[1].version, 2);
+    drop(s);
+    let s = Store::open_with_vfs(vfs.clone(), dir, opts()).unwrap();
+    assert_eq!(s.list(Some("task"), None).unwrap().len(), 300);
+    assert_eq!(s.get(&ids[0]).unwrap().unwrap().props["n"], Value::Int(-1));
+    let mut tx = s.begin().unwrap();
+    assert_eq!(tx.edges(&ids[1], Direction::In, None).unwrap().len(), 1);
+    drop(tx);
+    // Deleting removes the edge too.
+    s.transaction(|tx| tx.delete(&ids[1]).map(|_| ())).unwrap();
+    let mut tx = s.begin().unwrap();
+    assert!(tx.edges(&ids[0], Direction::Out, None).unwrap().is_empty());
+    drop(tx);
+    assert!(matches!(
+        s.transaction(|tx| tx.add_edge(&ids[0], "x", &ids[1], Default::default())),
+        Err(Error::NotFound(_))
+    ));
+    let h = s.history(&ids[0]).unwrap();
+    let first_lsn = h[0].lsn;
+    assert_eq!(
+        s.get_at(&ids[0], first_lsn).unwrap().unwrap().props["n"],
+        Value::Int(0)
+    );
+}
+
+#[test]
+fn two_handles_conflict_on_compare_and_swap() {
+    let vfs = SimVfs::new();
+    let dir = std::path::Path::new("/s/.got");
+    let a = Store::open_with_vfs(vfs.clone(), dir, opts()).unwrap();
+    let b = Store::open_with_vfs(vfs.clone(), dir, opts()).unwrap();
+    a.transaction(|tx| {
+        tx.put("c", "counter", props([("v", Value::Int(0))]))
+            .map(|_| ())
+    })
+    .unwrap();
+    let mut ta = a.begin().unwrap();
+    let mut tb = b.begin().unwrap();
+    let va = ta.get("c").unwrap().unwrap();
+    let vb = tb.get("c").unwrap().unwrap();
+    ta.put("c", "counter", props([("v", Value::Int(1))]))
+        .unwrap();
+    tb.put("c", "counter", props([("v", Value::Int(1))]))
+        .unwrap();
+    assert_eq!(va.version, vb.version);
+    ta.commit().unwrap();
+    assert!(matches!(tb.commit(), Err(Error::Conflict(_))));
+    assert_eq!(b.get("c").unwrap().unwrap().version, 2);
+}

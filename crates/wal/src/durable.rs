@@ -1,0 +1,124 @@
+//! `DURABLE`: the LSN up to which the log is known to be on stable storage.
+//!
+//! The writer overwrites it in place after every successful sync (it is a hint for
+//! lock-free readers, not itself synced: after a power loss it may lag, never lead,
+//! because it is written only after the frames it names were synced). Readers
+//! without the lock stop there. Layout (40 bytes):
+//!
+//! ```text
+//!  0  8  magic "GOTDUR\r\n"
+//!  8  8  durable LSN (u64 LE)
+//! 16  8  manifest generation (u64 LE): bumped by each checkpoint, so readers
+//!        learn from this one read that CURRENT changed
+//! 24 16  store id
+//! 40  4  crc32 of bytes [0, 40)
+//! 44  4  reserved, zero
+//! ```
+
+use crate::error::{Error, IoContext, Result};
+use crate::vfs::{OpenMode, Vfs, VfsFile};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub const DURABLE_MAGIC: &[u8; 8] = b"GOTDUR\r\n";
+pub const DURABLE_BYTES: usize = 48;
+
+/// What `DURABLE` says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Published {
+    pub lsn: u64,
+    pub generation: u64,
+}
+
+pub fn encode(p: Published, store_id: &[u8; 16]) -> [u8; DURABLE_BYTES] {
+    let mut b = [0u8; DURABLE_BYTES];
+    b[0..8].copy_from_slice(DURABLE_MAGIC);
+    b[8..16].copy_from_slice(&p.lsn.to_le_bytes());
+    b[16..24].copy_from_slice(&p.generation.to_le_bytes());
+    b[24..40].copy_from_slice(store_id);
+    let crc = crc32fast::hash(&b[0..40]);
+    b[40..44].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
+/// Decodes; `None` if the bytes are not a whole, valid DURABLE of this store.
+pub fn decode(b: &[u8], store_id: &[u8; 16]) -> Option<Published> {
+    if b.len() < DURABLE_BYTES || &b[0..8] != DURABLE_MAGIC || &b[24..40] != store_id {
+        return None;
+    }
+    let crc = u32::from_le_bytes(b[40..44].try_into().unwrap());
+    if crc32fast::hash(&b[0..40]) != crc {
+        return None;
+    }
+    Some(Published {
+        lsn: u64::from_le_bytes(b[8..16].try_into().unwrap()),
+        generation: u64::from_le_bytes(b[16..24].try_into().unwrap()),
+    })
+}
+
+#[derive(Debug)]
+pub struct DurableFile {
+    path: PathBuf,
+    file: Arc<dyn VfsFile>,
+    store_id: [u8; 16],
+}
+
+impl DurableFile {
+    pub fn path_in(dir: &Path) -> PathBuf {
+        dir.join("DURABLE")
+    }
+
+    /// Creates (or overwrites) with `lsn`, synced, directory synced.
+    pub fn create(vfs: &dyn Vfs, dir: &Path, store_id: [u8; 16]) -> Result<()> {
+        let path = Self::path_in(dir);
+        let f = vfs.open(&path, OpenMode::CreateReadWrite).at(&path)?;
+        f.write_at(&encode(Published::default(), &store_id), 0)
+            .at(&path)?;
+        f.sync_data().at(&path)?;
+        vfs.sync_dir(dir).at(dir)
+    }
+
+    pub fn open(vfs: &dyn Vfs, dir: &Path, store_id: [u8; 16], writable: bool) -> Result<Self> {
+        let path = Self::path_in(dir);
+        let mode = if writable {
+            OpenMode::ReadWrite
+        } else {
+            OpenMode::Read
+        };
+        let file = vfs.open(&path, mode).at(&path)?;
+        Ok(DurableFile {
+            path,
+            file,
+            store_id,
+        })
+    }
+
+    /// Reads the published LSN. A torn read (a concurrent overwrite) fails the
+    /// checksum and is retried; a file that never validates is an error.
+    pub fn read(&self) -> Result<Published> {
+        let mut b = [0u8; DURABLE_BYTES];
+        for _ in 0..100 {
+            match self.file.read_exact_at(&mut b, 0) {
+                Ok(()) => {
+                    if let Some(lsn) = decode(&b, &self.store_id) {
+                        return Ok(lsn);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
+                Err(e) => return Err(e).at(&self.path),
+            }
+            std::thread::yield_now();
+        }
+        Err(Error::BadFile {
+            file: self.path.clone(),
+            detail: "DURABLE does not validate (bad magic, store id or checksum)".into(),
+        })
+    }
+
+    /// Publishes (not synced; see the module docs).
+    pub fn publish(&self, p: Published) -> Result<()> {
+        self.file
+            .write_at(&encode(p, &self.store_id), 0)
+            .at(&self.path)
+    }
+}

@@ -1,0 +1,101 @@
+//! The writer lock: `flock(LOCK_EX)` on `LOCK`, held only while a batch is
+//! validated, appended and synced. The kernel releases it when the holder dies, so
+//! the file is never stolen or unlinked. The holder writes `pid=… host=… since=…`
+//! into the file for diagnostics only.
+
+use crate::error::{Error, IoContext, Result};
+use crate::vfs::{Vfs, VfsLock};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Default time a writer waits for the lock (`GOT_LOCK_TIMEOUT` overrides it).
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+pub struct ProcessLock {
+    path: PathBuf,
+    lock: Box<dyn VfsLock>,
+}
+
+/// Proof that the lock is held; releases it when dropped.
+#[derive(Debug)]
+pub struct LockHeld<'a> {
+    lock: &'a ProcessLock,
+}
+
+impl Drop for LockHeld<'_> {
+    fn drop(&mut self) {
+        // An unlock failure cannot lose data; the kernel drops the lock with the fd.
+        let _ = self.lock.lock.unlock();
+    }
+}
+
+impl ProcessLock {
+    pub fn open(vfs: &dyn Vfs, dir: &Path) -> Result<Self> {
+        let path = dir.join("LOCK");
+        let lock = vfs.open_lock(&path).at(&path)?;
+        Ok(ProcessLock { path, lock })
+    }
+
+    /// Blocks until the lock is held or `timeout` passes (`Error::Locked`).
+    pub fn acquire(&self, timeout: Duration) -> Result<LockHeld<'_>> {
+        let start = Instant::now();
+        if !self.lock.lock(timeout).at(&self.path)? {
+            return Err(Error::Locked {
+                holder: self.holder(),
+                waited_ms: start.elapsed().as_millis() as u64,
+            });
+        }
+        let held = LockHeld { lock: self };
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let diag = format!(
+            "pid={} host={} since_unix_ms={}\n",
+            std::process::id(),
+            hostname(),
+            since
+        );
+        let mut buf = [b' '; 128];
+        let n = diag.len().min(127);
+        buf[..n].copy_from_slice(&diag.as_bytes()[..n]);
+        buf[127] = b'\n';
+        // Diagnostics only: a failure to write them must not fail the commit.
+        let _ = self.lock.file().write_at(&buf, 0);
+        Ok(held)
+    }
+
+    /// The diagnostic line the current (or last) holder wrote.
+    pub fn holder(&self) -> String {
+        let mut buf = [0u8; 128];
+        match self.lock.file().read_at(&mut buf, 0) {
+            Ok(n) if n > 0 => {
+                let s = String::from_utf8_lossy(&buf[..n]);
+                let s = s.trim();
+                if s.is_empty() {
+                    "unknown holder".into()
+                } else {
+                    s.to_string()
+                }
+            }
+            _ => "unknown holder".into(),
+        }
+    }
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// `GOT_LOCK_TIMEOUT` in seconds (fractions allowed), else the default.
+pub fn lock_timeout_from_env() -> Duration {
+    std::env::var("GOT_LOCK_TIMEOUT")
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(DEFAULT_LOCK_TIMEOUT)
+}

@@ -1,0 +1,804 @@
+//! The log itself: reading frames (lock-free up to `DURABLE`), recovery by the lock
+//! holder, appending, rotation, retirement, and repair of mid-log damage.
+
+use crate::durable::{DurableFile, Published};
+use crate::error::{Error, IoContext, Result};
+use crate::frame::{self, FrameHeader, FrameKind, HeaderCheck, FRAME_HEADER_BYTES};
+use crate::lock::LockHeld;
+use crate::segment::{self, SEGMENT_HEADER_BYTES};
+use crate::vfs::{OpenMode, Vfs, VfsFile};
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// When a commit counts as done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `commit` returns after `fdatasync` of the frame (the default).
+    #[default]
+    Immediate,
+    /// `commit` returns after the write, without a sync. A power loss may lose recent
+    /// commits (never half of one, never an older one), like SQLite's
+    /// `synchronous=NORMAL`. A process crash loses nothing.
+    None,
+}
+
+#[derive(Clone, Debug)]
+pub struct WalOptions {
+    pub segment_size_bytes: u64,
+    pub max_frame_bytes: usize,
+    pub durability: Durability,
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        WalOptions {
+            segment_size_bytes: segment::DEFAULT_SEGMENT_BYTES,
+            max_frame_bytes: frame::DEFAULT_MAX_FRAME_BYTES,
+            durability: Durability::Immediate,
+        }
+    }
+}
+
+/// One batch read back from the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    pub first_lsn: u64,
+    pub count: u32,
+    pub payload: Vec<u8>,
+}
+
+impl Frame {
+    pub fn last_lsn(&self) -> u64 {
+        self.first_lsn + self.count as u64 - 1
+    }
+}
+
+/// A reading (and, for the lock holder, writing) position in the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    /// First LSN (= file name) of the segment the position is in.
+    pub segment: u64,
+    /// Byte offset in that segment (0 = before the segment header).
+    pub offset: u64,
+    /// The LSN the next frame must start with.
+    pub next_lsn: u64,
+}
+
+impl Cursor {
+    /// The last LSN read.
+    pub fn last_lsn(&self) -> u64 {
+        self.next_lsn - 1
+    }
+}
+
+/// Why a scan stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScanStop {
+    /// An all-zero header: nothing written yet at the position.
+    End,
+    /// Bytes that are not a valid next frame.
+    Invalid(String),
+    /// The next frame lies beyond the bound.
+    Bound,
+    /// The cursor's segment no longer exists (retired by a checkpoint).
+    MissingSegment,
+}
+
+/// Damage found by the lock holder: a bad frame with valid frames after it.
+#[derive(Clone, Debug)]
+pub struct Damage {
+    pub file: PathBuf,
+    pub segment: u64,
+    pub offset: u64,
+    /// The LSN the damaged frame should have started with.
+    pub expected_lsn: u64,
+    pub reason: String,
+    /// Valid frames found after the damage (what a truncation would discard).
+    pub later_frames: Vec<Frame>,
+    /// Later segment files (discarded by a truncation too).
+    pub later_segments: Vec<u64>,
+    /// The highest `durable_lsn` written in a later frame of the same segment.
+    pub later_max_durable_lsn: u64,
+}
+
+#[derive(Debug)]
+pub struct Wal {
+    vfs: Arc<dyn Vfs>,
+    wal_dir: PathBuf,
+    quarantine_dir: PathBuf,
+    store_id: [u8; 16],
+    opts: WalOptions,
+    files: Mutex<BTreeMap<u64, Arc<dyn VfsFile>>>,
+    durable: DurableFile,
+    writable: bool,
+    poisoned: AtomicBool,
+    /// The first recovery of this handle also checks the bytes past the end of the
+    /// log (a zeroed frame in mid-log would otherwise look like the end).
+    deep_checked: AtomicBool,
+    /// Highest LSN known synced (written into frames as `durable_lsn`).
+    synced_lsn: AtomicU64,
+    /// Set when a failed sync could not be undone: the caller must keep the lock.
+    unrevoked_frame: AtomicBool,
+    /// The manifest generation this handle publishes with the durable LSN.
+    generation: AtomicU64,
+}
+
+impl Wal {
+    /// Creates the log of a new store: `wal/`, `quarantine/`, the first segment
+    /// (LSN 1) and `DURABLE` = 0, all synced.
+    pub fn create(vfs: &dyn Vfs, dir: &Path, store_id: [u8; 16], opts: &WalOptions) -> Result<()> {
+        let wal_dir = dir.join("wal");
+        vfs.create_dir_all(&wal_dir).at(&wal_dir)?;
+        let q = dir.join("quarantine");
+        vfs.create_dir_all(&q).at(&q)?;
+        vfs.sync_dir(dir).at(dir)?;
+        segment::install_segment(vfs, &wal_dir, &store_id, 1, opts.segment_size_bytes)?;
+        DurableFile::create(vfs, dir, store_id)
+    }
+
+    pub fn open(
+        vfs: Arc<dyn Vfs>,
+        dir: &Path,
+        store_id: [u8; 16],
+        opts: WalOptions,
+        writable: bool,
+    ) -> Result<Wal> {
+        assert!(opts.segment_size_bytes >= segment::MIN_SEGMENT_BYTES);
+        let durable = DurableFile::open(vfs.as_ref(), dir, store_id, writable)?;
+        Ok(Wal {
+            wal_dir: dir.join("wal"),
+            quarantine_dir: dir.join("quarantine"),
+            vfs,
+            store_id,
+            opts,
+            files: Mutex::new(BTreeMap::new()),
+            durable,
+            writable,
+            poisoned: AtomicBool::new(false),
+            deep_checked: AtomicBool::new(false),
+            synced_lsn: AtomicU64::new(0),
+            unrevoked_frame: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
+        })
+    }
+
+    pub fn options(&self) -> &WalOptions {
+        &self.opts
+    }
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::SeqCst)
+    }
+    /// True when a frame whose sync failed could not be erased: the holder must keep
+    /// the lock until the handle is dropped so that no other process reads it.
+    pub fn must_keep_lock(&self) -> bool {
+        self.unrevoked_frame.load(Ordering::SeqCst)
+    }
+    fn check_poisoned(&self) -> Result<()> {
+        if self.is_poisoned() {
+            Err(Error::Poisoned)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// What `DURABLE` says now.
+    pub fn published(&self) -> Result<Published> {
+        self.durable.read()
+    }
+
+    /// Sets the manifest generation published from now on (after a checkpoint
+    /// switched CURRENT, or after loading it).
+    pub fn set_generation(&self, generation: u64) {
+        self.generation.store(generation, Ordering::SeqCst);
+    }
+
+    /// Publishes `lsn` with the current generation.
+    pub fn publish(&self, _held: &LockHeld, lsn: u64) -> Result<()> {
+        self.publish_unchecked(lsn)
+    }
+
+    fn publish_unchecked(&self, lsn: u64) -> Result<()> {
+        self.durable.publish(Published {
+            lsn,
+            generation: self.generation.load(Ordering::SeqCst),
+        })
+    }
+
+    fn segment_path(&self, first: u64) -> PathBuf {
+        self.wal_dir.join(segment::segment_name(first))
+    }
+
+    fn segment_file(&self, first: u64) -> Result<Option<Arc<dyn VfsFile>>> {
+        let mut files = self.files.lock();
+        if let Some(f) = files.get(&first) {
+            return Ok(Some(f.clone()));
+        }
+        let path = self.segment_path(first);
+        let mode = if self.writable {
+            OpenMode::ReadWrite
+        } else {
+            OpenMode::Read
+        };
+        match self.vfs.open(&path, mode) {
+            Ok(f) => {
+                files.insert(first, f.clone());
+                Ok(Some(f))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).at(&path),
+        }
+    }
+
+    /// A cursor just after `after_lsn` (a checkpoint LSN, or 0 for the start).
+    pub fn position(&self, after_lsn: u64) -> Result<Cursor> {
+        let segs = segment::list_segments(self.vfs.as_ref(), &self.wal_dir)?;
+        let Some(&seg) = segs.iter().rev().find(|&&s| s <= after_lsn + 1) else {
+            return Err(Error::BadFile {
+                file: self.wal_dir.clone(),
+                detail: format!("no segment holds LSN {}", after_lsn + 1),
+            });
+        };
+        let mut cur = Cursor {
+            segment: seg,
+            offset: 0,
+            next_lsn: seg,
+        };
+        let mut skipped = Vec::new();
+        loop {
+            let stop = self.scan(&mut cur, Some(after_lsn), &mut skipped, 64)?;
+            skipped.clear();
+            match stop {
+                ScanStop::Bound if cur.next_lsn <= after_lsn => continue,
+                _ => break,
+            }
+        }
+        if cur.next_lsn != after_lsn + 1 {
+            return Err(Error::Corruption {
+                file: self.segment_path(cur.segment),
+                offset: cur.offset,
+                detail: format!(
+                    "the log ends at LSN {} before the checkpoint LSN {after_lsn}",
+                    cur.last_lsn()
+                ),
+            });
+        }
+        Ok(cur)
+    }
+
+    /// Reads valid frames from `cur` onwards, following end-of-segment frames, until
+    /// the end, an invalid frame, a frame past `bound`, or `max_frames` frames.
+    pub fn scan(
+        &self,
+        cur: &mut Cursor,
+        bound: Option<u64>,
+        out: &mut Vec<Frame>,
+        max_frames: usize,
+    ) -> Result<ScanStop> {
+        let mut taken = 0;
+        loop {
+            if taken >= max_frames {
+                return Ok(ScanStop::Bound);
+            }
+            let Some(file) = self.segment_file(cur.segment)? else {
+                return Ok(ScanStop::MissingSegment);
+            };
+            let path = self.segment_path(cur.segment);
+            let seg_len = file.len().at(&path)?;
+            if cur.offset == 0 {
+                let mut h = [0u8; SEGMENT_HEADER_BYTES as usize];
+                if seg_len < SEGMENT_HEADER_BYTES {
+                    return Ok(ScanStop::Invalid("segment shorter than its header".into()));
+                }
+                file.read_exact_at(&mut h, 0).at(&path)?;
+                match segment::check_header(&path, &h, &self.store_id, cur.segment) {
+                    Ok(_) => {}
+                    Err(e @ Error::TooNew { .. }) => return Err(e),
+                    Err(e) => return Ok(ScanStop::Invalid(e.to_string())),
+                }
+                cur.offset = SEGMENT_HEADER_BYTES;
+            }
+            if cur.offset + FRAME_HEADER_BYTES as u64 > seg_len {
+                return Ok(ScanStop::Invalid(
+                    "segment ends without an end-of-segment frame".into(),
+                ));
+            }
+            let mut hb = [0u8; FRAME_HEADER_BYTES];
+            file.read_exact_at(&mut hb, cur.offset).at(&path)?;
+            let h = match frame::parse_header(&hb, &self.store_id, self.opts.max_frame_bytes) {
+                HeaderCheck::Zero => return Ok(ScanStop::End),
+                HeaderCheck::Invalid(r) => return Ok(ScanStop::Invalid(r.into())),
+                HeaderCheck::Plausible(h) => h,
+            };
+            if cur.offset + h.stored_len() as u64 > seg_len {
+                return Ok(ScanStop::Invalid("frame runs past the segment end".into()));
+            }
+            let mut body = vec![0u8; FRAME_HEADER_BYTES + h.payload_len as usize];
+            file.read_exact_at(&mut body, cur.offset).at(&path)?;
+            if !frame::check_crc(&body) {
+                return Ok(ScanStop::Invalid("checksum mismatch".into()));
+            }
+            if h.first_lsn != cur.next_lsn {
+                return Ok(ScanStop::Invalid(format!(
+                    "frame starts at LSN {}, expected {}",
+                    h.first_lsn, cur.next_lsn
+                )));
+            }
+            self.synced_lsn.fetch_max(h.durable_lsn, Ordering::SeqCst);
+            match h.kind {
+                FrameKind::EndOfSegment => {
+                    if h.count != 0 {
+                        return Ok(ScanStop::Invalid(
+                            "end-of-segment frame with a count".into(),
+                        ));
+                    }
+                    *cur = Cursor {
+                        segment: h.first_lsn,
+                        offset: 0,
+                        next_lsn: cur.next_lsn,
+                    };
+                }
+                FrameKind::Batch => {
+                    if h.count == 0 {
+                        return Ok(ScanStop::Invalid("batch frame with no transactions".into()));
+                    }
+                    if bound.is_some_and(|b| h.last_lsn() > b) {
+                        return Ok(ScanStop::Bound);
+                    }
+                    body.drain(..FRAME_HEADER_BYTES);
+                    out.push(Frame {
+                        first_lsn: h.first_lsn,
+                        count: h.count,
+                        payload: body,
+                    });
+                    taken += 1;
+                    cur.offset += h.stored_len() as u64;
+                    cur.next_lsn += h.count as u64;
+                }
+            }
+        }
+    }
+
+    /// Lock-free catch-up: frames from `cur` up to the published durable LSN. Stops
+    /// quietly at anything invalid (only the lock holder classifies damage).
+    pub fn read_committed(&self, cur: &mut Cursor, out: &mut Vec<Frame>) -> Result<ScanStop> {
+        let durable = self.durable.read()?.lsn;
+        if cur.last_lsn() >= durable {
+            return Ok(ScanStop::Bound);
+        }
+        self.scan(cur, Some(durable), out, usize::MAX)
+    }
+
+    /// Recovery by the lock holder, at every lock acquisition: reads every valid frame
+    /// after `cur` (other processes' commits, or a dead writer's unsynced batch, which
+    /// is synced here before anything acts on it), cuts a torn tail into
+    /// `quarantine/`, refuses mid-log damage, and publishes `DURABLE`.
+    /// Returns `false` if `cur`'s segment was retired (reload from CURRENT first).
+    pub fn recover(
+        &self,
+        _held: &LockHeld,
+        cur: &mut Cursor,
+        out: &mut Vec<Frame>,
+    ) -> Result<bool> {
+        self.check_poisoned()?;
+        let stop = self.scan(cur, None, out, usize::MAX)?;
+        let deep = !self.deep_checked.swap(true, Ordering::SeqCst);
+        match stop {
+            ScanStop::MissingSegment => {
+                self.deep_checked.store(!deep, Ordering::SeqCst);
+                return Ok(false);
+            }
+            ScanStop::Bound => unreachable!("unbounded scan"),
+            ScanStop::End if !deep => {}
+            ScanStop::End => {
+                if let Some(d) = self.classify(cur, "zero header before written bytes")? {
+                    return Err(d.into_error());
+                }
+            }
+            ScanStop::Invalid(reason) => {
+                if let Some(d) = self.classify(cur, &reason)? {
+                    return Err(d.into_error());
+                }
+            }
+        }
+        let last = cur.last_lsn();
+        let published = self.durable.read().map(|p| p.lsn).unwrap_or(0);
+        if last > published && self.opts.durability == Durability::Immediate {
+            // Frames a dead writer wrote but may not have synced: make them durable
+            // before anything (our own commit included) builds on them.
+            if let Some(f) = self.segment_file(cur.segment)? {
+                self.sync(&f, &self.segment_path(cur.segment))?;
+            }
+        }
+        if self.opts.durability == Durability::Immediate {
+            self.synced_lsn.fetch_max(last, Ordering::SeqCst);
+        }
+        if last != published {
+            self.publish_unchecked(last)?;
+        }
+        Ok(true)
+    }
+
+    /// Looks at what lies at and after `cur` (where the valid log stops). Cuts a torn
+    /// tail; returns the damage if valid frames that were durable follow.
+    fn classify(&self, cur: &Cursor, reason: &str) -> Result<Option<Damage>> {
+        let damage = self.find_damage(cur, reason)?;
+        let Some((damage, tail)) = damage else {
+            return Ok(None);
+        };
+        // A later frame written when the log was durable at or past the damaged LSN
+        // proves the damaged frame had been acknowledged: corruption, not a crash.
+        let proven = !damage.later_segments.is_empty()
+            || damage.later_max_durable_lsn >= damage.expected_lsn;
+        if proven {
+            return Ok(Some(damage));
+        }
+        self.cut(&damage, &tail)?;
+        Ok(None)
+    }
+
+    /// Reads the bytes from `cur` to the segment's end. `None` when all are zero and
+    /// no later segment exists (a clean end of log).
+    fn find_damage(&self, cur: &Cursor, reason: &str) -> Result<Option<(Damage, Vec<u8>)>> {
+        let path = self.segment_path(cur.segment);
+        let file = self
+            .segment_file(cur.segment)?
+            .ok_or_else(|| Error::BadFile {
+                file: path.clone(),
+                detail: "segment vanished during recovery".into(),
+            })?;
+        let seg_len = file.len().at(&path)?;
+        let start = cur.offset.max(SEGMENT_HEADER_BYTES).min(seg_len);
+        let mut rest = vec![0u8; (seg_len - start) as usize];
+        file.read_exact_at(&mut rest, start).at(&path)?;
+        let last_nonzero = rest.iter().rposition(|&b| b != 0);
+        let later_segments: Vec<u64> = segment::list_segments(self.vfs.as_ref(), &self.wal_dir)?
+            .into_iter()
+            .filter(|&s| s > cur.segment)
+            .collect();
+        if last_nonzero.is_none() && later_segments.is_empty() && cur.offset != 0 {
+            return Ok(None);
+        }
+        let tail_len = last_nonzero.map_or(0, |i| i + 1);
+        rest.truncate(tail_len);
+        let mut later_frames = Vec::new();
+        let mut later_max_durable_lsn = 0;
+        let mut rel = frame::FRAME_ALIGN;
+        while rel + FRAME_HEADER_BYTES <= rest.len() {
+            if let HeaderCheck::Plausible(h) =
+                frame::parse_header(&rest[rel..], &self.store_id, self.opts.max_frame_bytes)
+            {
+                let end = rel + FRAME_HEADER_BYTES + h.payload_len as usize;
+                if end <= rest.len() && frame::check_crc(&rest[rel..end]) {
+                    later_max_durable_lsn = later_max_durable_lsn.max(h.durable_lsn);
+                    self.note_frame(&h, &rest[rel + FRAME_HEADER_BYTES..end], &mut later_frames);
+                    rel += h.stored_len();
+                    continue;
+                }
+            }
+            rel += frame::FRAME_ALIGN;
+        }
+        for &s in &later_segments {
+            let mut c = Cursor {
+                segment: s,
+                offset: 0,
+                next_lsn: s,
+            };
+            let _ = self.scan(&mut c, None, &mut later_frames, usize::MAX)?;
+        }
+        Ok(Some((
+            Damage {
+                file: path,
+                segment: cur.segment,
+                offset: start,
+                expected_lsn: cur.next_lsn,
+                reason: reason.to_string(),
+                later_frames,
+                later_segments,
+                later_max_durable_lsn,
+            },
+            rest,
+        )))
+    }
+
+    fn note_frame(&self, h: &FrameHeader, payload: &[u8], out: &mut Vec<Frame>) {
+        self.synced_lsn.fetch_max(h.durable_lsn, Ordering::SeqCst);
+        if h.kind == FrameKind::Batch && h.count > 0 {
+            out.push(Frame {
+                first_lsn: h.first_lsn,
+                count: h.count,
+                payload: payload.to_vec(),
+            });
+        }
+    }
+
+    /// Moves the damaged region (and any later segments) to `quarantine/`, zeroes
+    /// the region, syncs. Nothing is destroyed: the bytes are kept there.
+    fn cut(&self, d: &Damage, tail: &[u8]) -> Result<()> {
+        if !tail.is_empty() {
+            let name = format!(
+                "{}.{:012}.{}.torn",
+                segment::segment_name(d.segment),
+                d.offset,
+                now_ms()
+            );
+            self.quarantine(&name, tail)?;
+            let file = self.segment_file(d.segment)?.expect("segment open");
+            segment::write_zeros(file.as_ref(), &d.file, d.offset, tail.len() as u64)?;
+            self.sync(&file, &d.file)?;
+        }
+        for &s in &d.later_segments {
+            let path = self.segment_path(s);
+            let f = self.vfs.open(&path, OpenMode::Read).at(&path)?;
+            let bytes = f.read_all().at(&path)?;
+            self.quarantine(
+                &format!("{}.{}.cut", segment::segment_name(s), now_ms()),
+                &bytes,
+            )?;
+            self.files.lock().remove(&s);
+            self.vfs.remove_file(&path).at(&path)?;
+        }
+        if !d.later_segments.is_empty() {
+            self.vfs.sync_dir(&self.wal_dir).at(&self.wal_dir)?;
+        }
+        Ok(())
+    }
+
+    fn quarantine(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        self.vfs
+            .create_dir_all(&self.quarantine_dir)
+            .at(&self.quarantine_dir)?;
+        let tmp = self.quarantine_dir.join(format!("{name}.tmp"));
+        let dst = self.quarantine_dir.join(name);
+        let f = self.vfs.open(&tmp, OpenMode::CreateReadWrite).at(&tmp)?;
+        f.set_len(0).at(&tmp)?;
+        f.write_at(bytes, 0).at(&tmp)?;
+        f.sync_data().at(&tmp)?;
+        self.vfs.rename(&tmp, &dst).at(&tmp)?;
+        self.vfs
+            .sync_dir(&self.quarantine_dir)
+            .at(&self.quarantine_dir)
+    }
+
+    /// For `got repair`: the mid-log damage after `cur`, if any (nothing is changed).
+    pub fn inspect(&self, _held: &LockHeld, cur: &mut Cursor) -> Result<Option<Damage>> {
+        let mut frames = Vec::new();
+        match self.scan(cur, None, &mut frames, usize::MAX)? {
+            ScanStop::End | ScanStop::Invalid(_) => {}
+            ScanStop::MissingSegment | ScanStop::Bound => return Ok(None),
+        }
+        let reason = "invalid frame";
+        Ok(self.find_damage(cur, reason)?.and_then(|(d, _)| {
+            if d.later_frames.is_empty() && d.later_segments.is_empty() {
+                None
+            } else {
+                Some(d)
+            }
+        }))
+    }
+
+    /// For `got repair --truncate-at-corruption`: moves the damaged frame and all
+    /// after it to `quarantine/`, zeroes, syncs, publishes `DURABLE`.
+    pub fn truncate_at(&self, held: &LockHeld, d: &Damage) -> Result<()> {
+        let _ = held;
+        let path = &d.file;
+        let file = self
+            .segment_file(d.segment)?
+            .ok_or_else(|| Error::BadFile {
+                file: path.clone(),
+                detail: "segment vanished".into(),
+            })?;
+        let seg_len = file.len().at(path)?;
+        let mut rest = vec![0u8; (seg_len - d.offset) as usize];
+        file.read_exact_at(&mut rest, d.offset).at(path)?;
+        let n = rest.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        rest.truncate(n);
+        self.cut(d, &rest)?;
+        self.publish_unchecked(d.expected_lsn - 1)?;
+        self.deep_checked.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn sync(&self, f: &Arc<dyn VfsFile>, path: &Path) -> Result<()> {
+        f.sync_data().map_err(|source| {
+            self.poisoned.store(true, Ordering::SeqCst);
+            Error::SyncFailed {
+                path: path.to_path_buf(),
+                source,
+            }
+        })
+    }
+
+    /// Appends one batch of `count` transactions at `cur` (which recovery has brought
+    /// to the end of the log), rotating first if it does not fit; syncs per the
+    /// durability mode; publishes `DURABLE`. Returns the batch's first LSN.
+    pub fn append(
+        &self,
+        _held: &LockHeld,
+        cur: &mut Cursor,
+        payload: &[u8],
+        count: u32,
+    ) -> Result<u64> {
+        self.check_poisoned()?;
+        assert!(count >= 1, "a batch holds at least one transaction");
+        let len = frame::stored_len(payload.len());
+        let eos_len = frame::stored_len(0) as u64;
+        let max = self
+            .opts
+            .max_frame_bytes
+            .min((self.opts.segment_size_bytes - SEGMENT_HEADER_BYTES - eos_len) as usize);
+        if len > max {
+            return Err(Error::FrameTooLarge { size: len, max });
+        }
+        let mut file = self
+            .segment_file(cur.segment)?
+            .ok_or_else(|| Error::BadFile {
+                file: self.segment_path(cur.segment),
+                detail: "current segment is missing".into(),
+            })?;
+        let seg_len = file.len().at(&self.segment_path(cur.segment))?;
+        if cur.offset + len as u64 + eos_len > seg_len {
+            file = self.rotate(cur, &file)?;
+        }
+        let path = self.segment_path(cur.segment);
+        let first = cur.next_lsn;
+        let durable_lsn = match self.opts.durability {
+            Durability::Immediate => first - 1,
+            Durability::None => self.synced_lsn.load(Ordering::SeqCst).min(first - 1),
+        };
+        let header = FrameHeader {
+            kind: FrameKind::Batch,
+            payload_len: payload.len() as u32,
+            count,
+            first_lsn: first,
+            store_id: self.store_id,
+            durable_lsn,
+        };
+        let bytes = frame::encode(&header, payload);
+        if let Err(e) = file.write_at(&bytes, cur.offset) {
+            // Part of the frame may have landed: erase its header so no one reads it.
+            self.revoke(&file, cur.offset, false);
+            return Err(e).at(&path);
+        }
+        if self.opts.durability == Durability::Immediate {
+            if let Err(source) = file.sync_data() {
+                self.poisoned.store(true, Ordering::SeqCst);
+                self.revoke(&file, cur.offset, true);
+                return Err(Error::SyncFailed { path, source });
+            }
+            self.synced_lsn
+                .fetch_max(header.last_lsn(), Ordering::SeqCst);
+        }
+        cur.offset += len as u64;
+        cur.next_lsn += count as u64;
+        // DURABLE is a visibility hint; recovery republishes it, so a failed publish
+        // does not change the (durable) outcome of this commit.
+        if let Err(e) = self.publish_unchecked(cur.last_lsn()) {
+            self.deep_checked.store(false, Ordering::SeqCst);
+            let _ = e;
+        }
+        Ok(first)
+    }
+
+    /// Overwrites a frame header with zeros so the frame is never read back.
+    fn revoke(&self, file: &Arc<dyn VfsFile>, offset: u64, then_sync: bool) {
+        let ok = file.write_at(&[0u8; FRAME_HEADER_BYTES], offset).is_ok()
+            && (!then_sync || file.sync_data().is_ok());
+        if !ok {
+            self.poisoned.store(true, Ordering::SeqCst);
+            self.unrevoked_frame.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Ends the current segment with an end-of-segment frame (synced) and installs
+    /// the next one.
+    fn rotate(&self, cur: &mut Cursor, file: &Arc<dyn VfsFile>) -> Result<Arc<dyn VfsFile>> {
+        let path = self.segment_path(cur.segment);
+        let eos = frame::encode(
+            &FrameHeader {
+                kind: FrameKind::EndOfSegment,
+                payload_len: 0,
+                count: 0,
+                first_lsn: cur.next_lsn,
+                store_id: self.store_id,
+                durable_lsn: cur.last_lsn(),
+            },
+            &[],
+        );
+        file.write_at(&eos, cur.offset).at(&path)?;
+        self.sync(file, &path)?;
+        let (_, f) = segment::install_segment(
+            self.vfs.as_ref(),
+            &self.wal_dir,
+            &self.store_id,
+            cur.next_lsn,
+            self.opts.segment_size_bytes,
+        )?;
+        self.files.lock().insert(cur.next_lsn, f.clone());
+        *cur = Cursor {
+            segment: cur.next_lsn,
+            offset: SEGMENT_HEADER_BYTES,
+            next_lsn: cur.next_lsn,
+        };
+        Ok(f)
+    }
+
+    /// Makes everything appended so far durable (used before a checkpoint when
+    /// running with `Durability::None`).
+    pub fn sync_tail(&self, _held: &LockHeld, cur: &Cursor) -> Result<()> {
+        if let Some(f) = self.segment_file(cur.segment)? {
+            self.sync(&f, &self.segment_path(cur.segment))?;
+            self.synced_lsn.fetch_max(cur.last_lsn(), Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// Removes segments holding only LSNs ≤ `lsn` (all of them in runs now).
+    pub fn retire_through(&self, _held: &LockHeld, lsn: u64) -> Result<usize> {
+        let segs = segment::list_segments(self.vfs.as_ref(), &self.wal_dir)?;
+        let mut removed = 0;
+        for w in segs.windows(2) {
+            if w[1] <= lsn + 1 {
+                let path = self.segment_path(w[0]);
+                self.files.lock().remove(&w[0]);
+                self.vfs.remove_file(&path).at(&path)?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.vfs.sync_dir(&self.wal_dir).at(&self.wal_dir)?;
+        }
+        Ok(removed)
+    }
+
+    /// Makes sure a preallocated segment is ready for the next rotation. Called
+    /// outside the lock, after a commit, when the current segment is filling up.
+    pub fn ensure_preallocated(&self) -> Result<()> {
+        let pre = self.wal_dir.join(segment::PREALLOC_NAME);
+        if self.vfs.exists(&pre).at(&pre)? {
+            return Ok(());
+        }
+        segment::preallocate(
+            self.vfs.as_ref(),
+            &self.wal_dir,
+            self.opts.segment_size_bytes,
+        )
+    }
+
+    /// Total bytes of the segments (the WAL's disk usage).
+    pub fn disk_bytes(&self) -> Result<u64> {
+        let mut total = 0;
+        for s in segment::list_segments(self.vfs.as_ref(), &self.wal_dir)? {
+            let p = self.segment_path(s);
+            if let Ok(f) = self.vfs.open(&p, OpenMode::Read) {
+                total += f.len().at(&p)?;
+            }
+        }
+        Ok(total)
+    }
+}
+
+impl Damage {
+    pub fn into_error(self) -> Error {
+        Error::Corruption {
+            file: self.file,
+            offset: self.offset,
+            detail: format!(
+                "{} at LSN {}, with {} valid frame(s) after it",
+                self.reason,
+                self.expected_lsn,
+                self.later_frames.len() + self.later_segments.len()
+            ),
+        }
+    }
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

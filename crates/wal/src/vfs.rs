@@ -1,0 +1,255 @@
+//! The file-system seam. Every byte `wal` and `versioned-store` read or write goes
+//! through [`Vfs`], so the crash tests (`SimVfs`) see all of it.
+//!
+//! The trait is deliberately small: positioned reads and writes, length changes,
+//! `fdatasync`, directory operations with an explicit directory sync, and an exclusive
+//! advisory lock with a timeout. Paths are absolute or relative to the process's
+//! working directory; implementations do not interpret them beyond that.
+
+use std::fmt::Debug;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a file is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Read only; the file must exist.
+    Read,
+    /// Read and write; the file must exist.
+    ReadWrite,
+    /// Read and write; created empty if missing (the directory entry is not durable
+    /// until the parent directory is synced).
+    CreateReadWrite,
+    /// Read and write; must not exist yet (`O_EXCL`).
+    CreateNew,
+}
+
+/// An open file.
+#[allow(clippy::len_without_is_empty)] // a file length is an I/O call, not a collection
+pub trait VfsFile: Send + Sync + Debug {
+    /// Reads up to `buf.len()` bytes at `offset`; returns how many were read (0 at EOF).
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// Writes all of `buf` at `offset`, extending the file if needed.
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// The current length in bytes.
+    fn len(&self) -> io::Result<u64>;
+    /// Truncates or extends (with zeros) to `len` bytes.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// `fdatasync`: the file's data (and the size, if it changed) are durable when this
+    /// returns `Ok`. After an error the outcome of earlier writes is unknown.
+    fn sync_data(&self) -> io::Result<()>;
+
+    /// Reads exactly `buf.len()` bytes at `offset`, or fails with `UnexpectedEof`.
+    fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+        while !buf.is_empty() {
+            let n = self.read_at(buf, offset)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "short read: file ends early",
+                ));
+            }
+            buf = &mut buf[n..];
+            offset += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Reads the whole file.
+    fn read_all(&self) -> io::Result<Vec<u8>> {
+        let len = self.len()? as usize;
+        let mut buf = vec![0u8; len];
+        let mut done = 0;
+        while done < len {
+            let n = self.read_at(&mut buf[done..], done as u64)?;
+            if n == 0 {
+                buf.truncate(done);
+                break;
+            }
+            done += n;
+        }
+        Ok(buf)
+    }
+}
+
+/// An exclusive advisory lock on a file (`flock(LOCK_EX)` on the real file system).
+/// The lock is released when [`VfsLock::unlock`] is called, when the value is dropped,
+/// or, for the real file system, when the holding process dies.
+pub trait VfsLock: Send + Sync + Debug {
+    /// Blocks (in the kernel, not by polling) until the lock is held or `timeout`
+    /// passes. Returns `Ok(false)` on timeout.
+    fn lock(&self, timeout: Duration) -> io::Result<bool>;
+    /// Takes the lock only if it is free right now.
+    fn try_lock(&self) -> io::Result<bool>;
+    /// Releases the lock (no-op if not held).
+    fn unlock(&self) -> io::Result<()>;
+    /// The lock file itself, for writing and reading diagnostics (pid, host, since).
+    fn file(&self) -> &dyn VfsFile;
+}
+
+/// The file system as the store sees it.
+pub trait Vfs: Send + Sync + Debug + 'static {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn VfsFile>>;
+    fn exists(&self, path: &Path) -> io::Result<bool>;
+    /// Creates `path` and missing parents. Not durable until the parents are synced.
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// The file names (not paths) in a directory, sorted.
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>>;
+    /// Atomically replaces `to` with `from`. Durable after `sync_dir` of the parent(s).
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file. Durable after `sync_dir` of the parent.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Makes the directory's entries (creates, renames, removes) durable.
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// Opens (creating if needed) a lock file. Taking the lock is a separate step.
+    fn open_lock(&self, path: &Path) -> io::Result<Box<dyn VfsLock>>;
+}
+
+/// The real file system (`std::fs`, `fdatasync`, `flock`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealVfs;
+
+#[derive(Debug)]
+struct RealFile(File);
+
+impl VfsFile for RealFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        loop {
+            match self.0.read_at(buf, offset) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+        }
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.0.write_all_at(buf, offset)
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+}
+
+impl Vfs for RealVfs {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn VfsFile>> {
+        let mut o = OpenOptions::new();
+        match mode {
+            OpenMode::Read => o.read(true),
+            OpenMode::ReadWrite => o.read(true).write(true),
+            OpenMode::CreateReadWrite => o.read(true).write(true).create(true),
+            OpenMode::CreateNew => o.read(true).write(true).create_new(true),
+        };
+        Ok(Arc::new(RealFile(o.open(path)?)))
+    }
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        path.try_exists()
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        fs::create_dir_all(path)
+    }
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(path)? {
+            names.push(entry?.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(names)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        File::open(path)?.sync_all()
+    }
+    fn open_lock(&self, path: &Path) -> io::Result<Box<dyn VfsLock>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        Ok(Box::new(RealLock {
+            path: path.to_path_buf(),
+            file: RealFile(file),
+        }))
+    }
+}
+
+/// `flock` on one open file description. Other descriptions of the same file, in
+/// this process or another, contend for it; closing them does not release it.
+#[derive(Debug)]
+struct RealLock {
+    path: PathBuf,
+    file: RealFile,
+}
+
+impl VfsLock for RealLock {
+    fn lock(&self, timeout: Duration) -> io::Result<bool> {
+        if self.try_lock()? {
+            return Ok(true);
+        }
+        // `flock` has no timeout. A helper thread blocks in the kernel on a duplicate
+        // descriptor (same open file description, so the lock it gets is ours); if we
+        // give up first, the thread releases the lock as soon as it gets it.
+        let dup = self.file.0.try_clone()?;
+        let (tx, rx) = mpsc::sync_channel::<io::Result<()>>(1);
+        let abandoned = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let abandoned2 = abandoned.clone();
+        let ack = Arc::new(parking_lot::Mutex::new(()));
+        let ack2 = ack.clone();
+        std::thread::Builder::new()
+            .name("got-lock-wait".into())
+            .spawn(move || {
+                let r = dup.lock();
+                let _g = ack2.lock();
+                if abandoned2.load(std::sync::atomic::Ordering::SeqCst) {
+                    if r.is_ok() {
+                        let _ = dup.unlock();
+                    }
+                    return;
+                }
+                let _ = tx.send(r);
+            })?;
+        match rx.recv_timeout(timeout) {
+            Ok(r) => r.map(|_| true),
+            Err(_) => {
+                let _g = ack.lock();
+                // The thread may have sent just before we took `ack`.
+                if let Ok(r) = rx.try_recv() {
+                    return r.map(|_| true);
+                }
+                abandoned.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(false)
+            }
+        }
+    }
+    fn try_lock(&self) -> io::Result<bool> {
+        match self.file.0.try_lock() {
+            Ok(()) => Ok(true),
+            Err(fs::TryLockError::WouldBlock) => Ok(false),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+    fn unlock(&self) -> io::Result<()> {
+        self.file
+            .0
+            .unlock()
+            .map_err(|e| io::Error::new(e.kind(), format!("unlock {}: {e}", self.path.display())))
+    }
+    fn file(&self) -> &dyn VfsFile {
+        &self.file
+    }
+}
