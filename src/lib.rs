@@ -1,1 +1,38 @@
+//! got: an embedded, write-ahead-logged, transactional graph store.
+//!
+//! ```
+//! use got::{Options, Store, Value};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = Store::open(
+//!     dir.path().join(".got"),
+//!     Options { create_if_missing: true, ..Options::default() },
+//! )
+//! .unwrap();
+//!
+//! // One transaction: two entities and an edge, all or nothing, durable on return.
+//! let (a, b) = store
+//!     .transaction(|tx| {
+//!         let a = tx.create("task", got::props([("title", Value::from("design"))]))?;
+//!         let b = tx.create("task", got::props([("title", Value::from("build"))]))?;
+//!         tx.add_edge(&b.id, "depends_on", &a.id, Default::default())?;
+//!         Ok((a.id, b.id))
+//!     })
+//!     .unwrap();
+//!
+//! let mut tx = store.begin().unwrap();
+//! let deps = tx.edges(&b, got::Direction::Out, Some("depends_on")).unwrap();
+//! assert_eq!(deps[0].to, a);
+//! ```
 
+pub use versioned_store::{
+    init, props, CheckpointInfo, CommitInfo, Direction, Durability, Edge, Entity, Error,
+    HistoryEntry, Options, Props, Result, Store, Transaction, Value,
+};
+
+pub mod json;
+
+/// The write-ahead log and the file-system seam (`Vfs`, `SimVfs`) for tests and tools.
+pub use wal;
+/// The store internals (formats, runs, manifest).
+pub use versioned_store;

@@ -3,6 +3,7 @@
 //! runs. Built on the `wal` crate; every file operation goes through its `Vfs`.
 
 pub mod error;
+pub mod maintenance;
 pub mod manifest;
 pub mod memtable;
 pub mod model;
@@ -19,3 +20,4 @@ pub use store::{init, CheckpointInfo, CommitInfo, HistoryEntry, Options, Store};
 pub use txn::{Direction, Transaction};
 pub use value::{props, Props, Value};
 pub use wal::Durability;
+pub use maintenance::{repair, verify, DamageReport, RepairReport, VerifyReport};

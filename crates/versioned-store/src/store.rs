@@ -172,7 +172,7 @@ impl Store {
         let path = path.as_ref();
         let vfs: Arc<dyn Vfs> = Arc::new(wal::RealVfs);
         if opts.create_if_missing && !opts.read_only && !path.join("CURRENT").exists() {
-            init(vfs.as_ref(), path)?;
+            init_if_missing(vfs.as_ref(), path)?;
         }
         let canon = std::fs::canonicalize(path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
@@ -211,7 +211,7 @@ impl Store {
             && !opts.read_only
             && !vfs.exists(&path.join("CURRENT")).map_err(io_at(path))?
         {
-            init(vfs.as_ref(), path)?;
+            init_if_missing(vfs.as_ref(), path)?;
         }
         let actor = opts.actor.clone().unwrap_or_else(default_actor);
         Ok(Store {
@@ -339,9 +339,21 @@ impl Store {
                 let res = inner.checkpoint();
                 *inner.checkpoint_error.lock() = res.err().map(|e| e.to_string());
             }
-            let _ = inner.wal.ensure_preallocated();
+            let cur = inner.reader.lock().cursor;
+            if let Err(e) = inner.wal.ensure_preallocated(&cur) {
+                // Not fatal: rotation creates the segment itself if none is ready.
+                *inner.checkpoint_error.lock() = Some(format!("preallocation: {e}"));
+            }
         }
         r
+    }
+}
+
+/// [`init`], where another process winning the race to create it is fine.
+fn init_if_missing(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
+    match init(vfs, dir) {
+        Err(Error::AlreadyExists(_)) => Ok(()),
+        r => r,
     }
 }
 

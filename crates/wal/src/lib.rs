@@ -19,6 +19,6 @@ pub use durable::Published;
 pub use error::{Error, Result};
 pub use group_commit::GroupCommit;
 pub use lock::{LockHeld, ProcessLock};
-pub use log::{Cursor, Damage, Durability, Frame, ScanStop, Wal, WalOptions};
+pub use log::{Cursor, Damage, Durability, Frame, ScanStop, Tail, Wal, WalOptions};
 pub use sim::SimVfs;
 pub use vfs::{OpenMode, RealVfs, Vfs, VfsFile, VfsLock};

@@ -88,6 +88,18 @@ pub enum ScanStop {
     MissingSegment,
 }
 
+/// What lies past the last valid frame.
+#[derive(Clone, Debug)]
+pub enum Tail {
+    /// Zeros to the end: a clean end of log.
+    Clean,
+    /// Damage with nothing durable after it: what a crash leaves; the next writer
+    /// moves these bytes to `quarantine/` and zeroes them.
+    Torn { file: PathBuf, offset: u64, bytes: u64 },
+    /// Damage followed by frames that prove it was durable: corruption.
+    Damaged(Damage),
+}
+
 /// Damage found by the lock holder: a bad frame with valid frames after it.
 #[derive(Clone, Debug)]
 pub struct Damage {
@@ -425,19 +437,51 @@ impl Wal {
     /// Looks at what lies at and after `cur` (where the valid log stops). Cuts a torn
     /// tail; returns the damage if valid frames that were durable follow.
     fn classify(&self, cur: &Cursor, reason: &str) -> Result<Option<Damage>> {
-        let damage = self.find_damage(cur, reason)?;
-        let Some((damage, tail)) = damage else {
-            return Ok(None);
+        match self.judge(cur, reason)? {
+            (Tail::Clean, _) => Ok(None),
+            (Tail::Damaged(d), _) => Ok(Some(d)),
+            (Tail::Torn { .. }, Some((d, tail))) => {
+                self.cut(&d, &tail)?;
+                Ok(None)
+            }
+            (Tail::Torn { .. }, None) => unreachable!("a torn tail has bytes"),
+        }
+    }
+
+    fn judge(&self, cur: &Cursor, reason: &str) -> Result<(Tail, Option<(Damage, Vec<u8>)>)> {
+        let Some((damage, tail)) = self.find_damage(cur, reason)? else {
+            return Ok((Tail::Clean, None));
         };
         // A later frame written when the log was durable at or past the damaged LSN
         // proves the damaged frame had been acknowledged: corruption, not a crash.
+        // (In `Immediate` mode every frame's durable LSN is its first LSN - 1.)
         let proven = !damage.later_segments.is_empty()
             || damage.later_max_durable_lsn >= damage.expected_lsn;
         if proven {
-            return Ok(Some(damage));
+            return Ok((Tail::Damaged(damage), None));
         }
-        self.cut(&damage, &tail)?;
-        Ok(None)
+        let t = Tail::Torn {
+            file: damage.file.clone(),
+            offset: damage.offset,
+            bytes: tail.len() as u64,
+        };
+        Ok((t, Some((damage, tail))))
+    }
+
+    /// Reads to the end of the log from `cur` and says what lies there, changing
+    /// nothing (no lock needed; a writer mid-append may look like a torn tail).
+    pub fn examine(&self, cur: &mut Cursor, out: &mut Vec<Frame>) -> Result<Tail> {
+        let reason = match self.scan(cur, None, out, usize::MAX)? {
+            ScanStop::End => "zero header before written bytes".to_string(),
+            ScanStop::Invalid(r) => r,
+            ScanStop::MissingSegment | ScanStop::Bound => {
+                return Err(Error::BadFile {
+                    file: self.segment_path(cur.segment),
+                    detail: "segment vanished while reading (a checkpoint ran); retry".into(),
+                })
+            }
+        };
+        Ok(self.judge(cur, &reason)?.0)
     }
 
     /// Reads the bytes from `cur` to the segment's end. `None` when all are zero and
@@ -561,23 +605,6 @@ impl Wal {
         self.vfs
             .sync_dir(&self.quarantine_dir)
             .at(&self.quarantine_dir)
-    }
-
-    /// For `got repair`: the mid-log damage after `cur`, if any (nothing is changed).
-    pub fn inspect(&self, _held: &LockHeld, cur: &mut Cursor) -> Result<Option<Damage>> {
-        let mut frames = Vec::new();
-        match self.scan(cur, None, &mut frames, usize::MAX)? {
-            ScanStop::End | ScanStop::Invalid(_) => {}
-            ScanStop::MissingSegment | ScanStop::Bound => return Ok(None),
-        }
-        let reason = "invalid frame";
-        Ok(self.find_damage(cur, reason)?.and_then(|(d, _)| {
-            if d.later_frames.is_empty() && d.later_segments.is_empty() {
-                None
-            } else {
-                Some(d)
-            }
-        }))
     }
 
     /// For `got repair --truncate-at-corruption`: moves the damaged frame and all
@@ -754,9 +781,13 @@ impl Wal {
         Ok(removed)
     }
 
-    /// Makes sure a preallocated segment is ready for the next rotation. Called
-    /// outside the lock, after a commit, when the current segment is filling up.
-    pub fn ensure_preallocated(&self) -> Result<()> {
+    /// Makes sure a preallocated segment is ready for the next rotation once the
+    /// current one (position `cur`) is half full. Called outside the lock, after a
+    /// commit, so rotation under the lock is a rename, not 8 MiB of zeros.
+    pub fn ensure_preallocated(&self, cur: &Cursor) -> Result<()> {
+        if cur.offset < self.opts.segment_size_bytes / 2 {
+            return Ok(());
+        }
         let pre = self.wal_dir.join(segment::PREALLOC_NAME);
         if self.vfs.exists(&pre).at(&pre)? {
             return Ok(());

@@ -1,0 +1,124 @@
+//! Flags and subcommands.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// got: a transactional graph store on disk, for agents and people.
+///
+/// Every write is one transaction: it is on stable storage when the command exits 0.
+/// The store is `--store DIR`, else `$GOT_DIR`, else the nearest `.got` directory
+/// found walking up from the working directory (like git).
+#[derive(Parser, Debug)]
+#[command(name = "got", version, about, long_about = None)]
+pub struct Cli {
+    /// The store directory (the one holding LOCK, CURRENT and wal/).
+    #[arg(long, global = true, value_name = "DIR", env = "GOT_DIR")]
+    pub store: Option<PathBuf>,
+    /// Print machine-readable JSON (errors as {"error": {"code", "message"}}).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Who is acting, recorded on every write (default: $GOT_AGENT, else the user name).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub agent: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a store (in ./.got unless --store or GOT_DIR says where).
+    Init,
+    /// Create a store in a new temporary directory, write a small graph from several
+    /// threads, read it back and print it.
+    Demo {
+        /// Writer threads.
+        #[arg(long, default_value_t = 4)]
+        threads: usize,
+    },
+    /// Entities: create, read, replace, delete.
+    #[command(subcommand)]
+    Entity(EntityCmd),
+    /// Edges between entities.
+    #[command(subcommand)]
+    Edge(EdgeCmd),
+    /// Every committed version of an entity, with who made it and when.
+    History { id: String },
+    /// Flush the WAL tail into a run now (normally automatic).
+    Checkpoint,
+    /// Check every file's checksums, the WAL end to end, runs against the WAL, and
+    /// that edges point at entities. Exits 0 only when healthy.
+    Verify,
+    /// Explain damage in the WAL; with --truncate-at-corruption, move the damaged
+    /// frame and everything after it to quarantine/.
+    Repair(RepairArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RepairArgs {
+    /// Cut the log at the damaged frame (its bytes and all later ones are kept in
+    /// quarantine/; the commits they held are lost from the store).
+    #[arg(long)]
+    pub truncate_at_corruption: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EntityCmd {
+    /// Create or replace an entity; prints its id and new version.
+    Put {
+        kind: String,
+        /// Use this id (default: a new random one).
+        #[arg(long)]
+        id: Option<String>,
+        /// The properties, a JSON object: '{"title": "x", "priority": 2}'.
+        #[arg(long, default_value = "{}")]
+        props: String,
+        /// Only if the entity is at this version (0: must not exist); else conflict.
+        #[arg(long, value_name = "N")]
+        if_version: Option<u64>,
+    },
+    /// Print one entity.
+    Get { id: String },
+    /// List entities in id order.
+    List {
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Delete an entity and its edges.
+    Delete { id: String },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Dir {
+    Out,
+    In,
+    Both,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EdgeCmd {
+    /// Add edge FROM -KIND-> TO (both must exist).
+    Add {
+        from: String,
+        kind: String,
+        to: String,
+        /// Edge properties, a JSON object.
+        #[arg(long, default_value = "{}")]
+        props: String,
+    },
+    /// Remove edge FROM -KIND-> TO.
+    Rm {
+        from: String,
+        kind: String,
+        to: String,
+    },
+    /// The edges of an entity.
+    List {
+        id: String,
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long, value_enum, default_value_t = Dir::Both)]
+        direction: Dir,
+    },
+}

@@ -1,0 +1,534 @@
+//! One function per command: resolve the store, call the library, print.
+
+use super::args::{Cli, Command, Dir, EdgeCmd, EntityCmd};
+use super::{exit, CmdResult, Failure};
+use got::json::{entity_to_json, props_from_json_str, props_to_json};
+use got::{Direction, Entity, Options, Store};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+struct Ctx {
+    store_flag: Option<PathBuf>,
+    json: bool,
+    agent: Option<String>,
+}
+
+impl Ctx {
+    /// `--store`/`GOT_DIR` (clap merges them), else the nearest `.got` upwards.
+    fn store_dir(&self) -> Result<PathBuf, Failure> {
+        if let Some(d) = &self.store_flag {
+            return Ok(d.clone());
+        }
+        let cwd = std::env::current_dir()
+            .map_err(|e| Failure::new("io", exit::ERROR, format!("working directory: {e}")))?;
+        for dir in cwd.ancestors() {
+            let cand = dir.join(".got");
+            if cand.join("CURRENT").is_file() {
+                return Ok(cand);
+            }
+        }
+        Err(Failure::new(
+            "not_found",
+            exit::NOT_FOUND,
+            format!(
+                "no store: no .got directory in {} or above; run `got init`, or pass --store DIR / set GOT_DIR",
+                cwd.display()
+            ),
+        ))
+    }
+
+    fn options(&self) -> Options {
+        Options {
+            actor: self.agent.clone(),
+            ..Options::default()
+        }
+    }
+
+    fn open(&self) -> Result<Store, Failure> {
+        Ok(Store::open(self.store_dir()?, self.options())?)
+    }
+
+    fn open_read_only(&self) -> Result<Store, Failure> {
+        Ok(Store::open(
+            self.store_dir()?,
+            Options {
+                read_only: true,
+                ..self.options()
+            },
+        )?)
+    }
+
+    fn print(&self, j: serde_json::Value, text: impl FnOnce() -> String) {
+        if self.json {
+            println!("{j}");
+        } else {
+            let t = text();
+            if !t.is_empty() {
+                println!("{t}");
+            }
+        }
+    }
+}
+
+pub fn dispatch(cli: Cli) -> CmdResult {
+    let ctx = Ctx {
+        store_flag: cli.store,
+        json: cli.json,
+        agent: cli.agent,
+    };
+    match cli.command {
+        Command::Init => init(&ctx),
+        Command::Demo { threads } => demo(&ctx, threads),
+        Command::Entity(c) => entity(&ctx, c),
+        Command::Edge(c) => edge(&ctx, c),
+        Command::History { id } => history(&ctx, &id),
+        Command::Checkpoint => checkpoint(&ctx),
+        Command::Verify => verify(&ctx),
+        Command::Repair(a) => repair(&ctx, a.truncate_at_corruption),
+    }
+}
+
+fn init(ctx: &Ctx) -> CmdResult {
+    let dir = ctx.store_flag.clone().unwrap_or_else(|| PathBuf::from(".got"));
+    got::init(&got::wal::RealVfs, &dir)?;
+    let shown = std::fs::canonicalize(&dir).unwrap_or(dir);
+    ctx.print(json!({"store": shown}), || {
+        format!("created an empty got store in {}", shown.display())
+    });
+    Ok(())
+}
+
+fn entity_text(e: &Entity) -> String {
+    format!(
+        "{} {} v{} {}",
+        e.id,
+        e.kind,
+        e.version,
+        props_to_json(&e.props)
+    )
+}
+
+fn entity(ctx: &Ctx, c: EntityCmd) -> CmdResult {
+    match c {
+        EntityCmd::Put {
+            kind,
+            id,
+            props,
+            if_version,
+        } => {
+            let props = props_from_json_str(&props).map_err(|m| Failure::new("invalid", exit::INVALID, m))?;
+            let store = ctx.open()?;
+            // With --if-version the caller asked for compare-and-swap: no retry.
+            let e = store.transaction(|tx| match (&id, if_version) {
+                (Some(id), Some(v)) => tx.put_if_version(id, &kind, props.clone(), v),
+                (Some(id), None) => tx.put(id, &kind, props.clone()),
+                (None, Some(v)) if v != 0 => Err(got::Error::Invalid(
+                    "--if-version N > 0 needs --id".into(),
+                )),
+                (None, _) => tx.create(&kind, props.clone()),
+            })?;
+            ctx.print(entity_to_json(&e), || format!("{} v{}", e.id, e.version));
+        }
+        EntityCmd::Get { id } => {
+            let store = ctx.open_read_only()?;
+            let e = store
+                .get(&id)?
+                .ok_or_else(|| Failure::new("not_found", exit::NOT_FOUND, format!("not found: entity {id}")))?;
+            ctx.print(entity_to_json(&e), || entity_text(&e));
+        }
+        EntityCmd::List { kind, limit } => {
+            let store = ctx.open_read_only()?;
+            let list = store.list(kind.as_deref(), limit)?;
+            ctx.print(
+                json!(list.iter().map(entity_to_json).collect::<Vec<_>>()),
+                || list.iter().map(entity_text).collect::<Vec<_>>().join("\n"),
+            );
+        }
+        EntityCmd::Delete { id } => {
+            let store = ctx.open()?;
+            let e = store.transaction(|tx| tx.delete(&id))?;
+            ctx.print(json!({"deleted": e.id, "version": e.version + 1}), || {
+                format!("deleted {}", e.id)
+            });
+        }
+    }
+    Ok(())
+}
+
+fn edge(ctx: &Ctx, c: EdgeCmd) -> CmdResult {
+    match c {
+        EdgeCmd::Add {
+            from,
+            kind,
+            to,
+            props,
+        } => {
+            let props = props_from_json_str(&props).map_err(|m| Failure::new("invalid", exit::INVALID, m))?;
+            let store = ctx.open()?;
+            store.transaction(|tx| tx.add_edge(&from, &kind, &to, props.clone()))?;
+            ctx.print(json!({"from": from, "kind": kind, "to": to}), || {
+                format!("{from} -{kind}-> {to}")
+            });
+        }
+        EdgeCmd::Rm { from, kind, to } => {
+            let store = ctx.open()?;
+            let existed = store.transaction(|tx| tx.remove_edge(&from, &kind, &to))?;
+            if !existed {
+                return Err(Failure::new(
+                    "not_found",
+                    exit::NOT_FOUND,
+                    format!("not found: edge {from} -{kind}-> {to}"),
+                ));
+            }
+            ctx.print(json!({"removed": {"from": from, "kind": kind, "to": to}}), || {
+                format!("removed {from} -{kind}-> {to}")
+            });
+        }
+        EdgeCmd::List {
+            id,
+            kind,
+            direction,
+        } => {
+            let store = ctx.open_read_only()?;
+            let mut tx = store.begin()?;
+            if tx.get(&id)?.is_none() {
+                return Err(Failure::new("not_found", exit::NOT_FOUND, format!("not found: entity {id}")));
+            }
+            let d = match direction {
+                Dir::Out => Direction::Out,
+                Dir::In => Direction::In,
+                Dir::Both => Direction::Both,
+            };
+            let edges = tx.edges(&id, d, kind.as_deref())?;
+            ctx.print(
+                json!(edges
+                    .iter()
+                    .map(|e| json!({"from": e.from, "kind": e.kind, "to": e.to, "props": props_to_json(&e.props)}))
+                    .collect::<Vec<_>>()),
+                || {
+                    edges
+                        .iter()
+                        .map(|e| format!("{} -{}-> {}", e.from, e.kind, e.to))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+fn history(ctx: &Ctx, id: &str) -> CmdResult {
+    let store = ctx.open_read_only()?;
+    let h = store.history(id)?;
+    if h.is_empty() {
+        return Err(Failure::new("not_found", exit::NOT_FOUND, format!("not found: entity {id}")));
+    }
+    ctx.print(
+        json!(h
+            .iter()
+            .map(|v| json!({
+                "lsn": v.lsn, "version": v.version, "actor": v.actor, "time_ms": v.time_ms,
+                "deleted": v.deleted, "props": v.entity.as_ref().map(|e| props_to_json(&e.props)),
+            }))
+            .collect::<Vec<_>>()),
+        || {
+            h.iter()
+                .map(|v| {
+                    let what = match &v.entity {
+                        Some(e) => props_to_json(&e.props).to_string(),
+                        None => "(deleted)".into(),
+                    };
+                    format!(
+                        "v{} lsn {} by {} at {} {}",
+                        v.version,
+                        v.lsn,
+                        v.actor,
+                        format_ms(v.time_ms),
+                        what
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        },
+    );
+    Ok(())
+}
+
+/// Unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).
+pub fn format_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
+fn checkpoint(ctx: &Ctx) -> CmdResult {
+    let store = ctx.open()?;
+    let info = store.checkpoint()?;
+    ctx.print(
+        json!({"checkpoint_lsn": info.checkpoint_lsn, "generation": info.generation,
+               "run": info.run.as_ref().map(|r| &r.name), "compacted": info.compacted,
+               "segments_retired": info.segments_retired}),
+        || match &info.run {
+            Some(r) => format!(
+                "checkpoint at LSN {}: wrote {} ({} keys, {} bytes){}; retired {} WAL segment(s)",
+                info.checkpoint_lsn,
+                r.name,
+                r.keys,
+                r.bytes,
+                if info.compacted { ", compacted all runs" } else { "" },
+                info.segments_retired
+            ),
+            None => format!("nothing to checkpoint (checkpoint LSN {})", info.checkpoint_lsn),
+        },
+    );
+    Ok(())
+}
+
+fn verify(ctx: &Ctx) -> CmdResult {
+    let dir = ctx.store_dir()?;
+    let rep = got::versioned_store::verify(Arc::new(got::wal::RealVfs), &dir)?;
+    ctx.print(
+        json!({"healthy": rep.healthy(), "findings": rep.findings, "notes": rep.notes,
+               "checkpoint_lsn": rep.checkpoint_lsn, "last_lsn": rep.last_lsn, "runs": rep.runs,
+               "wal_frames": rep.wal_frames, "entities": rep.entities, "edges": rep.edges}),
+        || {
+            let mut out = Vec::new();
+            for n in &rep.notes {
+                out.push(format!("note: {n}"));
+            }
+            for f in &rep.findings {
+                out.push(format!("finding: {f}"));
+            }
+            out.push(format!(
+                "{}: {} entities, {} edges, {} run(s), {} WAL frame(s) after checkpoint LSN {}, last LSN {}",
+                if rep.healthy() { "healthy" } else { "NOT HEALTHY" },
+                rep.entities,
+                rep.edges,
+                rep.runs,
+                rep.wal_frames,
+                rep.checkpoint_lsn,
+                rep.last_lsn
+            ));
+            out.join("\n")
+        },
+    );
+    if rep.healthy() {
+        Ok(())
+    } else if ctx.json {
+        // The report above is the output; exit non-zero without a second object.
+        std::process::exit(exit::CORRUPT);
+    } else {
+        Err(Failure::new(
+            "corrupt",
+            exit::CORRUPT,
+            format!("verify found {} problem(s)", rep.findings.len()),
+        ))
+    }
+}
+
+fn repair(ctx: &Ctx, truncate: bool) -> CmdResult {
+    let dir = ctx.store_dir()?;
+    let timeout = got::wal::lock::lock_timeout_from_env();
+    let vfs = Arc::new(got::wal::RealVfs);
+    // Always inspect first, so the loss is printed before anything is cut.
+    let rep = got::versioned_store::repair(vfs.clone(), &dir, false, timeout)?;
+    let describe = |rep: &got::versioned_store::RepairReport| -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some((file, offset, bytes)) = &rep.torn_tail {
+            out.push(format!(
+                "torn tail: {bytes} bytes at {}:{offset}, left by a crash; not damage. The next write moves them to quarantine/.",
+                file.display()
+            ));
+        }
+        if let Some(d) = &rep.damage {
+            out.push(format!(
+                "corruption: {} at {}:{} — valid frames follow it, so acknowledged commits may sit behind it.",
+                d.reason,
+                d.file.display(),
+                d.offset
+            ));
+            out.push(format!(
+                "truncating there would discard LSNs {}..={} ({} later segment file(s)), written to: {}",
+                d.first_lost_lsn,
+                d.last_lost_lsn.map_or("?".to_string(), |l| l.to_string()),
+                d.later_segments,
+                if d.lost.is_empty() { "(nothing decodable)".to_string() } else { d.lost.join(", ") }
+            ));
+        }
+        if rep.torn_tail.is_none() && rep.damage.is_none() {
+            out.push("the WAL is intact; nothing to repair".into());
+        }
+        out
+    };
+    let lines = describe(&rep);
+    let damage_json = |rep: &got::versioned_store::RepairReport| {
+        rep.damage.as_ref().map(|d| {
+            json!({"file": d.file, "offset": d.offset, "reason": d.reason,
+                   "first_lost_lsn": d.first_lost_lsn, "last_lost_lsn": d.last_lost_lsn,
+                   "lost": d.lost, "later_segments": d.later_segments})
+        })
+    };
+    if rep.damage.is_some() && truncate {
+        if !ctx.json {
+            println!("{}", lines.join("\n"));
+        }
+        let done = got::versioned_store::repair(vfs, &dir, true, timeout)?;
+        ctx.print(
+            json!({"damage": damage_json(&done), "truncated": done.truncated}),
+            || "truncated: the damaged frame and everything after it are in quarantine/; the store opens again".into(),
+        );
+        return Ok(());
+    }
+    ctx.print(
+        json!({"damage": damage_json(&rep), "torn_tail": rep.torn_tail.as_ref().map(|(f, o, b)| json!({"file": f, "offset": o, "bytes": b})), "truncated": false}),
+        || {
+            let mut l = lines.clone();
+            if rep.damage.is_some() {
+                l.push("nothing changed; rerun with --truncate-at-corruption to cut the log there".into());
+            }
+            l.join("\n")
+        },
+    );
+    if rep.damage.is_some() {
+        return Err(Failure::new(
+            "corrupt",
+            exit::CORRUPT,
+            "the WAL is damaged mid-log (see above)",
+        ));
+    }
+    Ok(())
+}
+
+fn demo(ctx: &Ctx, threads: usize) -> CmdResult {
+    let threads = threads.clamp(1, 64);
+    let tmp = tempfile::Builder::new()
+        .prefix("got-demo-")
+        .tempdir()
+        .map_err(|e| Failure::new("io", exit::ERROR, format!("temporary directory: {e}")))?
+        .keep();
+    let dir = tmp.join(".got");
+    if !ctx.json {
+        println!("demo store: {}", dir.display());
+    }
+    got::init(&got::wal::RealVfs, &dir)?;
+    let store = Store::open(&dir, ctx.options())?;
+    let epic = store.transaction(|tx| {
+        tx.create_with_prefix(
+            "E-",
+            "epic",
+            got::props([("title", "Ship the demo".into())]),
+        )
+    })?;
+    let started = std::time::Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let store = store.with_actor(format!("agent-{t}"));
+            let epic = epic.id.clone();
+            std::thread::spawn(move || -> Result<Vec<String>, got::Error> {
+                let mut ids: Vec<String> = Vec::new();
+                for i in 0..5 {
+                    let prev = ids.last().cloned();
+                    let id = store.transaction(|tx| {
+                        let e = tx.create_with_prefix(
+                            "T-",
+                            "task",
+                            got::props([
+                                ("title", format!("task {i} of agent-{t}").into()),
+                                ("status", "pending".into()),
+                            ]),
+                        )?;
+                        tx.add_edge(&e.id, "part_of", &epic, Default::default())?;
+                        if let Some(p) = &prev {
+                            tx.add_edge(&e.id, "depends_on", p, Default::default())?;
+                        }
+                        Ok(e.id)
+                    })?;
+                    ids.push(id);
+                }
+                Ok(ids)
+            })
+        })
+        .collect();
+    let mut written = 0;
+    for h in handles {
+        written += h
+            .join()
+            .map_err(|_| Failure::new("io", exit::ERROR, "a demo thread panicked"))??
+            .len();
+    }
+    let elapsed = started.elapsed();
+    // Read it back through a fresh read-only handle, as another process would.
+    let reader = Store::open(
+        &dir,
+        Options {
+            read_only: true,
+            ..Options::default()
+        },
+    )?;
+    let tasks = reader.list(Some("task"), None)?;
+    let mut tx = reader.begin()?;
+    let mut rows = Vec::new();
+    for t in &tasks {
+        let deps: Vec<String> = tx
+            .edges(&t.id, Direction::Out, Some("depends_on"))?
+            .into_iter()
+            .map(|e| e.to)
+            .collect();
+        rows.push((t.clone(), deps));
+    }
+    let history = reader.history(&epic.id)?;
+    ctx.print(
+        json!({"store": dir, "epic": entity_to_json(&epic), "tasks": rows.iter().map(|(t, d)| {
+            let mut j = entity_to_json(t); j["depends_on"] = json!(d); j }).collect::<Vec<_>>(),
+            "threads": threads, "commits": written + 1, "elapsed_ms": elapsed.as_millis() as u64}),
+        || {
+            let mut out = vec![format!(
+                "{threads} threads committed {written} tasks (each with its edges, one durable transaction each) in {} ms",
+                elapsed.as_millis()
+            )];
+            out.push(format!("epic {} {:?} (version {}, by {})", epic.id, epic.props["title"].as_str().unwrap_or(""), epic.version, history[0].actor));
+            for (t, deps) in &rows {
+                out.push(format!(
+                    "  {} {:<22} by {:<8} depends on: {}",
+                    t.id,
+                    t.props.get("title").and_then(|v| v.as_str()).unwrap_or(""),
+                    reader.history(&t.id).ok().and_then(|h| h.first().map(|v| v.actor.clone())).unwrap_or_default(),
+                    if deps.is_empty() { "-".into() } else { deps.join(", ") }
+                ));
+            }
+            out.push(format!(
+                "inspect it: got --store {} entity list",
+                shell_quote(&dir)
+            ));
+            out.join("\n")
+        },
+    );
+    Ok(())
+}
+
+fn shell_quote(p: &Path) -> String {
+    let s = p.display().to_string();
+    if s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c)) {
+        s
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}

@@ -1,0 +1,54 @@
+//! Conversions between property values and JSON (the CLI's input and output).
+
+use crate::{Entity, Props, Value};
+use serde_json::{json, Map, Number, Value as Json};
+
+pub fn to_json(v: &Value) -> Json {
+    match v {
+        Value::Null => Json::Null,
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Int(i) => Json::Number((*i).into()),
+        Value::Float(f) => Number::from_f64(*f).map_or(Json::Null, Json::Number),
+        Value::String(s) => Json::String(s.clone()),
+        Value::List(l) => Json::Array(l.iter().map(to_json).collect()),
+        Value::Map(m) => Json::Object(m.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
+    }
+}
+
+pub fn from_json(j: &Json) -> Value {
+    match j {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Bool(*b),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Json::String(s) => Value::String(s.clone()),
+        Json::Array(a) => Value::List(a.iter().map(from_json).collect()),
+        Json::Object(o) => Value::Map(o.iter().map(|(k, v)| (k.clone(), from_json(v))).collect()),
+    }
+}
+
+pub fn props_to_json(p: &Props) -> Json {
+    Json::Object(p.iter().map(|(k, v)| (k.clone(), to_json(v))).collect::<Map<_, _>>())
+}
+
+/// Parses a JSON object into props; anything else is an error message.
+pub fn props_from_json_str(s: &str) -> Result<Props, String> {
+    let j: Json = serde_json::from_str(s).map_err(|e| format!("--props is not valid JSON: {e}"))?;
+    match j {
+        Json::Object(o) => Ok(o.iter().map(|(k, v)| (k.clone(), from_json(v))).collect()),
+        _ => Err("--props must be a JSON object, like '{\"title\": \"x\"}'".into()),
+    }
+}
+
+pub fn entity_to_json(e: &Entity) -> Json {
+    json!({
+        "id": e.id,
+        "kind": e.kind,
+        "version": e.version,
+        "props": props_to_json(&e.props),
+        "created_at": e.created_at,
+        "updated_at": e.updated_at,
+    })
+}
