@@ -15,9 +15,9 @@ pub mod txn;
 pub mod value;
 
 pub use error::{Error, Result};
+pub use maintenance::{repair, verify, DamageReport, RepairReport, VerifyReport};
 pub use model::{Edge, Entity};
 pub use store::{init, CheckpointInfo, CommitInfo, HistoryEntry, Options, Store};
 pub use txn::{Direction, Transaction};
 pub use value::{props, Props, Value};
 pub use wal::Durability;
-pub use maintenance::{repair, verify, DamageReport, RepairReport, VerifyReport};

@@ -52,7 +52,8 @@ pub fn verify(vfs: Arc<dyn Vfs>, dir: &Path) -> Result<VerifyReport> {
     rep.checkpoint_lsn = m.checkpoint_lsn;
     rep.runs = m.runs.len();
     for meta in &m.runs {
-        match Run::open(vfs.as_ref(), &dir.join("runs"), meta, m.store_id).and_then(|r| r.verify()) {
+        match Run::open(vfs.as_ref(), &dir.join("runs"), meta, m.store_id).and_then(|r| r.verify())
+        {
             Ok(()) => {}
             Err(e) => rep.findings.push(format!("run {}: {e}", meta.name)),
         }
@@ -145,7 +146,8 @@ fn check_graph(vfs: Arc<dyn Vfs>, dir: &Path, rep: &mut VerifyReport) -> Result<
             let rec = match model::decode::<EdgeRecord>(&v, "edge record") {
                 Ok(r) => r,
                 Err(e) => {
-                    rep.findings.push(format!("edge {from} -{kind}-> {to}: {e}"));
+                    rep.findings
+                        .push(format!("edge {from} -{kind}-> {to}: {e}"));
                     continue;
                 }
             };
@@ -243,7 +245,12 @@ fn describe(d: &Damage) -> DamageReport {
 /// Explains the state of the log's end; with `truncate`, moves a mid-log damaged
 /// frame and everything after it to `quarantine/` (the store then opens with the
 /// prefix before the damage). Takes the writer lock.
-pub fn repair(vfs: Arc<dyn Vfs>, dir: &Path, truncate: bool, lock_timeout: std::time::Duration) -> Result<RepairReport> {
+pub fn repair(
+    vfs: Arc<dyn Vfs>,
+    dir: &Path,
+    truncate: bool,
+    lock_timeout: std::time::Duration,
+) -> Result<RepairReport> {
     let m = manifest::read(vfs.as_ref(), dir)?;
     let lock = ProcessLock::open(vfs.as_ref(), dir)?;
     let held = lock.acquire(lock_timeout)?;

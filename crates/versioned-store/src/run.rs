@@ -306,6 +306,19 @@ impl Run {
             .map(|j| b[j].versions.clone()))
     }
 
+    /// The newest version of `key` at or below `lsn` (without copying the others:
+    /// a hot key may have a long history).
+    pub fn get_at(&self, key: &[u8], lsn: u64) -> Result<Option<(u64, Vec<u8>)>> {
+        let i = self.index.partition_point(|e| e.last_key.as_slice() < key);
+        if i >= self.index.len() {
+            return Ok(None);
+        }
+        let b = self.block(i)?;
+        Ok(b.binary_search_by(|e| e.key.as_slice().cmp(key))
+            .ok()
+            .and_then(|j| b[j].versions.iter().rev().find(|(l, _)| *l <= lsn).cloned()))
+    }
+
     /// Calls `f` for each key starting with `prefix`, in order.
     pub fn scan_prefix(&self, prefix: &[u8], mut f: impl FnMut(&RunEntry)) -> Result<()> {
         let mut i = self

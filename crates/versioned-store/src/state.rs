@@ -27,10 +27,8 @@ impl State {
             return Ok(Some(v));
         }
         for run in &self.runs {
-            if let Some(vs) = run.get(key)? {
-                if let Some((l, v)) = vs.iter().rev().find(|(l, _)| *l <= lsn) {
-                    return Ok(Some((*l, Arc::from(v.as_slice()))));
-                }
+            if let Some((l, v)) = run.get_at(key, lsn)? {
+                return Ok(Some((l, Arc::from(v))));
             }
         }
         Ok(None)

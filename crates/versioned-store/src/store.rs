@@ -471,10 +471,38 @@ impl Inner {
             // Recovery by the lock holder: cut a torn tail, refuse mid-log damage.
             let held = lock.acquire(inner.opts.lock_timeout)?;
             inner.sync_with_log(&held)?;
+            inner.remove_dead_temporaries();
         } else {
             inner.catch_up()?;
         }
         Ok(inner)
+    }
+
+    /// Removes temporary files (`<name>.<pid>.<random>.tmp`) left by processes that
+    /// died mid-write: a half-written preallocation is 8 MiB of waste. Files of
+    /// live processes (this one included) are left alone.
+    fn remove_dead_temporaries(&self) {
+        for sub in ["", "wal", "runs"] {
+            let d = if sub.is_empty() {
+                self.dir.clone()
+            } else {
+                self.dir.join(sub)
+            };
+            let Ok(names) = self.vfs.list_dir(&d) else {
+                continue;
+            };
+            for n in names.iter().filter(|n| n.ends_with(".tmp")) {
+                let mut parts = n.rsplit('.');
+                let pid = parts.nth(2).and_then(|p| p.parse::<u32>().ok());
+                let dead = pid.is_some_and(|p| {
+                    p != std::process::id() && !Path::new(&format!("/proc/{p}")).exists()
+                });
+                if dead {
+                    // Best effort: a leftover temporary file is waste, not damage.
+                    let _ = self.vfs.remove_file(&d.join(n));
+                }
+            }
+        }
     }
 
     /// Applies frames (idempotently: LSNs at or below `applied_lsn` are skipped).

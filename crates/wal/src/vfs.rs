@@ -11,7 +11,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -184,6 +183,7 @@ impl Vfs for RealVfs {
         Ok(Box::new(RealLock {
             path: path.to_path_buf(),
             file: RealFile(file),
+            wait: Default::default(),
         }))
     }
 }
@@ -194,46 +194,65 @@ impl Vfs for RealVfs {
 struct RealLock {
     path: PathBuf,
     file: RealFile,
+    wait: Arc<(parking_lot::Mutex<LockWait>, parking_lot::Condvar)>,
+}
+
+/// The state shared with the (at most one) helper thread blocked in `flock`.
+#[derive(Debug, Default)]
+struct LockWait {
+    helper_running: bool,
+    /// A `lock` call is waiting for the helper's result.
+    waiting: bool,
+    delivered: Option<io::Result<()>>,
 }
 
 impl VfsLock for RealLock {
     fn lock(&self, timeout: Duration) -> io::Result<bool> {
-        if self.try_lock()? {
-            return Ok(true);
-        }
-        // `flock` has no timeout. A helper thread blocks in the kernel on a duplicate
-        // descriptor (same open file description, so the lock it gets is ours); if we
-        // give up first, the thread releases the lock as soon as it gets it.
-        let dup = self.file.0.try_clone()?;
-        let (tx, rx) = mpsc::sync_channel::<io::Result<()>>(1);
-        let abandoned = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let abandoned2 = abandoned.clone();
-        let ack = Arc::new(parking_lot::Mutex::new(()));
-        let ack2 = ack.clone();
-        std::thread::Builder::new()
-            .name("got-lock-wait".into())
-            .spawn(move || {
-                let r = dup.lock();
-                let _g = ack2.lock();
-                if abandoned2.load(std::sync::atomic::Ordering::SeqCst) {
-                    if r.is_ok() {
+        // `flock` has no timeout, so a helper thread blocks in the kernel on a
+        // duplicate descriptor (same open file description: the lock it gets is
+        // ours). At most one helper exists per lock; if the waiter gives up, the
+        // helper, deciding under the same mutex, releases what it got. Without that
+        // mutex an abandoned helper could release a lock a later call believes held.
+        let (m, cv) = &*self.wait;
+        let mut w = m.lock();
+        if !w.helper_running {
+            if self.try_lock()? {
+                return Ok(true);
+            }
+            let dup = self.file.0.try_clone()?;
+            let shared = self.wait.clone();
+            w.helper_running = true;
+            w.delivered = None;
+            let spawned = std::thread::Builder::new()
+                .name("got-lock-wait".into())
+                .spawn(move || {
+                    let r = dup.lock();
+                    let (m, cv) = &*shared;
+                    let mut w = m.lock();
+                    w.helper_running = false;
+                    if w.waiting {
+                        w.delivered = Some(r);
+                        cv.notify_all();
+                    } else if r.is_ok() {
                         let _ = dup.unlock();
                     }
-                    return;
-                }
-                let _ = tx.send(r);
-            })?;
-        match rx.recv_timeout(timeout) {
-            Ok(r) => r.map(|_| true),
-            Err(_) => {
-                let _g = ack.lock();
-                // The thread may have sent just before we took `ack`.
-                if let Ok(r) = rx.try_recv() {
-                    return r.map(|_| true);
-                }
-                abandoned.store(true, std::sync::atomic::Ordering::SeqCst);
-                Ok(false)
+                });
+            if let Err(e) = spawned {
+                w.helper_running = false;
+                return Err(e);
             }
+        }
+        w.waiting = true;
+        let deadline = std::time::Instant::now() + timeout;
+        while w.delivered.is_none() {
+            if cv.wait_until(&mut w, deadline).timed_out() {
+                break;
+            }
+        }
+        w.waiting = false;
+        match w.delivered.take() {
+            Some(r) => r.map(|_| true),
+            None => Ok(false),
         }
     }
     fn try_lock(&self) -> io::Result<bool> {
@@ -251,5 +270,49 @@ impl VfsLock for RealLock {
     }
     fn file(&self) -> &dyn VfsFile {
         &self.file
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flock_times_out_then_is_granted_and_excludes_the_other_description() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("LOCK");
+        let a = RealVfs.open_lock(&path).unwrap();
+        let b = RealVfs.open_lock(&path).unwrap();
+        assert!(a.lock(Duration::from_millis(10)).unwrap());
+        let start = std::time::Instant::now();
+        assert!(!b.lock(Duration::from_millis(50)).unwrap());
+        assert!(start.elapsed() >= Duration::from_millis(45));
+        // Once `a` releases, `b`'s next attempt (reusing the waiting helper) wins...
+        a.unlock().unwrap();
+        assert!(b.lock(Duration::from_secs(5)).unwrap());
+        // ...and really holds it: `a` cannot get it while `b` does.
+        assert!(!a.try_lock().unwrap());
+        b.unlock().unwrap();
+        assert!(a.try_lock().unwrap());
+    }
+
+    #[test]
+    fn an_abandoned_wait_releases_what_it_later_gets() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("LOCK");
+        let a = RealVfs.open_lock(&path).unwrap();
+        let b = RealVfs.open_lock(&path).unwrap();
+        assert!(a.lock(Duration::from_millis(10)).unwrap());
+        assert!(!b.lock(Duration::from_millis(20)).unwrap());
+        a.unlock().unwrap();
+        // b's helper gets the lock with nobody waiting and must give it back.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            if a.try_lock().unwrap() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "helper kept the lock");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
