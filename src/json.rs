@@ -30,7 +30,11 @@ pub fn from_json(j: &Json) -> Value {
 }
 
 pub fn props_to_json(p: &Props) -> Json {
-    Json::Object(p.iter().map(|(k, v)| (k.clone(), to_json(v))).collect::<Map<_, _>>())
+    Json::Object(
+        p.iter()
+            .map(|(k, v)| (k.clone(), to_json(v)))
+            .collect::<Map<_, _>>(),
+    )
 }
 
 /// Parses a JSON object into props; anything else is an error message.

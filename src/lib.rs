@@ -32,7 +32,7 @@ pub use versioned_store::{
 
 pub mod json;
 
-/// The write-ahead log and the file-system seam (`Vfs`, `SimVfs`) for tests and tools.
-pub use wal;
 /// The store internals (formats, runs, manifest).
 pub use versioned_store;
+/// The write-ahead log and the file-system seam (`Vfs`, `SimVfs`) for tests and tools.
+pub use wal;

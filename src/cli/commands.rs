@@ -90,7 +90,10 @@ pub fn dispatch(cli: Cli) -> CmdResult {
 }
 
 fn init(ctx: &Ctx) -> CmdResult {
-    let dir = ctx.store_flag.clone().unwrap_or_else(|| PathBuf::from(".got"));
+    let dir = ctx
+        .store_flag
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(".got"));
     got::init(&got::wal::RealVfs, &dir)?;
     let shown = std::fs::canonicalize(&dir).unwrap_or(dir);
     ctx.print(json!({"store": shown}), || {
@@ -117,24 +120,29 @@ fn entity(ctx: &Ctx, c: EntityCmd) -> CmdResult {
             props,
             if_version,
         } => {
-            let props = props_from_json_str(&props).map_err(|m| Failure::new("invalid", exit::INVALID, m))?;
+            let props = props_from_json_str(&props)
+                .map_err(|m| Failure::new("invalid", exit::INVALID, m))?;
             let store = ctx.open()?;
             // With --if-version the caller asked for compare-and-swap: no retry.
             let e = store.transaction(|tx| match (&id, if_version) {
                 (Some(id), Some(v)) => tx.put_if_version(id, &kind, props.clone(), v),
                 (Some(id), None) => tx.put(id, &kind, props.clone()),
-                (None, Some(v)) if v != 0 => Err(got::Error::Invalid(
-                    "--if-version N > 0 needs --id".into(),
-                )),
+                (None, Some(v)) if v != 0 => {
+                    Err(got::Error::Invalid("--if-version N > 0 needs --id".into()))
+                }
                 (None, _) => tx.create(&kind, props.clone()),
             })?;
             ctx.print(entity_to_json(&e), || format!("{} v{}", e.id, e.version));
         }
         EntityCmd::Get { id } => {
             let store = ctx.open_read_only()?;
-            let e = store
-                .get(&id)?
-                .ok_or_else(|| Failure::new("not_found", exit::NOT_FOUND, format!("not found: entity {id}")))?;
+            let e = store.get(&id)?.ok_or_else(|| {
+                Failure::new(
+                    "not_found",
+                    exit::NOT_FOUND,
+                    format!("not found: entity {id}"),
+                )
+            })?;
             ctx.print(entity_to_json(&e), || entity_text(&e));
         }
         EntityCmd::List { kind, limit } => {
@@ -164,7 +172,8 @@ fn edge(ctx: &Ctx, c: EdgeCmd) -> CmdResult {
             to,
             props,
         } => {
-            let props = props_from_json_str(&props).map_err(|m| Failure::new("invalid", exit::INVALID, m))?;
+            let props = props_from_json_str(&props)
+                .map_err(|m| Failure::new("invalid", exit::INVALID, m))?;
             let store = ctx.open()?;
             store.transaction(|tx| tx.add_edge(&from, &kind, &to, props.clone()))?;
             ctx.print(json!({"from": from, "kind": kind, "to": to}), || {
@@ -181,9 +190,10 @@ fn edge(ctx: &Ctx, c: EdgeCmd) -> CmdResult {
                     format!("not found: edge {from} -{kind}-> {to}"),
                 ));
             }
-            ctx.print(json!({"removed": {"from": from, "kind": kind, "to": to}}), || {
-                format!("removed {from} -{kind}-> {to}")
-            });
+            ctx.print(
+                json!({"removed": {"from": from, "kind": kind, "to": to}}),
+                || format!("removed {from} -{kind}-> {to}"),
+            );
         }
         EdgeCmd::List {
             id,
@@ -193,7 +203,11 @@ fn edge(ctx: &Ctx, c: EdgeCmd) -> CmdResult {
             let store = ctx.open_read_only()?;
             let mut tx = store.begin()?;
             if tx.get(&id)?.is_none() {
-                return Err(Failure::new("not_found", exit::NOT_FOUND, format!("not found: entity {id}")));
+                return Err(Failure::new(
+                    "not_found",
+                    exit::NOT_FOUND,
+                    format!("not found: entity {id}"),
+                ));
             }
             let d = match direction {
                 Dir::Out => Direction::Out,
@@ -223,7 +237,11 @@ fn history(ctx: &Ctx, id: &str) -> CmdResult {
     let store = ctx.open_read_only()?;
     let h = store.history(id)?;
     if h.is_empty() {
-        return Err(Failure::new("not_found", exit::NOT_FOUND, format!("not found: entity {id}")));
+        return Err(Failure::new(
+            "not_found",
+            exit::NOT_FOUND,
+            format!("not found: entity {id}"),
+        ));
     }
     ctx.print(
         json!(h
@@ -287,7 +305,8 @@ fn checkpoint(ctx: &Ctx) -> CmdResult {
                "run": info.run.as_ref().map(|r| &r.name), "compacted": info.compacted,
                "segments_retired": info.segments_retired}),
         || match &info.run {
-            Some(r) => format!(
+            Some(r) => {
+                format!(
                 "checkpoint at LSN {}: wrote {} ({} keys, {} bytes){}; retired {} WAL segment(s)",
                 info.checkpoint_lsn,
                 r.name,
@@ -295,8 +314,12 @@ fn checkpoint(ctx: &Ctx) -> CmdResult {
                 r.bytes,
                 if info.compacted { ", compacted all runs" } else { "" },
                 info.segments_retired
+            )
+            }
+            None => format!(
+                "nothing to checkpoint (checkpoint LSN {})",
+                info.checkpoint_lsn
             ),
-            None => format!("nothing to checkpoint (checkpoint LSN {})", info.checkpoint_lsn),
         },
     );
     Ok(())
@@ -526,7 +549,9 @@ fn demo(ctx: &Ctx, threads: usize) -> CmdResult {
 
 fn shell_quote(p: &Path) -> String {
     let s = p.display().to_string();
-    if s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c)) {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+    {
         s
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))

@@ -72,7 +72,11 @@ pub fn run() -> i32 {
         Err(e) => {
             let _ = e.print();
             // --help and --version "fail" to parse but are successes.
-            return if e.use_stderr() { exit::USAGE } else { exit::OK };
+            return if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
         }
     };
     let json_mode = cli.json;

@@ -95,7 +95,11 @@ pub enum Tail {
     Clean,
     /// Damage with nothing durable after it: what a crash leaves; the next writer
     /// moves these bytes to `quarantine/` and zeroes them.
-    Torn { file: PathBuf, offset: u64, bytes: u64 },
+    Torn {
+        file: PathBuf,
+        offset: u64,
+        bytes: u64,
+    },
     /// Damage followed by frames that prove it was durable: corruption.
     Damaged(Damage),
 }
