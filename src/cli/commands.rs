@@ -355,11 +355,8 @@ fn verify(ctx: &Ctx) -> CmdResult {
     );
     if rep.healthy() {
         Ok(())
-    } else if ctx.json {
-        // The report above is the output; exit non-zero without a second object.
-        std::process::exit(exit::CORRUPT);
     } else {
-        Err(Failure::new(
+        Err(Failure::reported(
             "corrupt",
             exit::CORRUPT,
             format!("verify found {} problem(s)", rep.findings.len()),
@@ -431,7 +428,7 @@ fn repair(ctx: &Ctx, truncate: bool) -> CmdResult {
         },
     );
     if rep.damage.is_some() {
-        return Err(Failure::new(
+        return Err(Failure::reported(
             "corrupt",
             exit::CORRUPT,
             "the WAL is damaged mid-log (see above)",

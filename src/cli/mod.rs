@@ -27,6 +27,8 @@ pub struct Failure {
     pub code: &'static str,
     pub message: String,
     pub exit: i32,
+    /// The command already printed its (JSON) report; only the exit code is left.
+    pub reported: bool,
 }
 
 impl Failure {
@@ -35,6 +37,16 @@ impl Failure {
             code,
             message: message.into(),
             exit,
+            reported: false,
+        }
+    }
+
+    /// A failure whose report is already on stdout (so `--json` output stays one
+    /// document).
+    pub fn reported(code: &'static str, exit: i32, message: impl Into<String>) -> Self {
+        Failure {
+            reported: true,
+            ..Failure::new(code, exit, message)
         }
     }
 }
@@ -83,6 +95,9 @@ pub fn run() -> i32 {
     match commands::dispatch(cli) {
         Ok(()) => exit::OK,
         Err(f) => {
+            if f.reported && json_mode {
+                return f.exit;
+            }
             if json_mode {
                 println!(
                     "{}",

@@ -111,7 +111,9 @@ pub fn verify(vfs: Arc<dyn Vfs>, dir: &Path) -> Result<VerifyReport> {
         }
     }
     if rep.healthy() {
-        check_graph(vfs, dir, &mut rep)?;
+        if let Err(e) = check_graph(vfs, dir, &mut rep) {
+            rep.findings.push(format!("reading the graph: {e}"));
+        }
     }
     Ok(rep)
 }

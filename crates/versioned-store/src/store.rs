@@ -172,7 +172,7 @@ impl Store {
         let path = path.as_ref();
         let vfs: Arc<dyn Vfs> = Arc::new(wal::RealVfs);
         if opts.create_if_missing && !opts.read_only && !path.join("CURRENT").exists() {
-            init_if_missing(vfs.as_ref(), path)?;
+            init_if_missing(vfs.as_ref(), path, &opts)?;
         }
         let canon = std::fs::canonicalize(path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
@@ -211,7 +211,7 @@ impl Store {
             && !opts.read_only
             && !vfs.exists(&path.join("CURRENT")).map_err(io_at(path))?
         {
-            init_if_missing(vfs.as_ref(), path)?;
+            init_if_missing(vfs.as_ref(), path, &opts)?;
         }
         let actor = opts.actor.clone().unwrap_or_else(default_actor);
         Ok(Store {
@@ -350,8 +350,8 @@ impl Store {
 }
 
 /// [`init`], where another process winning the race to create it is fine.
-fn init_if_missing(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
-    match init(vfs, dir) {
+fn init_if_missing(vfs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<()> {
+    match init_with(vfs, dir, opts) {
         Err(Error::AlreadyExists(_)) => Ok(()),
         r => r,
     }
@@ -359,6 +359,11 @@ fn init_if_missing(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
 
 /// Creates a new, empty store in `dir` (which may exist but must hold no store).
 pub fn init(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
+    init_with(vfs, dir, &Options::default())
+}
+
+/// [`init`] with options (the first segment's size comes from them).
+pub fn init_with(vfs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<()> {
     vfs.create_dir_all(dir).map_err(io_at(dir))?;
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         vfs.sync_dir(parent).map_err(io_at(parent))?;
@@ -376,7 +381,15 @@ pub fn init(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
         let p = dir.join(sub);
         vfs.create_dir_all(&p).map_err(io_at(&p))?;
     }
-    Wal::create(vfs, dir, store_id, &WalOptions::default())?;
+    Wal::create(
+        vfs,
+        dir,
+        store_id,
+        &WalOptions {
+            segment_size_bytes: opts.segment_size_bytes,
+            ..WalOptions::default()
+        },
+    )?;
     // CURRENT last: its presence is what makes the directory a store.
     manifest::write(
         vfs,

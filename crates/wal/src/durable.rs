@@ -7,12 +7,14 @@
 //!
 //! ```text
 //!  0  8  magic "GOTDUR\r\n"
-//!  8  8  durable LSN (u64 LE)
-//! 16  8  manifest generation (u64 LE): bumped by each checkpoint, so readers
+//!  8  4  format version (u32 LE) = 1
+//! 12  4  reserved, zero
+//! 16  8  durable LSN (u64 LE)
+//! 24  8  manifest generation (u64 LE): bumped by each checkpoint, so readers
 //!        learn from this one read that CURRENT changed
-//! 24 16  store id
-//! 40  4  crc32 of bytes [0, 40)
-//! 44  4  reserved, zero
+//! 32 16  store id
+//! 48  4  crc32 of bytes [0, 48)
+//! 52  4  reserved, zero
 //! ```
 
 use crate::error::{Error, IoContext, Result};
@@ -21,7 +23,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub const DURABLE_MAGIC: &[u8; 8] = b"GOTDUR\r\n";
-pub const DURABLE_BYTES: usize = 48;
+pub const DURABLE_BYTES: usize = 56;
+pub const DURABLE_FORMAT_VERSION: u32 = 1;
 
 /// What `DURABLE` says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -33,26 +36,40 @@ pub struct Published {
 pub fn encode(p: Published, store_id: &[u8; 16]) -> [u8; DURABLE_BYTES] {
     let mut b = [0u8; DURABLE_BYTES];
     b[0..8].copy_from_slice(DURABLE_MAGIC);
-    b[8..16].copy_from_slice(&p.lsn.to_le_bytes());
-    b[16..24].copy_from_slice(&p.generation.to_le_bytes());
-    b[24..40].copy_from_slice(store_id);
-    let crc = crc32fast::hash(&b[0..40]);
-    b[40..44].copy_from_slice(&crc.to_le_bytes());
+    b[8..12].copy_from_slice(&DURABLE_FORMAT_VERSION.to_le_bytes());
+    b[16..24].copy_from_slice(&p.lsn.to_le_bytes());
+    b[24..32].copy_from_slice(&p.generation.to_le_bytes());
+    b[32..48].copy_from_slice(store_id);
+    let crc = crc32fast::hash(&b[0..48]);
+    b[48..52].copy_from_slice(&crc.to_le_bytes());
     b
 }
 
-/// Decodes; `None` if the bytes are not a whole, valid DURABLE of this store.
-pub fn decode(b: &[u8], store_id: &[u8; 16]) -> Option<Published> {
-    if b.len() < DURABLE_BYTES || &b[0..8] != DURABLE_MAGIC || &b[24..40] != store_id {
-        return None;
+/// What a read of the bytes found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decoded {
+    Ok(Published),
+    /// Checksummed, but of a newer format version.
+    TooNew(u32),
+    /// Not a whole, valid DURABLE of this store (or a torn read).
+    Invalid,
+}
+
+pub fn decode(b: &[u8], store_id: &[u8; 16]) -> Decoded {
+    if b.len() < DURABLE_BYTES || &b[0..8] != DURABLE_MAGIC || &b[32..48] != store_id {
+        return Decoded::Invalid;
     }
-    let crc = u32::from_le_bytes(b[40..44].try_into().unwrap());
-    if crc32fast::hash(&b[0..40]) != crc {
-        return None;
+    let crc = u32::from_le_bytes(b[48..52].try_into().unwrap());
+    if crc32fast::hash(&b[0..48]) != crc {
+        return Decoded::Invalid;
     }
-    Some(Published {
-        lsn: u64::from_le_bytes(b[8..16].try_into().unwrap()),
-        generation: u64::from_le_bytes(b[16..24].try_into().unwrap()),
+    let version = u32::from_le_bytes(b[8..12].try_into().unwrap());
+    if version > DURABLE_FORMAT_VERSION {
+        return Decoded::TooNew(version);
+    }
+    Decoded::Ok(Published {
+        lsn: u64::from_le_bytes(b[16..24].try_into().unwrap()),
+        generation: u64::from_le_bytes(b[24..32].try_into().unwrap()),
     })
 }
 
@@ -99,11 +116,17 @@ impl DurableFile {
         let mut b = [0u8; DURABLE_BYTES];
         for _ in 0..100 {
             match self.file.read_exact_at(&mut b, 0) {
-                Ok(()) => {
-                    if let Some(lsn) = decode(&b, &self.store_id) {
-                        return Ok(lsn);
+                Ok(()) => match decode(&b, &self.store_id) {
+                    Decoded::Ok(p) => return Ok(p),
+                    Decoded::TooNew(found) => {
+                        return Err(Error::TooNew {
+                            file: self.path.clone(),
+                            found,
+                            supported: DURABLE_FORMAT_VERSION,
+                        })
                     }
-                }
+                    Decoded::Invalid => {}
+                },
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
                 Err(e) => return Err(e).at(&self.path),
             }

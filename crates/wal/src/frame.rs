@@ -38,6 +38,10 @@ pub struct FrameHeader {
     pub first_lsn: u64,
     pub store_id: [u8; 16],
     pub durable_lsn: u64,
+    /// The frame format version. The header layout and checksum rule above are the
+    /// same in every version, so a checksummed frame of a newer version is
+    /// recognised and refused (`TooNew`), not mistaken for damage.
+    pub version: u8,
 }
 
 impl FrameHeader {
@@ -61,7 +65,7 @@ pub fn encode(header: &FrameHeader, payload: &[u8]) -> Vec<u8> {
     let mut buf = vec![0u8; stored_len(payload.len())];
     buf[4..8].copy_from_slice(&(payload.len() as u32).to_le_bytes());
     buf[8] = header.kind as u8;
-    buf[9] = FRAME_FORMAT_VERSION;
+    buf[9] = header.version;
     buf[12..16].copy_from_slice(&header.count.to_le_bytes());
     buf[16..24].copy_from_slice(&header.first_lsn.to_le_bytes());
     buf[24..40].copy_from_slice(&header.store_id);
@@ -97,8 +101,8 @@ pub fn parse_header(h: &[u8], store_id: &[u8; 16], max_frame_bytes: usize) -> He
         2 => FrameKind::EndOfSegment,
         _ => return HeaderCheck::Invalid("unknown frame kind"),
     };
-    if h[9] != FRAME_FORMAT_VERSION {
-        return HeaderCheck::Invalid("unknown frame format version");
+    if h[9] == 0 {
+        return HeaderCheck::Invalid("frame format version 0");
     }
     if &h[24..40] != store_id {
         return HeaderCheck::Invalid("frame belongs to another store");
@@ -116,6 +120,7 @@ pub fn parse_header(h: &[u8], store_id: &[u8; 16], max_frame_bytes: usize) -> He
         first_lsn: u64at(16),
         store_id: store,
         durable_lsn: u64at(40),
+        version: h[9],
     })
 }
 
@@ -140,6 +145,7 @@ mod tests {
             first_lsn: 17,
             store_id: [7; 16],
             durable_lsn: 16,
+            version: FRAME_FORMAT_VERSION,
         }
     }
 

@@ -88,6 +88,9 @@ pub enum ScanStop {
     MissingSegment,
 }
 
+/// A torn tail's description and its bytes.
+type TornBytes = (Damage, Vec<u8>);
+
 /// What lies past the last valid frame.
 #[derive(Clone, Debug)]
 pub enum Tail {
@@ -337,6 +340,13 @@ impl Wal {
             if !frame::check_crc(&body) {
                 return Ok(ScanStop::Invalid("checksum mismatch".into()));
             }
+            if h.version > frame::FRAME_FORMAT_VERSION {
+                return Err(Error::TooNew {
+                    file: path,
+                    found: h.version as u32,
+                    supported: frame::FRAME_FORMAT_VERSION as u32,
+                });
+            }
             if h.first_lsn != cur.next_lsn {
                 return Ok(ScanStop::Invalid(format!(
                     "frame starts at LSN {}, expected {}",
@@ -385,7 +395,23 @@ impl Wal {
         if cur.last_lsn() >= durable {
             return Ok(ScanStop::Bound);
         }
-        self.scan(cur, Some(durable), out, usize::MAX)
+        let stop = self.scan(cur, Some(durable), out, usize::MAX)?;
+        if matches!(stop, ScanStop::End | ScanStop::Invalid(_)) && cur.last_lsn() < durable {
+            // Frames through `durable` were synced before it was published, so the
+            // log should not stop below it. Judge (without changing anything) as the
+            // lock holder would: damage with durable frames after it is corruption,
+            // reported rather than shown as an old state; anything else looks like a
+            // torn tail (indistinguishable from damage to the last acknowledged
+            // frame) and the reader stops there quietly, as the next writer will.
+            let why = match &stop {
+                ScanStop::Invalid(r) => r.clone(),
+                _ => "zero header before written bytes".into(),
+            };
+            if let (Tail::Damaged(d), _) = self.judge(cur, &why)? {
+                return Err(d.into_error());
+            }
+        }
+        Ok(stop)
     }
 
     /// Recovery by the lock holder, at every lock acquisition: reads every valid frame
@@ -452,7 +478,8 @@ impl Wal {
         }
     }
 
-    fn judge(&self, cur: &Cursor, reason: &str) -> Result<(Tail, Option<(Damage, Vec<u8>)>)> {
+    /// What lies at `cur`, and for a torn tail the damage and its bytes (to cut).
+    fn judge(&self, cur: &Cursor, reason: &str) -> Result<(Tail, Option<TornBytes>)> {
         let Some((damage, tail)) = self.find_damage(cur, reason)? else {
             return Ok((Tail::Clean, None));
         };
@@ -687,6 +714,7 @@ impl Wal {
             first_lsn: first,
             store_id: self.store_id,
             durable_lsn,
+            version: frame::FRAME_FORMAT_VERSION,
         };
         let bytes = frame::encode(&header, payload);
         if let Err(e) = file.write_at(&bytes, cur.offset) {
@@ -736,6 +764,7 @@ impl Wal {
                 first_lsn: cur.next_lsn,
                 store_id: self.store_id,
                 durable_lsn: cur.last_lsn(),
+                version: frame::FRAME_FORMAT_VERSION,
             },
             &[],
         );
