@@ -109,8 +109,6 @@ pub struct CheckpointInfo {
 pub(crate) struct Pending {
     pub reads: BTreeMap<Vec<u8>, u64>,
     pub writes: BTreeMap<Vec<u8>, Arc<[u8]>>,
-    pub edges_added: Vec<(String, String)>,
-    pub deleted: Vec<String>,
     pub record: Vec<u8>,
 }
 
@@ -606,7 +604,14 @@ impl Inner {
     /// position (the end of the log).
     fn sync_with_log(&self, held: &LockHeld) -> Result<Cursor> {
         let mut rd = self.reader.lock();
-        if self.wal.published()?.generation != rd.generation {
+        // DURABLE is not synced, so a power loss may leave it garbled: the lock
+        // holder then asks CURRENT directly, and recovery rewrites DURABLE.
+        let fresh = match self.wal.published() {
+            Ok(p) => p.generation == rd.generation,
+            Err(e @ wal::Error::TooNew { .. }) => return Err(e.into()),
+            Err(_) => false,
+        };
+        if !fresh {
             self.reload(&mut rd)?;
         }
         for _ in 0..20 {
@@ -854,34 +859,62 @@ fn validate(st: &State, overlay: &BTreeMap<Vec<u8>, (u64, Arc<[u8]>)>, p: &Pendi
             )));
         }
     }
-    for (from, to) in &p.edges_added {
-        for id in [from, to] {
-            if !alive(latest(st, overlay, &p.writes, &model::entity_key(id))?)? {
-                return Err(Error::Conflict(format!(
-                    "edge endpoint {id} no longer exists"
-                )));
-            }
-        }
-    }
-    for id in &p.deleted {
-        for tag in [b'o', b'i'] {
-            let prefix = model::edge_prefix(tag, id);
-            let mut keys: Vec<Vec<u8>> = st.scan_prefix(&prefix, u64::MAX)?.into_keys().collect();
-            keys.extend(
-                overlay
-                    .range(prefix.clone()..)
-                    .take_while(|(k, _)| k.starts_with(&prefix))
-                    .map(|(k, _)| k.clone()),
-            );
-            for k in keys {
-                let v = latest(st, overlay, &p.writes, &k)?;
-                if let Some(b) = v {
-                    if model::decode::<EdgeRecord>(&b, "edge record")?.present {
+    // The invariants are checked on what the transaction leaves, not on the steps
+    // it took to get there (it may add an edge and then delete its endpoint).
+    for (key, value) in &p.writes {
+        match key.first() {
+            Some(b'o') => {
+                if !model::decode::<EdgeRecord>(value, "edge record")?.present {
+                    continue;
+                }
+                let Some((from, _, to)) = model::edge_of_key(key) else {
+                    continue;
+                };
+                for id in [&from, &to] {
+                    if !alive(latest(st, overlay, &p.writes, &model::entity_key(id))?)? {
                         return Err(Error::Conflict(format!(
-                            "{} was added concurrently to deleted entity {id}",
-                            describe_key(&k)
+                            "edge endpoint {id} no longer exists"
                         )));
                     }
+                }
+            }
+            Some(b'e') => {
+                if !model::decode::<EntityRecord>(value, "entity record")?.deleted {
+                    continue;
+                }
+                let id = String::from_utf8_lossy(&key[1..]).into_owned();
+                check_no_live_edges(st, overlay, p, &id)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A deleted entity must have no live edge left in the latest state, including
+/// edges other transactions added concurrently.
+fn check_no_live_edges(
+    st: &State,
+    overlay: &BTreeMap<Vec<u8>, (u64, Arc<[u8]>)>,
+    p: &Pending,
+    id: &str,
+) -> Result<()> {
+    for tag in [b'o', b'i'] {
+        let prefix = model::edge_prefix(tag, id);
+        let mut keys: Vec<Vec<u8>> = st.scan_prefix(&prefix, u64::MAX)?.into_keys().collect();
+        keys.extend(
+            overlay
+                .range(prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .map(|(k, _)| k.clone()),
+        );
+        for k in keys {
+            if let Some(b) = latest(st, overlay, &p.writes, &k)? {
+                if model::decode::<EdgeRecord>(&b, "edge record")?.present {
+                    return Err(Error::Conflict(format!(
+                        "{} was added concurrently to deleted entity {id}",
+                        describe_key(&k)
+                    )));
                 }
             }
         }

@@ -24,8 +24,6 @@ pub struct Transaction<'s> {
     snapshot: u64,
     reads: BTreeMap<Vec<u8>, u64>,
     writes: BTreeMap<Vec<u8>, Arc<[u8]>>,
-    edges_added: Vec<(String, String)>,
-    deleted: Vec<String>,
     time_ms: i64,
 }
 
@@ -46,8 +44,6 @@ impl<'s> Transaction<'s> {
             snapshot,
             reads: BTreeMap::new(),
             writes: BTreeMap::new(),
-            edges_added: Vec::new(),
-            deleted: Vec::new(),
             time_ms: now_ms(),
         }
     }
@@ -66,6 +62,20 @@ impl<'s> Transaction<'s> {
             .entry(key.to_vec())
             .or_insert(r.as_ref().map_or(0, |(l, _)| *l));
         Ok(r.map(|(_, v)| v))
+    }
+
+    /// The entity's record as of the snapshot, ignoring this transaction's writes
+    /// (joins the read set).
+    fn committed_record(&mut self, id: &str) -> Result<Option<EntityRecord>> {
+        let key = model::entity_key(id);
+        let r = self.store.inner.state.read().get(&key, self.snapshot)?;
+        self.reads
+            .entry(key)
+            .or_insert(r.as_ref().map_or(0, |(l, _)| *l));
+        match r {
+            Some((_, b)) => Ok(Some(model::decode(&b, "entity record")?)),
+            None => Ok(None),
+        }
     }
 
     fn record(&mut self, id: &str) -> Result<Option<EntityRecord>> {
@@ -107,14 +117,17 @@ impl<'s> Transaction<'s> {
                 )));
             }
         }
-        let created_at = match &prev {
-            Some(r) if !r.deleted => r.created_at,
+        // One committed change raises the version by exactly one, however many
+        // puts this transaction makes: count from the committed record.
+        let committed = self.committed_record(id)?;
+        let created_at = match (&prev, &committed) {
+            (Some(r), _) if !r.deleted => r.created_at,
             _ => self.time_ms,
         };
         let rec = EntityRecord {
             deleted: false,
             kind: kind.to_string(),
-            version: prev.as_ref().map_or(0, |r| r.version) + 1,
+            version: committed.as_ref().map_or(0, |r| r.version) + 1,
             props,
             created_at,
             updated_at: self.time_ms,
@@ -168,15 +181,21 @@ impl<'s> Transaction<'s> {
         for e in self.edges(id, Direction::Both, None)? {
             self.remove_edge(&e.from, &e.kind, &e.to)?;
         }
+        let committed_version = self.committed_record(id)?.map_or(0, |r| r.version);
         let gone = EntityRecord {
             deleted: true,
-            version: rec.version + 1,
+            version: committed_version + 1,
             updated_at: self.time_ms,
             actor: self.store.actor().to_string(),
             ..rec.clone()
         };
-        self.write_entity(id, &gone);
-        self.deleted.push(id.to_string());
+        match self.committed_record(id)? {
+            // Created by this transaction: deleting it leaves nothing to record.
+            None => {
+                self.writes.remove(&model::entity_key(id));
+            }
+            Some(_) => self.write_entity(id, &gone),
+        }
         Ok(rec.to_entity(id).expect("was live"))
     }
 
@@ -203,7 +222,6 @@ impl<'s> Transaction<'s> {
             time_ms: self.time_ms,
         };
         self.write_edge(from, kind, to, &rec);
-        self.edges_added.push((from.to_string(), to.to_string()));
         Ok(())
     }
 
@@ -318,8 +336,6 @@ impl<'s> Transaction<'s> {
         let lsn = self.store.commit_pending(Pending {
             reads: self.reads,
             writes: self.writes,
-            edges_added: self.edges_added,
-            deleted: self.deleted,
             record,
         })?;
         Ok(CommitInfo { lsn: Some(lsn) })

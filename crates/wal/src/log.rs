@@ -122,6 +122,10 @@ pub struct Damage {
     pub later_segments: Vec<u64>,
     /// The highest `durable_lsn` written in a later frame of the same segment.
     pub later_max_durable_lsn: u64,
+    /// Later segments holding at least one valid frame. (An empty later segment is
+    /// what a crash between installing a segment and closing the previous one
+    /// leaves; it holds nothing and is moved aside with a torn tail.)
+    pub later_segments_with_frames: usize,
 }
 
 #[derive(Debug)]
@@ -144,6 +148,21 @@ pub struct Wal {
     unrevoked_frame: AtomicBool,
     /// The manifest generation this handle publishes with the durable LSN.
     generation: AtomicU64,
+    /// A frame whose sync failed and whose erasure failed too: erasing it is tried
+    /// again when the handle is dropped (while the caller still holds the lock).
+    unrevoked_at: Mutex<Option<(Arc<dyn VfsFile>, u64)>>,
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        if let Some((file, offset)) = self.unrevoked_at.lock().take() {
+            // Best effort, and the last chance: if this fails too, the frame's
+            // outcome stays what the caller was told, unknown.
+            let _ = file
+                .write_at(&[0u8; FRAME_HEADER_BYTES], offset)
+                .and_then(|_| file.sync_data());
+        }
+    }
 }
 
 impl Wal {
@@ -182,6 +201,7 @@ impl Wal {
             synced_lsn: AtomicU64::new(0),
             unrevoked_frame: AtomicBool::new(false),
             generation: AtomicU64::new(0),
+            unrevoked_at: Mutex::new(None),
         })
     }
 
@@ -447,8 +467,14 @@ impl Wal {
             }
         }
         let last = cur.last_lsn();
-        let published = self.durable.read().map(|p| p.lsn).unwrap_or(0);
-        if last > published && self.opts.durability == Durability::Immediate {
+        // A DURABLE garbled by a power loss (it is never synced) reads as None and
+        // is rewritten below.
+        let published = match self.durable.read() {
+            Ok(p) => Some(p.lsn),
+            Err(e @ Error::TooNew { .. }) => return Err(e),
+            Err(_) => None,
+        };
+        if published.is_none_or(|p| last > p) && self.opts.durability == Durability::Immediate {
             // Frames a dead writer wrote but may not have synced: make them durable
             // before anything (our own commit included) builds on them.
             if let Some(f) = self.segment_file(cur.segment)? {
@@ -458,7 +484,7 @@ impl Wal {
         if self.opts.durability == Durability::Immediate {
             self.synced_lsn.fetch_max(last, Ordering::SeqCst);
         }
-        if last != published {
+        if published != Some(last) {
             self.publish_unchecked(last)?;
         }
         Ok(true)
@@ -486,7 +512,7 @@ impl Wal {
         // A later frame written when the log was durable at or past the damaged LSN
         // proves the damaged frame had been acknowledged: corruption, not a crash.
         // (In `Immediate` mode every frame's durable LSN is its first LSN - 1.)
-        let proven = !damage.later_segments.is_empty()
+        let proven = damage.later_segments_with_frames > 0
             || damage.later_max_durable_lsn >= damage.expected_lsn;
         if proven {
             return Ok((Tail::Damaged(damage), None));
@@ -556,13 +582,18 @@ impl Wal {
             }
             rel += frame::FRAME_ALIGN;
         }
+        let mut later_segments_with_frames = 0;
         for &s in &later_segments {
             let mut c = Cursor {
                 segment: s,
                 offset: 0,
                 next_lsn: s,
             };
+            let before = later_frames.len();
             let _ = self.scan(&mut c, None, &mut later_frames, usize::MAX)?;
+            if later_frames.len() > before {
+                later_segments_with_frames += 1;
+            }
         }
         Ok(Some((
             Damage {
@@ -574,6 +605,7 @@ impl Wal {
                 later_frames,
                 later_segments,
                 later_max_durable_lsn,
+                later_segments_with_frames,
             },
             rest,
         )))
@@ -749,13 +781,27 @@ impl Wal {
         if !ok {
             self.poisoned.store(true, Ordering::SeqCst);
             self.unrevoked_frame.store(true, Ordering::SeqCst);
+            *self.unrevoked_at.lock() = Some((file.clone(), offset));
         }
     }
 
-    /// Ends the current segment with an end-of-segment frame (synced) and installs
-    /// the next one.
+    /// Installs the next segment (durably: header synced, renamed, directory
+    /// synced), then ends the current one with an end-of-segment frame (synced).
+    /// In that order an end-of-segment frame never names a segment that may not
+    /// exist; a crash between the two leaves an empty later segment, which recovery
+    /// moves aside. Any failure poisons the handle: whether the directory holds the
+    /// new name durably is then unknown.
     fn rotate(&self, cur: &mut Cursor, file: &Arc<dyn VfsFile>) -> Result<Arc<dyn VfsFile>> {
         let path = self.segment_path(cur.segment);
+        let installed = segment::install_segment(
+            self.vfs.as_ref(),
+            &self.wal_dir,
+            &self.store_id,
+            cur.next_lsn,
+            self.opts.segment_size_bytes,
+        );
+        let (_, f) = installed.inspect_err(|_| self.poisoned.store(true, Ordering::SeqCst))?;
+        self.files.lock().insert(cur.next_lsn, f.clone());
         let eos = frame::encode(
             &FrameHeader {
                 kind: FrameKind::EndOfSegment,
@@ -768,16 +814,10 @@ impl Wal {
             },
             &[],
         );
-        file.write_at(&eos, cur.offset).at(&path)?;
+        file.write_at(&eos, cur.offset)
+            .at(&path)
+            .inspect_err(|_| self.poisoned.store(true, Ordering::SeqCst))?;
         self.sync(file, &path)?;
-        let (_, f) = segment::install_segment(
-            self.vfs.as_ref(),
-            &self.wal_dir,
-            &self.store_id,
-            cur.next_lsn,
-            self.opts.segment_size_bytes,
-        )?;
-        self.files.lock().insert(cur.next_lsn, f.clone());
         *cur = Cursor {
             segment: cur.next_lsn,
             offset: SEGMENT_HEADER_BYTES,

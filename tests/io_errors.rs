@@ -1,0 +1,1118 @@
+//! Injected I/O errors (EIO, ENOSPC) on the Nth operation of a commit, a
+//! checkpoint and an open, once or from then on, for write, sync and any
+//! operations, over every N that falls inside the operation.
+//!
+//! Checked for every case: the caller gets `Ok` or `Err`, never a panic; an `Ok`
+//! commit survives a power loss that drops every unsynced write; an `Err` that is
+//! not "outcome unknown" means nothing was written (it never appears, not even
+//! after a crash that keeps every pending write); a sync failure is "outcome
+//! unknown" and poisons the handle, which then refuses commits; a failed
+//! transaction is never visible to the handle's own reads, to another process (read
+//! only while the poisoned handle lives, read-write after it is dropped), nor after
+//! a crash; no acknowledged commit is ever lost; after the fault clears the store
+//! keeps working (commits, checkpoints).
+//!
+//! Every failure prints its case; replay one with
+//! `GOT_IO_CASE=<case> cargo test --test io_errors <test name> -- --nocapture`,
+//! where `<case>` is the printed `target:prefix:filter:error:once|persistent:nth`.
+//! `GOT_LONG_TESTS=1` covers many more store states (prefix lengths).
+
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use got::wal::sim::{FaultError, OpFilter};
+use got::wal::{SimVfs, Vfs, Wal, WalOptions};
+use got::{Direction, Options, Props, Store, Transaction, Value};
+
+const DIR: &str = "/db/.got";
+const N_IDS: u64 = 21; // k0..k20
+const EDGE_KINDS: [&str; 2] = ["dep", "rel"];
+
+// ---------------------------------------------------------------------------------
+// Deterministic randomness
+
+/// splitmix64.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        // Decorrelate neighbouring seeds.
+        let mut r = Rng(seed ^ 0x6A09_E667_F3BC_C908);
+        r.next_u64();
+        r
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next_u64() % n
+        }
+    }
+    fn one_in(&mut self, n: u64) -> bool {
+        self.below(n) == 0
+    }
+    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
+        &v[self.below(v.len() as u64) as usize]
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The model
+
+type EdgeKey = (String, String, String);
+
+/// What the store should hold. `ents` keeps every id ever written with the version
+/// of its last record (deletions included: versions keep rising across a delete).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Model {
+    ents: BTreeMap<String, (u64, Option<Props>)>,
+    edges: BTreeMap<EdgeKey, Props>,
+}
+
+/// The visible contents: live entities (id -> (kind, version, props)) and edges.
+#[derive(Clone, Debug, PartialEq)]
+struct Contents {
+    ents: BTreeMap<String, (String, u64, Props)>,
+    /// Deleted entities: the version of their deletion record.
+    deleted: BTreeMap<String, u64>,
+    edges: BTreeMap<EdgeKey, Props>,
+}
+
+impl Model {
+    fn contents(&self) -> Contents {
+        Contents {
+            ents: self
+                .ents
+                .iter()
+                .filter_map(|(id, (v, p))| {
+                    p.as_ref()
+                        .map(|p| (id.clone(), ("kv".to_string(), *v, p.clone())))
+                })
+                .collect(),
+            deleted: self
+                .ents
+                .iter()
+                .filter(|(_, (_, p))| p.is_none())
+                .map(|(id, (v, _))| (id.clone(), *v))
+                .collect(),
+            edges: self.edges.clone(),
+        }
+    }
+    fn live_ids(&self) -> Vec<String> {
+        self.ents
+            .iter()
+            .filter(|(_, (_, p))| p.is_some())
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+    fn version(&self, id: &str) -> u64 {
+        self.ents.get(id).map_or(0, |(v, _)| *v)
+    }
+}
+
+fn id_of(n: u64) -> String {
+    format!("k{n}")
+}
+
+/// Reads the store's whole contents and checks its internal consistency (every
+/// out-edge has its in-edge mirror and live endpoints, `get` agrees with `list`).
+fn observe(store: &Store) -> Result<Contents, String> {
+    let list = store
+        .list(None, None)
+        .map_err(|e| format!("list failed: {e}"))?;
+    let mut ents = BTreeMap::new();
+    for e in list {
+        if ents
+            .insert(e.id.clone(), (e.kind.clone(), e.version, e.props.clone()))
+            .is_some()
+        {
+            return Err(format!("list returned {} twice", e.id));
+        }
+    }
+    let mut tx = store.begin().map_err(|e| format!("begin failed: {e}"))?;
+    let mut out = BTreeMap::new();
+    let mut inn = BTreeMap::new();
+    let mut deleted = BTreeMap::new();
+    for n in 0..N_IDS {
+        let id = id_of(n);
+        let history = store
+            .history(&id)
+            .map_err(|e| format!("history({id}) failed: {e}"))?;
+        if let Some(last) = history.last() {
+            let live = ents.get(&id);
+            if last.deleted {
+                if live.is_some() {
+                    return Err(format!("{id} is listed but its history ends in a deletion"));
+                }
+                deleted.insert(id.clone(), last.version);
+            } else if live.map(|(_, v, _)| *v) != Some(last.version) {
+                return Err(format!(
+                    "{id}: history ends at version {} but list() has {live:?}",
+                    last.version
+                ));
+            }
+        } else if ents.contains_key(&id) {
+            return Err(format!("{id} is listed but has no history"));
+        }
+        let got = tx.get(&id).map_err(|e| format!("get {id} failed: {e}"))?;
+        let listed = ents.get(&id);
+        match (&got, listed) {
+            (None, None) => {}
+            (Some(g), Some((k, v, p))) if &g.kind == k && g.version == *v && &g.props == p => {}
+            _ => {
+                return Err(format!(
+                    "get({id}) = {got:?} disagrees with list() = {listed:?}"
+                ))
+            }
+        }
+        for e in tx
+            .edges(&id, Direction::Out, None)
+            .map_err(|e| format!("edges({id}, Out) failed: {e}"))?
+        {
+            if e.from != id {
+                return Err(format!("edges({id}, Out) returned {e:?}"));
+            }
+            out.insert((e.from, e.kind, e.to), e.props);
+        }
+        for e in tx
+            .edges(&id, Direction::In, None)
+            .map_err(|e| format!("edges({id}, In) failed: {e}"))?
+        {
+            if e.to != id {
+                return Err(format!("edges({id}, In) returned {e:?}"));
+            }
+            inn.insert((e.from, e.kind, e.to), e.props);
+        }
+    }
+    if out != inn {
+        return Err(format!(
+            "out-edges and in-edges disagree:\n  out: {out:?}\n  in:  {inn:?}"
+        ));
+    }
+    for (f, k, t) in out.keys() {
+        for end in [f, t] {
+            if !ents.contains_key(end) {
+                return Err(format!("edge {f} -{k}-> {t} has a missing endpoint {end}"));
+            }
+        }
+    }
+    Ok(Contents {
+        ents,
+        deleted,
+        edges: out,
+    })
+}
+
+fn diff(want: &Contents, got: &Contents) -> String {
+    let mut s = String::new();
+    let ids: std::collections::BTreeSet<&String> =
+        want.ents.keys().chain(got.ents.keys()).collect();
+    for id in ids {
+        let (w, g) = (want.ents.get(id), got.ents.get(id));
+        if w != g {
+            s += &format!("    entity {id}: expected {w:?}, store has {g:?}\n");
+        }
+    }
+    let ids: std::collections::BTreeSet<&String> =
+        want.deleted.keys().chain(got.deleted.keys()).collect();
+    for id in ids {
+        let (w, g) = (want.deleted.get(id), got.deleted.get(id));
+        if w != g {
+            s += &format!("    deleted {id}: expected deletion version {w:?}, store has {g:?}\n");
+        }
+    }
+    let keys: std::collections::BTreeSet<&EdgeKey> =
+        want.edges.keys().chain(got.edges.keys()).collect();
+    for k in keys {
+        let (w, g) = (want.edges.get(k), got.edges.get(k));
+        if w != g {
+            s += &format!(
+                "    edge {} -{}-> {}: expected {w:?}, store has {g:?}\n",
+                k.0, k.1, k.2
+            );
+        }
+    }
+    s
+}
+
+// ---------------------------------------------------------------------------------
+// The workload
+
+enum StepErr {
+    /// The store returned an error (expected only while faults are armed).
+    Store(got::Error),
+    /// The store disagreed with the model while building the transaction.
+    Check(String),
+}
+
+impl From<got::Error> for StepErr {
+    fn from(e: got::Error) -> Self {
+        StepErr::Store(e)
+    }
+}
+
+fn random_props(rng: &mut Rng) -> Props {
+    let mut p = Props::new();
+    match rng.below(3) {
+        0 => {
+            p.insert("n".into(), Value::Int(rng.below(1000) as i64 - 500));
+        }
+        1 => {
+            p.insert("s".into(), Value::String(format!("v{}", rng.below(10_000))));
+        }
+        _ => {
+            p.insert("n".into(), Value::Int(rng.next_u64() as i64));
+            // Sometimes a longer value, so frames vary in size and rotation moves.
+            let len = if rng.one_in(4) { 200 } else { 8 };
+            p.insert(
+                "s".into(),
+                Value::String("x".repeat(1 + rng.below(len) as usize)),
+            );
+        }
+    }
+    p
+}
+
+/// Builds one random transaction of 1-4 operations in `tx`, applying each to `m`
+/// (the transaction's own view of the model) and checking the store agrees.
+fn build_tx(
+    tx: &mut Transaction<'_>,
+    rng: &mut Rng,
+    base: &Model,
+    m: &mut Model,
+    trace: &mut Vec<String>,
+) -> Result<(), StepErr> {
+    let nops = 1 + rng.below(4);
+    for _ in 0..nops {
+        let live = m.live_ids();
+        let mut choice = rng.below(10);
+        if live.is_empty() && choice >= 4 {
+            choice = 0;
+        }
+        match choice {
+            // put
+            0..=3 => {
+                let id = id_of(rng.below(N_IDS));
+                let p = random_props(rng);
+                trace.push(format!("put({id})"));
+                let e = tx.put(&id, "kv", p.clone())?;
+                // One committed change raises a version by one, however many
+                // operations of the transaction touch the entity.
+                let v = base.version(&id) + 1;
+                if e.version != v || e.props != p || e.kind != "kv" {
+                    return Err(StepErr::Check(format!(
+                        "put({id}) returned version {} props {:?}, model expects version {v}",
+                        e.version, e.props
+                    )));
+                }
+                m.ents.insert(id, (v, Some(p)));
+            }
+            // delete (and, in the same transaction, its edges)
+            4 | 5 => {
+                let id = rng.pick(&live).clone();
+                trace.push(format!("delete({id})"));
+                let e = tx.delete(&id)?;
+                let (v, p) = m.ents.get(&id).cloned().expect("live");
+                if e.version != v || Some(&e.props) != p.as_ref() {
+                    return Err(StepErr::Check(format!(
+                        "delete({id}) returned version {} props {:?}, model has {v} {p:?}",
+                        e.version, e.props
+                    )));
+                }
+                // Deleting an entity this transaction created leaves no record.
+                if base.ents.contains_key(&id) {
+                    m.ents.insert(id.clone(), (base.version(&id) + 1, None));
+                } else {
+                    m.ents.remove(&id);
+                }
+                m.edges.retain(|(f, _, t), _| f != &id && t != &id);
+            }
+            // add (or re-add) an edge between live entities
+            6 | 7 => {
+                let from = rng.pick(&live).clone();
+                let to = rng.pick(&live).clone();
+                let kind = *rng.pick(&EDGE_KINDS);
+                let mut p = Props::new();
+                p.insert("w".into(), Value::Int(rng.below(100) as i64));
+                trace.push(format!("add_edge({from} -{kind}-> {to})"));
+                tx.add_edge(&from, kind, &to, p.clone())?;
+                m.edges.insert((from, kind.to_string(), to), p);
+            }
+            // remove an edge (usually an existing one)
+            _ => {
+                let key = if !m.edges.is_empty() && !rng.one_in(4) {
+                    let keys: Vec<&EdgeKey> = m.edges.keys().collect();
+                    (*rng.pick(&keys)).clone()
+                } else {
+                    (
+                        id_of(rng.below(N_IDS)),
+                        rng.pick(&EDGE_KINDS).to_string(),
+                        id_of(rng.below(N_IDS)),
+                    )
+                };
+                trace.push(format!("remove_edge({} -{}-> {})", key.0, key.1, key.2));
+                let existed = tx.remove_edge(&key.0, &key.1, &key.2)?;
+                let modeled = m.edges.remove(&key).is_some();
+                if existed != modeled {
+                    return Err(StepErr::Check(format!(
+                        "remove_edge({key:?}) returned {existed}, model says {modeled}"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+enum TxOutcome {
+    /// Acknowledged: the model after it.
+    Acked(Model),
+    /// Failed: with the model it would have made if `commit` was reached.
+    Failed(got::Error, Option<Model>),
+    /// Rejected by commit-time validation (see sim_power_loss'
+    /// `single_writer_transactions_never_conflict`).
+    Conflict(got::Error),
+}
+
+/// One random transaction against `store`, starting from the acknowledged `model`.
+fn run_tx(store: &Store, rng: &mut Rng, model: &Model) -> Result<TxOutcome, String> {
+    let mut next = model.clone();
+    let mut tx = match store.begin() {
+        Ok(tx) => tx,
+        Err(e) => return Ok(TxOutcome::Failed(e, None)),
+    };
+    let mut trace = Vec::new();
+    let base = next.clone();
+    match build_tx(&mut tx, rng, &base, &mut next, &mut trace) {
+        Ok(()) => {}
+        Err(StepErr::Store(e)) => return Ok(TxOutcome::Failed(e, None)),
+        Err(StepErr::Check(s)) => return Err(s),
+    }
+    match tx.commit() {
+        Ok(_) => Ok(TxOutcome::Acked(next)),
+        Err(e @ got::Error::Conflict(_)) => Ok(TxOutcome::Conflict(e)),
+        Err(e) => Ok(TxOutcome::Failed(e, Some(next))),
+    }
+}
+
+/// A one-put transaction (never conflicts): entity `id` gets props `{"post": n}`.
+fn put_one(store: &Store, model: &Model, id: &str, n: i64) -> Result<Model, got::Error> {
+    let p: Props = [("post".to_string(), Value::Int(n))].into();
+    let mut tx = store.begin()?;
+    tx.put(id, "kv", p.clone())?;
+    tx.commit()?;
+    let mut m = model.clone();
+    let v = m.version(id) + 1;
+    m.ents.insert(id.to_string(), (v, Some(p)));
+    Ok(m)
+}
+
+// ---------------------------------------------------------------------------------
+// Opening
+
+/// Creates the store like `got::versioned_store::init_with`, but with a store id
+/// drawn from `rng`, so that a seed replays the same bytes.
+fn create(vfs: &Arc<SimVfs>, opts: &Options, rng: &mut Rng) -> Result<(), String> {
+    use got::versioned_store::manifest::{self, Manifest};
+    let dir = Path::new(DIR);
+    let r = (|| -> got::Result<()> {
+        let io = |e: std::io::Error| got::Error::Invalid(e.to_string());
+        vfs.create_dir_all(dir).map_err(io)?;
+        vfs.sync_dir(dir.parent().expect("parent")).map_err(io)?;
+        for sub in ["runs", "backups", "quarantine"] {
+            vfs.create_dir_all(&dir.join(sub)).map_err(io)?;
+        }
+        let mut store_id = [0u8; 16];
+        store_id[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
+        store_id[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
+        let wal_opts = WalOptions {
+            segment_size_bytes: opts.segment_size_bytes,
+            ..WalOptions::default()
+        };
+        Wal::create(vfs.as_ref(), dir, store_id, &wal_opts)?;
+        manifest::write(
+            vfs.as_ref(),
+            dir,
+            &Manifest {
+                store_id,
+                generation: 0,
+                checkpoint_lsn: 0,
+                runs: Vec::new(),
+                created_at_ms: 0,
+            },
+        )
+    })();
+    r.map_err(|e| format!("creating the store failed: {e}"))
+}
+
+/// A new store on a new simulated disk, opened.
+fn new_store(rng: &mut Rng, opts: &Options) -> Result<(Arc<SimVfs>, Store), String> {
+    let vfs = SimVfs::new();
+    create(&vfs, opts, rng)?;
+    let store = open(&vfs, opts)?;
+    Ok((vfs, store))
+}
+
+fn open(vfs: &Arc<SimVfs>, opts: &Options) -> Result<Store, String> {
+    Store::open_with_vfs(vfs.clone() as Arc<dyn Vfs>, DIR, opts.clone())
+        .map_err(|e| format!("open failed: {e} ({e:?})"))
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Crash {
+    Random(u64),
+    DropAll,
+    KeepAll,
+}
+
+impl Crash {
+    fn apply(self, vfs: &SimVfs) {
+        match self {
+            Crash::Random(s) => vfs.crash(s),
+            Crash::DropAll => vfs.crash_drop_all(),
+            Crash::KeepAll => vfs.crash_keep_all(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Cases
+
+/// What the fault hits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    /// A whole transaction: begin, reads, commit (with its rotation, automatic
+    /// checkpoint and segment preallocation).
+    Commit,
+    /// `Store::checkpoint` (flush, sometimes compaction, CURRENT switch, retirement).
+    Checkpoint,
+    /// Opening the store as a new process, with a torn tail to recover.
+    Open,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    target: Target,
+    /// Transactions committed before the target operation.
+    prefix: u64,
+    filter: OpFilter,
+    error: FaultError,
+    persistent: bool,
+    nth: u64,
+}
+
+impl Case {
+    fn spec(&self) -> String {
+        format!(
+            "{}:{}:{}:{}:{}:{}",
+            match self.target {
+                Target::Commit => "commit",
+                Target::Checkpoint => "checkpoint",
+                Target::Open => "open",
+            },
+            self.prefix,
+            match self.filter {
+                OpFilter::Write => "write",
+                OpFilter::Sync => "sync",
+                _ => "any",
+            },
+            match self.error {
+                FaultError::Eio => "eio",
+                FaultError::Enospc => "enospc",
+            },
+            if self.persistent {
+                "persistent"
+            } else {
+                "once"
+            },
+            self.nth
+        )
+    }
+
+    fn parse(s: &str) -> Case {
+        let p: Vec<&str> = s.trim().split(':').collect();
+        assert_eq!(
+            p.len(),
+            6,
+            "GOT_IO_CASE is target:prefix:filter:error:once|persistent:nth"
+        );
+        Case {
+            target: match p[0] {
+                "commit" => Target::Commit,
+                "checkpoint" => Target::Checkpoint,
+                "open" => Target::Open,
+                t => panic!("unknown target {t}"),
+            },
+            prefix: p[1].parse().expect("prefix"),
+            filter: match p[2] {
+                "write" => OpFilter::Write,
+                "sync" => OpFilter::Sync,
+                "any" => OpFilter::Any,
+                f => panic!("unknown filter {f}"),
+            },
+            error: match p[3] {
+                "eio" => FaultError::Eio,
+                "enospc" => FaultError::Enospc,
+                e => panic!("unknown error {e}"),
+            },
+            persistent: p[4] == "persistent",
+            nth: p[5].parse().expect("nth"),
+        }
+    }
+
+    /// The power loss after the fault: every kind, spread over N.
+    fn crash(&self) -> Crash {
+        match self.nth % 3 {
+            0 => Crash::DropAll,
+            1 => Crash::KeepAll,
+            _ => Crash::Random(self.nth.wrapping_mul(0x9E37_79B9) ^ self.prefix),
+        }
+    }
+}
+
+const WORKLOAD_SEED: u64 = 0x10E7;
+
+fn io_options() -> Options {
+    Options {
+        segment_size_bytes: 4096,
+        checkpoint_wal_bytes: 2048,
+        max_runs: 2,
+        lock_timeout: Duration::from_secs(2),
+        actor: Some("io".into()),
+        ..Options::default()
+    }
+}
+
+/// A store after `prefix` acknowledged transactions (and a few checkpoints), all
+/// from one deterministic workload; `rng` continues it.
+struct Setup {
+    vfs: Arc<SimVfs>,
+    store: Option<Store>,
+    rng: Rng,
+    acked: Model,
+}
+
+fn setup(prefix: u64, target: Target) -> Result<Setup, String> {
+    let mut rng = Rng::new(WORKLOAD_SEED);
+    let opts = io_options();
+    let (vfs, store) = new_store(&mut rng, &opts)?;
+    let mut acked = Model::default();
+    let mut done = 0;
+    while done < prefix {
+        if rng.one_in(15) {
+            store
+                .checkpoint()
+                .map_err(|e| format!("setup: checkpoint failed: {e}"))?;
+        }
+        match run_tx(&store, &mut rng, &acked)? {
+            TxOutcome::Acked(m) => {
+                acked = m;
+                done += 1;
+            }
+            // The workload's spurious conflicts (see sim_power_loss) just skip.
+            TxOutcome::Conflict(..) => {}
+            TxOutcome::Failed(e, _) => return Err(format!("setup: commit failed: {e}")),
+        }
+    }
+    let mut store = Some(store);
+    if target == Target::Open {
+        // Leave a torn tail for the next open to recover: a commit whose frame is
+        // written but whose sync (and the erasing of its header) fails, then a
+        // process crash that keeps everything written.
+        vfs.fail_op(1, OpFilter::Sync, FaultError::Eio, true);
+        let s = store.as_ref().expect("open");
+        if let TxOutcome::Acked(_) = run_tx(s, &mut rng, &acked)? {
+            return Err("setup: a commit whose syncs all failed was acknowledged".into());
+        }
+        vfs.crash_keep_all();
+        vfs.clear_faults();
+        drop(store.take());
+    }
+    Ok(Setup {
+        vfs,
+        store,
+        rng,
+        acked,
+    })
+}
+
+/// What the disk looks like, coarsely: to tell which paths an operation took.
+#[derive(Clone, Debug, PartialEq)]
+struct Shape {
+    segments: usize,
+    prealloc: bool,
+    generation: u64,
+    runs: usize,
+    quarantined: usize,
+}
+
+fn shape(vfs: &SimVfs) -> Shape {
+    let dir = Path::new(DIR);
+    let wal = vfs.list_dir(&dir.join("wal")).unwrap_or_default();
+    let m = got::versioned_store::manifest::read(vfs, dir).ok();
+    Shape {
+        segments: wal.iter().filter(|n| n.ends_with(".wal")).count(),
+        prealloc: wal.iter().any(|n| n == "next.prealloc"),
+        generation: m.as_ref().map_or(0, |m| m.generation),
+        runs: m.as_ref().map_or(0, |m| m.runs.len()),
+        quarantined: vfs.list_dir(&dir.join("quarantine")).map_or(0, |v| v.len()),
+    }
+}
+
+/// A fault-free run of the target operation after `prefix` transactions.
+struct DryRun {
+    /// Operations it did, per filter.
+    counts: BTreeMap<&'static str, u64>,
+    /// Which paths it took (rotation, checkpoint, compaction, ...).
+    category: String,
+}
+
+/// Runs the target operation fault-free. `None` if the transaction conflicted
+/// (then the prefix is skipped: see `single_writer_transactions_never_conflict`
+/// in sim_power_loss).
+fn dry_run(prefix: u64, target: Target) -> Result<Option<DryRun>, String> {
+    let mut su = setup(prefix, target)?;
+    let filters = [
+        ("any", OpFilter::Any),
+        ("write", OpFilter::Write),
+        ("sync", OpFilter::Sync),
+    ];
+    let s0 = shape(&su.vfs);
+    let before: Vec<u64> = filters
+        .iter()
+        .map(|(_, f)| su.vfs.ops_matching(*f))
+        .collect();
+    match target {
+        Target::Commit => {
+            let s = su.store.as_ref().expect("open");
+            match run_tx(s, &mut su.rng, &su.acked)? {
+                TxOutcome::Acked(_) => {}
+                TxOutcome::Conflict(..) => return Ok(None),
+                TxOutcome::Failed(e, _) => return Err(format!("commit failed: {e}")),
+            }
+        }
+        Target::Checkpoint => {
+            su.store
+                .as_ref()
+                .expect("open")
+                .checkpoint()
+                .map_err(|e| format!("checkpoint failed: {e}"))?;
+        }
+        Target::Open => {
+            open(&su.vfs, &io_options())?;
+        }
+    }
+    let counts = filters
+        .iter()
+        .zip(before)
+        .map(|((n, f), b)| (*n, su.vfs.ops_matching(*f) - b))
+        .collect();
+    let s1 = shape(&su.vfs);
+    let category = match target {
+        Target::Commit | Target::Checkpoint => format!(
+            "rotated={} checkpointed={} compacted={} retired={} preallocated={}",
+            s1.segments > s0.segments || (s0.prealloc && !s1.prealloc),
+            s1.generation > s0.generation,
+            s1.generation > s0.generation && s1.runs <= s0.runs,
+            s1.segments < s0.segments,
+            !s0.prealloc && s1.prealloc,
+        ),
+        Target::Open => format!(
+            "segments={} runs={} cut={}",
+            s0.segments.min(2),
+            s0.runs,
+            s1.quarantined > s0.quarantined
+        ),
+    };
+    Ok(Some(DryRun { counts, category }))
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    cases: u64,
+    ok: u64,
+    failed: u64,
+    unknown: u64,
+    poisoned: u64,
+    stale_readers: u64,
+}
+
+fn expect_contents(what: &str, want: &Model, got: Result<Contents, String>) -> Result<(), String> {
+    let got = got.map_err(|e| format!("{what}: {e}"))?;
+    if got != want.contents() {
+        return Err(format!(
+            "{what}: contents differ from the expected state:\n{}",
+            diff(&want.contents(), &got)
+        ));
+    }
+    Ok(())
+}
+
+fn read_only(opts: &Options) -> Options {
+    Options {
+        read_only: true,
+        ..opts.clone()
+    }
+}
+
+/// One case; `Err` says what went wrong.
+fn run_case(c: &Case, tally: &mut Tally) -> Result<(), String> {
+    let opts = io_options();
+    let mut su = setup(c.prefix, c.target)?;
+    let vfs = su.vfs.clone();
+    let mut acked = su.acked.clone();
+    let before = acked.clone();
+    let mut log = String::new();
+    tally.cases += 1;
+    vfs.fail_op(c.nth, c.filter, c.error, c.persistent);
+
+    // The target operation, under the fault.
+    let mut target_ok = false;
+    let mut store: Option<Store> = match c.target {
+        Target::Commit => {
+            let s = su.store.take().expect("open");
+            let out = catch_unwind(AssertUnwindSafe(|| run_tx(&s, &mut su.rng, &acked)))
+                .map_err(|p| format!("the commit panicked: {}", panic_text(&p)))??;
+            match out {
+                TxOutcome::Acked(m) => {
+                    target_ok = true;
+                    acked = m;
+                }
+                TxOutcome::Conflict(e) => {
+                    return Err(format!("the commit returned a conflict: {e}"))
+                }
+                TxOutcome::Failed(e, m) => {
+                    log += &format!(
+                        "the {} failed: {e}\n",
+                        if m.is_some() { "commit" } else { "transaction" }
+                    );
+                    check_error(&e, &s, tally)?;
+                }
+            }
+            Some(s)
+        }
+        Target::Checkpoint => {
+            let s = su.store.take().expect("open");
+            let r = catch_unwind(AssertUnwindSafe(|| s.checkpoint()))
+                .map_err(|p| format!("the checkpoint panicked: {}", panic_text(&p)))?;
+            match r {
+                Ok(_) => target_ok = true,
+                Err(e) => {
+                    log += &format!("the checkpoint failed: {e}\n");
+                    check_error(&e, &s, tally)?;
+                }
+            }
+            Some(s)
+        }
+        Target::Open => {
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                Store::open_with_vfs(vfs.clone() as Arc<dyn Vfs>, DIR, opts.clone())
+            }))
+            .map_err(|p| format!("the open panicked: {}", panic_text(&p)))?;
+            match r {
+                Ok(s) => {
+                    target_ok = true;
+                    Some(s)
+                }
+                Err(e) => {
+                    log += &format!("the open failed: {e}\n");
+                    tally.failed += 1;
+                    None
+                }
+            }
+        }
+    };
+    if target_ok {
+        tally.ok += 1;
+    }
+    vfs.clear_faults();
+    let ctx = |e: String| format!("{e}\n{log}");
+
+    if let Some(s) = &store {
+        // The handle's own reads: acknowledged data only.
+        expect_contents("the handle's own reads after the fault", &acked, observe(s))
+            .map_err(ctx)?;
+        // Another process (read-only: it needs no lock) while this handle lives.
+        let ro = Store::open_with_vfs(vfs.clone() as Arc<dyn Vfs>, DIR, read_only(&opts))
+            .map_err(|e| ctx(format!("a read-only open after the fault failed: {e}")))?;
+        let seen = observe(&ro).map_err(|e| ctx(format!("read-only process: {e}")))?;
+        drop(ro);
+        if seen != acked.contents() {
+            // A commit is acknowledged once synced; the DURABLE hint that readers
+            // follow may lag if writing it failed (the next commit republishes it).
+            if target_ok && c.target == Target::Commit && seen == before.contents() {
+                tally.stale_readers += 1;
+            } else {
+                return Err(ctx(format!(
+                    "a read-only process opened after the fault sees other data than acknowledged:\n{}",
+                    diff(&acked.contents(), &seen)
+                )));
+            }
+        }
+        if !s.is_poisoned() {
+            // Another read-write process (the lock is free between commits): its
+            // recovery reads to the end of the log, past DURABLE.
+            let rw =
+                open(&vfs, &opts).map_err(|e| ctx(format!("a second read-write process: {e}")))?;
+            expect_contents(
+                "a second read-write process opened after the fault",
+                &acked,
+                observe(&rw),
+            )
+            .map_err(ctx)?;
+        } else {
+            tally.poisoned += 1;
+            match put_one(s, &acked, "k0", -1) {
+                Ok(_) => return Err(ctx("a poisoned handle acknowledged a commit".into())),
+                Err(e) if e.is_outcome_unknown() => {}
+                Err(e) => {
+                    return Err(ctx(format!(
+                        "a poisoned handle refused a commit, but not as outcome unknown: {e}"
+                    )))
+                }
+            }
+            // The poisoned handle goes away; a new read-write process (it takes the
+            // lock and recovers) must not see the failed transaction either.
+            drop(store.take());
+            let s2 = open(&vfs, &opts).map_err(|e| {
+                ctx(format!(
+                    "opening read-write after dropping the poisoned handle: {e}"
+                ))
+            })?;
+            expect_contents(
+                "a new read-write process after the poisoned handle was dropped",
+                &acked,
+                observe(&s2),
+            )
+            .map_err(ctx)?;
+            store = Some(s2);
+        }
+        // The fault is gone: the store keeps working.
+        let s = store.as_ref().expect("open");
+        acked = put_one(s, &acked, "k1", c.nth as i64)
+            .map_err(|e| ctx(format!("after the fault cleared, a commit failed: {e}")))?;
+        if c.target == Target::Checkpoint {
+            s.checkpoint()
+                .map_err(|e| ctx(format!("after the fault cleared, a checkpoint failed: {e}")))?;
+        }
+        expect_contents("after the fault cleared", &acked, observe(s)).map_err(ctx)?;
+    }
+
+    // Power loss; every acknowledged commit is there, nothing else.
+    let crash = if target_ok { Crash::DropAll } else { c.crash() };
+    crash.apply(&vfs);
+    drop(store.take());
+    let s = open(&vfs, &opts).map_err(|e| ctx(format!("reopening after {crash:?}: {e}")))?;
+    expect_contents(&format!("after {crash:?} and reopen"), &acked, observe(&s)).map_err(ctx)?;
+    acked = put_one(&s, &acked, "k2", 7)
+        .map_err(|e| ctx(format!("after {crash:?} and reopen, a commit failed: {e}")))?;
+    expect_contents("the last commit", &acked, observe(&s)).map_err(ctx)?;
+    Ok(())
+}
+
+/// A failed operation's error: "outcome unknown" implies a poisoned handle.
+fn check_error(e: &got::Error, s: &Store, tally: &mut Tally) -> Result<(), String> {
+    if e.is_outcome_unknown() {
+        tally.unknown += 1;
+        if !s.is_poisoned() {
+            return Err(format!(
+                "an outcome-unknown error ({e}) left the handle unpoisoned"
+            ));
+        }
+    } else {
+        tally.failed += 1;
+    }
+    Ok(())
+}
+
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(non-string panic)".into()
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Running the cases
+
+fn long_mode() -> bool {
+    std::env::var_os("GOT_LONG_TESTS").is_some()
+}
+
+/// A prefix length whose fault-free dry run failed, and why.
+type DryRunError = (u64, String);
+
+/// The store states (prefix lengths) to inject into: in quick mode the first
+/// prefix of each category of the target's dry run (a plain commit, one that
+/// rotates, one that checkpoints, one that compacts, ...), in long mode all. A dry
+/// run that fails (no fault injected!) is reported as a failure of its own.
+fn prefixes(target: Target) -> (Vec<(u64, DryRun)>, Vec<DryRunError>) {
+    let max = if long_mode() { 100 } else { 60 };
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for prefix in 0..=max {
+        let r = catch_unwind(AssertUnwindSafe(|| dry_run(prefix, target)))
+            .unwrap_or_else(|p| Err(format!("panicked: {}", panic_text(&p))));
+        match r {
+            Ok(Some(d)) => {
+                if long_mode() || seen.insert(d.category.clone()) {
+                    out.push((prefix, d));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => errors.push((prefix, e)),
+        }
+    }
+    (out, errors)
+}
+
+fn run_target(test: &str, target: Target) {
+    let start = Instant::now();
+    let mut dry_errors = Vec::new();
+    let cases: Vec<Case> = match std::env::var("GOT_IO_CASE") {
+        Ok(spec) => vec![Case::parse(&spec)],
+        Err(_) => {
+            let mut v = Vec::new();
+            let (list, errors) = prefixes(target);
+            dry_errors = errors;
+            for (prefix, d) in list {
+                println!(
+                    "{test}: after {prefix} transactions: {} {:?}",
+                    d.category, d.counts
+                );
+                let counts = d.counts;
+                for (name, filter) in [
+                    ("any", OpFilter::Any),
+                    ("write", OpFilter::Write),
+                    ("sync", OpFilter::Sync),
+                ] {
+                    for nth in 1..=counts[name] {
+                        for error in [FaultError::Eio, FaultError::Enospc] {
+                            for persistent in [false, true] {
+                                v.push(Case {
+                                    target,
+                                    prefix,
+                                    filter,
+                                    error,
+                                    persistent,
+                                    nth,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+            v
+        }
+    };
+    let prefixes: std::collections::BTreeSet<u64> = cases.iter().map(|c| c.prefix).collect();
+    let mut tally = Tally::default();
+    // Failure kind (first line, numbers blanked) -> (cases, first full message).
+    let mut failures: BTreeMap<String, (Vec<String>, String)> = BTreeMap::new();
+    for (prefix, e) in dry_errors {
+        let slot = failures
+            .entry(format!("the fault-free dry run failed: {}", e.lines().next().unwrap_or("")))
+            .or_insert_with(|| {
+                (
+                    Vec::new(),
+                    format!("the fault-free dry run of {target:?} after {prefix} transactions failed: {e}"),
+                )
+            });
+        slot.0
+            .push(format!("{target:?} after {prefix} transactions (dry run)"));
+    }
+    for c in &cases {
+        let r = catch_unwind(AssertUnwindSafe(|| run_case(c, &mut tally)))
+            .unwrap_or_else(|p| Err(format!("panicked: {}", panic_text(&p))));
+        if let Err(msg) = r {
+            let kind: String = msg
+                .lines()
+                .next()
+                .unwrap_or("")
+                .split(|ch: char| ch.is_ascii_digit())
+                .filter(|part| !part.is_empty())
+                .collect::<Vec<_>>()
+                .join("#")
+                .chars()
+                .take(160)
+                .collect();
+            let slot = failures.entry(kind).or_insert_with(|| (Vec::new(), msg));
+            slot.0.push(c.spec());
+        }
+    }
+    println!(
+        "{test}: {} cases over prefixes {prefixes:?} in {:.1?}: {tally:?}",
+        cases.len(),
+        start.elapsed()
+    );
+    if !failures.is_empty() {
+        let n: usize = failures.values().map(|(v, _)| v.len()).sum();
+        let mut report = format!(
+            "{test}: {n} of {} cases failed, {} kind(s) of failure:\n",
+            cases.len(),
+            failures.len()
+        );
+        for (specs, msg) in failures.values() {
+            let shown: Vec<&str> = specs.iter().take(12).map(String::as_str).collect();
+            let replay = if specs[0].contains("dry run") {
+                format!("cargo test --test io_errors {test} -- --nocapture")
+            } else {
+                format!(
+                    "GOT_IO_CASE={} cargo test --test io_errors {test} -- --nocapture",
+                    specs[0]
+                )
+            };
+            report += &format!(
+                "\n=== {} case(s): {}{}\ncase {}: {msg}\n  replay: {replay}\n",
+                specs.len(),
+                shown.join(" "),
+                if specs.len() > 12 { " ..." } else { "" },
+                specs[0],
+            );
+        }
+        panic!("{report}");
+    }
+}
+
+/// EIO/ENOSPC on every operation of a transaction (reads, the frame write and its
+/// sync, rotation, the automatic checkpoint and compaction it may trigger, segment
+/// preallocation), once and persistently.
+#[test]
+fn io_errors_during_a_commit_surface_and_lose_nothing() {
+    run_target(
+        "io_errors_during_a_commit_surface_and_lose_nothing",
+        Target::Commit,
+    );
+}
+
+/// EIO/ENOSPC on every operation of a checkpoint (and compaction).
+#[test]
+fn io_errors_during_a_checkpoint_surface_and_lose_nothing() {
+    run_target(
+        "io_errors_during_a_checkpoint_surface_and_lose_nothing",
+        Target::Checkpoint,
+    );
+}
+
+/// EIO/ENOSPC on every operation of an open that must recover a torn tail.
+#[test]
+fn io_errors_while_opening_surface_and_lose_nothing() {
+    run_target(
+        "io_errors_while_opening_surface_and_lose_nothing",
+        Target::Open,
+    );
+}

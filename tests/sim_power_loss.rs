@@ -1,0 +1,994 @@
+//! Power-loss model checking on the simulated disk (`SimVfs`).
+//!
+//! Random transactions run against the store and against a plain `BTreeMap` model;
+//! the model takes a transaction only when `commit` acknowledged it. Power is cut at
+//! random points (between transactions, in the middle of the Nth I/O operation of a
+//! commit or a checkpoint), the store is reopened as a new process, and its whole
+//! contents (entities with props and versions, edges in both directions) must equal
+//! the last acknowledged model, or the model after the one transaction that was in
+//! flight (never half of it, never less than what was acknowledged).
+//!
+//! Every failure names its seed. Replay one with
+//! `GOT_SEED=<n> cargo test --test sim_power_loss <test name> -- --nocapture`.
+//! `GOT_LONG_TESTS=1` runs many more seeds; `GOT_SEEDS=<count>` sets the count.
+
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use got::wal::sim::{FaultError, OpFilter};
+use got::wal::{SimVfs, Vfs, Wal, WalOptions};
+use got::{Direction, Durability, Options, Props, Store, Transaction, Value};
+
+const DIR: &str = "/db/.got";
+const N_IDS: u64 = 21; // k0..k20
+const EDGE_KINDS: [&str; 2] = ["dep", "rel"];
+const TEST_FILE: &str = "sim_power_loss";
+
+// ---------------------------------------------------------------------------------
+// Deterministic randomness
+
+/// splitmix64.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        // Decorrelate neighbouring seeds.
+        let mut r = Rng(seed ^ 0x6A09_E667_F3BC_C908);
+        r.next_u64();
+        r
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next_u64() % n
+        }
+    }
+    fn one_in(&mut self, n: u64) -> bool {
+        self.below(n) == 0
+    }
+    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
+        &v[self.below(v.len() as u64) as usize]
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The model
+
+type EdgeKey = (String, String, String);
+
+/// What the store should hold. `ents` keeps every id ever written with the version
+/// of its last record (deletions included: versions keep rising across a delete).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Model {
+    ents: BTreeMap<String, (u64, Option<Props>)>,
+    edges: BTreeMap<EdgeKey, Props>,
+}
+
+/// The visible contents: live entities (id -> (kind, version, props)) and edges.
+#[derive(Clone, Debug, PartialEq)]
+struct Contents {
+    ents: BTreeMap<String, (String, u64, Props)>,
+    /// Deleted entities: the version of their deletion record.
+    deleted: BTreeMap<String, u64>,
+    edges: BTreeMap<EdgeKey, Props>,
+}
+
+impl Model {
+    fn contents(&self) -> Contents {
+        Contents {
+            ents: self
+                .ents
+                .iter()
+                .filter_map(|(id, (v, p))| {
+                    p.as_ref()
+                        .map(|p| (id.clone(), ("kv".to_string(), *v, p.clone())))
+                })
+                .collect(),
+            deleted: self
+                .ents
+                .iter()
+                .filter(|(_, (_, p))| p.is_none())
+                .map(|(id, (v, _))| (id.clone(), *v))
+                .collect(),
+            edges: self.edges.clone(),
+        }
+    }
+    fn live_ids(&self) -> Vec<String> {
+        self.ents
+            .iter()
+            .filter(|(_, (_, p))| p.is_some())
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+    fn version(&self, id: &str) -> u64 {
+        self.ents.get(id).map_or(0, |(v, _)| *v)
+    }
+}
+
+fn id_of(n: u64) -> String {
+    format!("k{n}")
+}
+
+/// Reads the store's whole contents and checks its internal consistency (every
+/// out-edge has its in-edge mirror and live endpoints, `get` agrees with `list`).
+fn observe(store: &Store) -> Result<Contents, String> {
+    let list = store
+        .list(None, None)
+        .map_err(|e| format!("list failed: {e}"))?;
+    let mut ents = BTreeMap::new();
+    for e in list {
+        if ents
+            .insert(e.id.clone(), (e.kind.clone(), e.version, e.props.clone()))
+            .is_some()
+        {
+            return Err(format!("list returned {} twice", e.id));
+        }
+    }
+    let mut tx = store.begin().map_err(|e| format!("begin failed: {e}"))?;
+    let mut out = BTreeMap::new();
+    let mut inn = BTreeMap::new();
+    let mut deleted = BTreeMap::new();
+    for n in 0..N_IDS {
+        let id = id_of(n);
+        let history = store
+            .history(&id)
+            .map_err(|e| format!("history({id}) failed: {e}"))?;
+        if let Some(last) = history.last() {
+            let live = ents.get(&id);
+            if last.deleted {
+                if live.is_some() {
+                    return Err(format!("{id} is listed but its history ends in a deletion"));
+                }
+                deleted.insert(id.clone(), last.version);
+            } else if live.map(|(_, v, _)| *v) != Some(last.version) {
+                return Err(format!(
+                    "{id}: history ends at version {} but list() has {live:?}",
+                    last.version
+                ));
+            }
+        } else if ents.contains_key(&id) {
+            return Err(format!("{id} is listed but has no history"));
+        }
+        let got = tx.get(&id).map_err(|e| format!("get {id} failed: {e}"))?;
+        let listed = ents.get(&id);
+        match (&got, listed) {
+            (None, None) => {}
+            (Some(g), Some((k, v, p))) if &g.kind == k && g.version == *v && &g.props == p => {}
+            _ => {
+                return Err(format!(
+                    "get({id}) = {got:?} disagrees with list() = {listed:?}"
+                ))
+            }
+        }
+        for e in tx
+            .edges(&id, Direction::Out, None)
+            .map_err(|e| format!("edges({id}, Out) failed: {e}"))?
+        {
+            if e.from != id {
+                return Err(format!("edges({id}, Out) returned {e:?}"));
+            }
+            out.insert((e.from, e.kind, e.to), e.props);
+        }
+        for e in tx
+            .edges(&id, Direction::In, None)
+            .map_err(|e| format!("edges({id}, In) failed: {e}"))?
+        {
+            if e.to != id {
+                return Err(format!("edges({id}, In) returned {e:?}"));
+            }
+            inn.insert((e.from, e.kind, e.to), e.props);
+        }
+    }
+    if out != inn {
+        return Err(format!(
+            "out-edges and in-edges disagree:\n  out: {out:?}\n  in:  {inn:?}"
+        ));
+    }
+    for (f, k, t) in out.keys() {
+        for end in [f, t] {
+            if !ents.contains_key(end) {
+                return Err(format!("edge {f} -{k}-> {t} has a missing endpoint {end}"));
+            }
+        }
+    }
+    Ok(Contents {
+        ents,
+        deleted,
+        edges: out,
+    })
+}
+
+fn diff(want: &Contents, got: &Contents) -> String {
+    let mut s = String::new();
+    let ids: std::collections::BTreeSet<&String> =
+        want.ents.keys().chain(got.ents.keys()).collect();
+    for id in ids {
+        let (w, g) = (want.ents.get(id), got.ents.get(id));
+        if w != g {
+            s += &format!("    entity {id}: expected {w:?}, store has {g:?}\n");
+        }
+    }
+    let ids: std::collections::BTreeSet<&String> =
+        want.deleted.keys().chain(got.deleted.keys()).collect();
+    for id in ids {
+        let (w, g) = (want.deleted.get(id), got.deleted.get(id));
+        if w != g {
+            s += &format!("    deleted {id}: expected deletion version {w:?}, store has {g:?}\n");
+        }
+    }
+    let keys: std::collections::BTreeSet<&EdgeKey> =
+        want.edges.keys().chain(got.edges.keys()).collect();
+    for k in keys {
+        let (w, g) = (want.edges.get(k), got.edges.get(k));
+        if w != g {
+            s += &format!(
+                "    edge {} -{}-> {}: expected {w:?}, store has {g:?}\n",
+                k.0, k.1, k.2
+            );
+        }
+    }
+    s
+}
+
+// ---------------------------------------------------------------------------------
+// The workload
+
+enum StepErr {
+    /// The store returned an error (expected only while faults are armed).
+    Store(got::Error),
+    /// The store disagreed with the model while building the transaction.
+    Check(String),
+}
+
+impl From<got::Error> for StepErr {
+    fn from(e: got::Error) -> Self {
+        StepErr::Store(e)
+    }
+}
+
+fn random_props(rng: &mut Rng) -> Props {
+    let mut p = Props::new();
+    match rng.below(3) {
+        0 => {
+            p.insert("n".into(), Value::Int(rng.below(1000) as i64 - 500));
+        }
+        1 => {
+            p.insert("s".into(), Value::String(format!("v{}", rng.below(10_000))));
+        }
+        _ => {
+            p.insert("n".into(), Value::Int(rng.next_u64() as i64));
+            // Sometimes a longer value, so frames vary in size and rotation moves.
+            let len = if rng.one_in(4) { 200 } else { 8 };
+            p.insert(
+                "s".into(),
+                Value::String("x".repeat(1 + rng.below(len) as usize)),
+            );
+        }
+    }
+    p
+}
+
+/// Builds one random transaction of 1-4 operations in `tx`, applying each to `m`
+/// (the transaction's own view of the model) and checking the store agrees.
+fn build_tx(
+    tx: &mut Transaction<'_>,
+    rng: &mut Rng,
+    base: &Model,
+    m: &mut Model,
+    trace: &mut Vec<String>,
+) -> Result<(), StepErr> {
+    let nops = 1 + rng.below(4);
+    for _ in 0..nops {
+        let live = m.live_ids();
+        let mut choice = rng.below(10);
+        if live.is_empty() && choice >= 4 {
+            choice = 0;
+        }
+        match choice {
+            // put
+            0..=3 => {
+                let id = id_of(rng.below(N_IDS));
+                let p = random_props(rng);
+                trace.push(format!("put({id})"));
+                let e = tx.put(&id, "kv", p.clone())?;
+                // One committed change raises a version by one, however many
+                // operations of the transaction touch the entity.
+                let v = base.version(&id) + 1;
+                if e.version != v || e.props != p || e.kind != "kv" {
+                    return Err(StepErr::Check(format!(
+                        "put({id}) returned version {} props {:?}, model expects version {v}",
+                        e.version, e.props
+                    )));
+                }
+                m.ents.insert(id, (v, Some(p)));
+            }
+            // delete (and, in the same transaction, its edges)
+            4 | 5 => {
+                let id = rng.pick(&live).clone();
+                trace.push(format!("delete({id})"));
+                let e = tx.delete(&id)?;
+                let (v, p) = m.ents.get(&id).cloned().expect("live");
+                if e.version != v || Some(&e.props) != p.as_ref() {
+                    return Err(StepErr::Check(format!(
+                        "delete({id}) returned version {} props {:?}, model has {v} {p:?}",
+                        e.version, e.props
+                    )));
+                }
+                // Deleting an entity this transaction created leaves no record.
+                if base.ents.contains_key(&id) {
+                    m.ents.insert(id.clone(), (base.version(&id) + 1, None));
+                } else {
+                    m.ents.remove(&id);
+                }
+                m.edges.retain(|(f, _, t), _| f != &id && t != &id);
+            }
+            // add (or re-add) an edge between live entities
+            6 | 7 => {
+                let from = rng.pick(&live).clone();
+                let to = rng.pick(&live).clone();
+                let kind = *rng.pick(&EDGE_KINDS);
+                let mut p = Props::new();
+                p.insert("w".into(), Value::Int(rng.below(100) as i64));
+                trace.push(format!("add_edge({from} -{kind}-> {to})"));
+                tx.add_edge(&from, kind, &to, p.clone())?;
+                m.edges.insert((from, kind.to_string(), to), p);
+            }
+            // remove an edge (usually an existing one)
+            _ => {
+                let key = if !m.edges.is_empty() && !rng.one_in(4) {
+                    let keys: Vec<&EdgeKey> = m.edges.keys().collect();
+                    (*rng.pick(&keys)).clone()
+                } else {
+                    (
+                        id_of(rng.below(N_IDS)),
+                        rng.pick(&EDGE_KINDS).to_string(),
+                        id_of(rng.below(N_IDS)),
+                    )
+                };
+                trace.push(format!("remove_edge({} -{}-> {})", key.0, key.1, key.2));
+                let existed = tx.remove_edge(&key.0, &key.1, &key.2)?;
+                let modeled = m.edges.remove(&key).is_some();
+                if existed != modeled {
+                    return Err(StepErr::Check(format!(
+                        "remove_edge({key:?}) returned {existed}, model says {modeled}"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+enum TxOutcome {
+    /// Acknowledged: the model after it.
+    Acked(Model),
+    /// Nothing was written (an error before or at commit that is not "outcome
+    /// unknown").
+    Failed(got::Error),
+    /// Rejected by commit-time validation (nothing written). A single writer should
+    /// never see one; `single_writer_transactions_never_conflict` checks that, the
+    /// crash tests only count them.
+    Conflict(got::Error, Vec<String>),
+    /// The commit failed with an unknown outcome: the model if it did land.
+    Unknown(Model, got::Error),
+}
+
+/// One random transaction against `store`, starting from the acknowledged `model`.
+fn run_tx(store: &Store, rng: &mut Rng, model: &Model) -> Result<TxOutcome, String> {
+    let mut next = model.clone();
+    let mut tx = match store.begin() {
+        Ok(tx) => tx,
+        Err(e) => return Ok(TxOutcome::Failed(e)),
+    };
+    let mut trace = Vec::new();
+    let base = next.clone();
+    match build_tx(&mut tx, rng, &base, &mut next, &mut trace) {
+        Ok(()) => {}
+        Err(StepErr::Store(e)) => return Ok(TxOutcome::Failed(e)),
+        Err(StepErr::Check(s)) => return Err(s),
+    }
+    match tx.commit() {
+        Ok(_) => Ok(TxOutcome::Acked(next)),
+        Err(e @ got::Error::Conflict(_)) => Ok(TxOutcome::Conflict(e, trace)),
+        Err(e) if e.is_outcome_unknown() || store.is_poisoned() => Ok(TxOutcome::Unknown(next, e)),
+        Err(e) => Ok(TxOutcome::Failed(e)),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Opening
+
+fn options(rng: &mut Rng) -> Options {
+    Options {
+        segment_size_bytes: if rng.one_in(2) { 4096 } else { 8192 },
+        checkpoint_wal_bytes: 2048 + rng.below(6145),
+        max_runs: 2 + rng.below(2) as usize,
+        lock_timeout: Duration::from_secs(5),
+        actor: Some("sim".into()),
+        ..Options::default()
+    }
+}
+
+/// Creates the store like `got::versioned_store::init_with`, but with a store id
+/// drawn from `rng`, so that a seed replays the same bytes.
+fn create(vfs: &Arc<SimVfs>, opts: &Options, rng: &mut Rng) -> Result<(), String> {
+    use got::versioned_store::manifest::{self, Manifest};
+    let dir = Path::new(DIR);
+    let r = (|| -> got::Result<()> {
+        let io = |e: std::io::Error| got::Error::Invalid(e.to_string());
+        vfs.create_dir_all(dir).map_err(io)?;
+        vfs.sync_dir(dir.parent().expect("parent")).map_err(io)?;
+        for sub in ["runs", "backups", "quarantine"] {
+            vfs.create_dir_all(&dir.join(sub)).map_err(io)?;
+        }
+        let mut store_id = [0u8; 16];
+        store_id[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
+        store_id[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
+        let wal_opts = WalOptions {
+            segment_size_bytes: opts.segment_size_bytes,
+            ..WalOptions::default()
+        };
+        Wal::create(vfs.as_ref(), dir, store_id, &wal_opts)?;
+        manifest::write(
+            vfs.as_ref(),
+            dir,
+            &Manifest {
+                store_id,
+                generation: 0,
+                checkpoint_lsn: 0,
+                runs: Vec::new(),
+                created_at_ms: 0,
+            },
+        )
+    })();
+    r.map_err(|e| format!("creating the store failed: {e}"))
+}
+
+/// A new store on a new simulated disk, opened.
+fn new_store(rng: &mut Rng, opts: &Options) -> Result<(Arc<SimVfs>, Store), String> {
+    let vfs = SimVfs::new();
+    create(&vfs, opts, rng)?;
+    let store = open(&vfs, opts)?;
+    Ok((vfs, store))
+}
+
+fn open(vfs: &Arc<SimVfs>, opts: &Options) -> Result<Store, String> {
+    Store::open_with_vfs(vfs.clone() as Arc<dyn Vfs>, DIR, opts.clone())
+        .map_err(|e| format!("open failed: {e} ({e:?})"))
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Crash {
+    Random(u64),
+    DropAll,
+    KeepAll,
+}
+
+impl Crash {
+    fn random(rng: &mut Rng) -> Crash {
+        match rng.below(10) {
+            0 => Crash::KeepAll,
+            1 => Crash::DropAll,
+            _ => Crash::Random(rng.next_u64()),
+        }
+    }
+    fn apply(self, vfs: &SimVfs) {
+        match self {
+            Crash::Random(s) => vfs.crash(s),
+            Crash::DropAll => vfs.crash_drop_all(),
+            Crash::KeepAll => vfs.crash_keep_all(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Seeds, failures and replay
+
+fn seed_count(quick: u64, long: u64) -> u64 {
+    if let Some(n) = std::env::var("GOT_SEEDS")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+    {
+        return n;
+    }
+    if std::env::var_os("GOT_LONG_TESTS").is_some() {
+        long
+    } else {
+        quick
+    }
+}
+
+/// Runs `f` for every seed (or just `GOT_SEED`), collecting failures (panics
+/// included); reports each kind of failure with its seeds and replay command.
+fn for_seeds(test: &str, quick: u64, long: u64, f: impl Fn(u64) -> Result<Stats, String>) {
+    let seeds: Vec<u64> = match std::env::var("GOT_SEED") {
+        Ok(s) => vec![s.trim().parse().expect("GOT_SEED must be a u64")],
+        Err(_) => (0..seed_count(quick, long)).collect(),
+    };
+    let start = Instant::now();
+    // Failure kind (first line, numbers blanked) -> (seeds, first full message).
+    let mut failures: BTreeMap<String, (Vec<u64>, String)> = BTreeMap::new();
+    let mut total = Stats::default();
+    for &seed in &seeds {
+        let r = catch_unwind(AssertUnwindSafe(|| f(seed)))
+            .unwrap_or_else(|p| Err(format!("panicked: {}", panic_text(&p))));
+        match r {
+            Ok(s) => total.add(&s),
+            Err(msg) => {
+                let kind: String = msg
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .split(|ch: char| ch.is_ascii_digit())
+                    .filter(|part| !part.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("#")
+                    .chars()
+                    .take(160)
+                    .collect();
+                let slot = failures.entry(kind).or_insert_with(|| (Vec::new(), msg));
+                slot.0.push(seed);
+            }
+        }
+    }
+    println!(
+        "{test}: {} seeds in {:.1?}; passing seeds: {total:?}",
+        seeds.len(),
+        start.elapsed()
+    );
+    if !failures.is_empty() {
+        let n: usize = failures.values().map(|(v, _)| v.len()).sum();
+        let mut report = format!(
+            "{test}: {n} of {} seeds failed, {} kind(s) of failure:\n",
+            seeds.len(),
+            failures.len()
+        );
+        for (seeds, msg) in failures.values() {
+            let first = seeds[0];
+            let shown: Vec<String> = seeds.iter().take(20).map(u64::to_string).collect();
+            report += &format!(
+                "\n=== {} seed(s): {}{}\nseed {first}: {msg}\n  replay: GOT_SEED={first} cargo test --test {TEST_FILE} {test} -- --nocapture\n",
+                seeds.len(),
+                shown.join(" "),
+                if seeds.len() > 20 { " ..." } else { "" },
+            );
+        }
+        panic!("{report}");
+    }
+}
+
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(non-string panic)".into()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    acked: u64,
+    crashes: u64,
+    in_flight_landed: u64,
+    in_flight_lost: u64,
+    failed_commits: u64,
+    checkpoints: u64,
+    failed_checkpoints: u64,
+    conflicts: u64,
+}
+
+impl Stats {
+    fn add(&mut self, o: &Stats) {
+        self.acked += o.acked;
+        self.crashes += o.crashes;
+        self.in_flight_landed += o.in_flight_landed;
+        self.in_flight_lost += o.in_flight_lost;
+        self.failed_commits += o.failed_commits;
+        self.checkpoints += o.checkpoints;
+        self.failed_checkpoints += o.failed_checkpoints;
+        self.conflicts += o.conflicts;
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Power loss at random points
+
+/// The fault armed in one crash cycle.
+#[derive(Clone, Copy, Debug)]
+struct Fault {
+    before_step: u64,
+    nth: u64,
+    filter: OpFilter,
+    error: FaultError,
+    persistent: bool,
+}
+
+fn power_loss_seed(seed: u64) -> Result<Stats, String> {
+    let mut rng = Rng::new(seed);
+    let opts = options(&mut rng);
+    let mut stats = Stats::default();
+    let (vfs, store) = new_store(&mut rng, &opts)?;
+    let mut store = Some(store);
+    let mut acked = Model::default();
+    let cycles = 2 + rng.below(2);
+    let mut log = format!("options: {opts:?}\n");
+    for cycle in 0..cycles {
+        let steps = 1 + rng.below(16);
+        let fault = (!rng.one_in(4)).then(|| Fault {
+            before_step: rng.below(steps),
+            nth: 1 + rng.below(60),
+            filter: match rng.below(6) {
+                0 => OpFilter::Write,
+                1 => OpFilter::Sync,
+                _ => OpFilter::Any,
+            },
+            error: if rng.one_in(2) {
+                FaultError::Eio
+            } else {
+                FaultError::Enospc
+            },
+            persistent: !rng.one_in(4),
+        });
+        let mut armed = false;
+        let mut in_flight: Option<Model> = None;
+        let s = store.as_ref().expect("open");
+        for step in 0..steps {
+            if let Some(f) = fault.filter(|f| f.before_step == step) {
+                vfs.fail_op(f.nth, f.filter, f.error, f.persistent);
+                armed = true;
+                log += &format!("cycle {cycle} step {step}: armed {f:?}\n");
+            }
+            // Checkpoints now and then, more often right where the fault is armed.
+            let at_fault = fault.is_some_and(|f| f.before_step == step);
+            if rng.one_in(if at_fault { 3 } else { 6 }) {
+                stats.checkpoints += 1;
+                match s.checkpoint() {
+                    Ok(_) => {}
+                    Err(e) if armed => {
+                        stats.failed_checkpoints += 1;
+                        log += &format!("cycle {cycle} step {step}: checkpoint failed: {e}\n");
+                        if s.is_poisoned() || fault.is_some_and(|f| f.persistent) {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        return Err(format!(
+                            "checkpoint failed without an injected fault: {e}\n{log}"
+                        ))
+                    }
+                }
+            }
+            match run_tx(s, &mut rng, &acked).map_err(|e| format!("{e}\n{log}"))? {
+                TxOutcome::Acked(m) => {
+                    stats.acked += 1;
+                    acked = m;
+                }
+                TxOutcome::Conflict(..) => stats.conflicts += 1,
+                TxOutcome::Failed(e) if armed => {
+                    stats.failed_commits += 1;
+                    log += &format!("cycle {cycle} step {step}: transaction failed: {e}\n");
+                    if fault.is_some_and(|f| f.persistent) {
+                        break;
+                    }
+                }
+                TxOutcome::Unknown(m, e) if armed => {
+                    stats.failed_commits += 1;
+                    log += &format!("cycle {cycle} step {step}: outcome unknown: {e}\n");
+                    in_flight = Some(m);
+                    break;
+                }
+                TxOutcome::Failed(e) | TxOutcome::Unknown(_, e) => {
+                    return Err(format!(
+                        "transaction failed without an injected fault: {e}\n{log}"
+                    ))
+                }
+            }
+        }
+        // The writer's own reads show exactly the acknowledged state: a failed or
+        // unknown commit is not visible before it is known durable.
+        vfs.clear_faults();
+        let live =
+            observe(s).map_err(|e| format!("cycle {cycle}, before the crash: {e}\n{log}"))?;
+        if live != acked.contents() {
+            return Err(format!(
+                "cycle {cycle}: before the crash, the writer's own reads differ from the acknowledged state:\n{}{log}",
+                diff(&acked.contents(), &live)
+            ));
+        }
+        let crash = Crash::random(&mut rng);
+        log += &format!("cycle {cycle}: crash {crash:?}\n");
+        crash.apply(&vfs);
+        stats.crashes += 1;
+        drop(store.take());
+        let s = open(&vfs, &opts).map_err(|e| format!("after crash {cycle}: {e}\n{log}"))?;
+        let got = observe(&s).map_err(|e| format!("after crash {cycle}: {e}\n{log}"))?;
+        let want = acked.contents();
+        if got == want {
+            if in_flight.is_some() {
+                stats.in_flight_lost += 1;
+            }
+        } else if in_flight.as_ref().is_some_and(|m| m.contents() == got) {
+            stats.in_flight_landed += 1;
+            acked = in_flight.take().expect("some");
+        } else {
+            let mut msg = format!(
+                "after crash {cycle} the store matches neither the last acknowledged state{}:\n  vs acknowledged:\n{}",
+                if in_flight.is_some() { " nor the in-flight transaction" } else { "" },
+                diff(&want, &got)
+            );
+            if let Some(m) = &in_flight {
+                msg += &format!("  vs in-flight:\n{}", diff(&m.contents(), &got));
+            }
+            return Err(format!("{msg}{log}"));
+        }
+        store = Some(s);
+    }
+    // The recovered store takes new commits and reads them back.
+    let s = store.as_ref().expect("open");
+    for _ in 0..3 {
+        match run_tx(s, &mut rng, &acked).map_err(|e| format!("{e}\n{log}"))? {
+            TxOutcome::Acked(m) => acked = m,
+            TxOutcome::Conflict(..) => stats.conflicts += 1,
+            TxOutcome::Failed(e) | TxOutcome::Unknown(_, e) => {
+                return Err(format!("commit after recovery failed: {e}\n{log}"))
+            }
+        }
+    }
+    let got = observe(s)?;
+    if got != acked.contents() {
+        return Err(format!(
+            "after recovery, new commits read back wrong:\n{}{log}",
+            diff(&acked.contents(), &got)
+        ));
+    }
+    Ok(stats)
+}
+
+/// Power is cut between transactions, in the middle of a commit (the Nth I/O
+/// operation fails, once or from then on, then the crash applies, drops or tears
+/// what was pending) and in the middle of checkpoints and compactions. After each
+/// reopen the store holds exactly the acknowledged transactions, plus possibly the
+/// single one whose outcome was unknown, and nothing else.
+#[test]
+fn power_loss_never_loses_acknowledged_or_shows_half_a_transaction() {
+    for_seeds(
+        "power_loss_never_loses_acknowledged_or_shows_half_a_transaction",
+        3_000,
+        50_000,
+        power_loss_seed,
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// Every acknowledgement is already durable
+
+fn ack_is_durable_seed(seed: u64) -> Result<Stats, String> {
+    let mut rng = Rng::new(seed ^ 0xACED);
+    let opts = options(&mut rng);
+    let mut stats = Stats::default();
+    let (vfs, store) = new_store(&mut rng, &opts)?;
+    let mut store = Some(store);
+    let mut acked = Model::default();
+    let steps = 4 + rng.below(12);
+    for step in 0..steps {
+        let s = store.as_ref().expect("open");
+        let what;
+        if rng.one_in(5) {
+            stats.checkpoints += 1;
+            s.checkpoint()
+                .map_err(|e| format!("step {step}: checkpoint failed: {e}"))?;
+            what = "checkpoint";
+        } else {
+            match run_tx(s, &mut rng, &acked)? {
+                TxOutcome::Acked(m) => acked = m,
+                TxOutcome::Conflict(..) => stats.conflicts += 1,
+                TxOutcome::Failed(e) | TxOutcome::Unknown(_, e) => {
+                    return Err(format!("step {step}: commit failed: {e}"))
+                }
+            }
+            stats.acked += 1;
+            what = "commit";
+        }
+        // Power loss right after the acknowledgement: only synced data survives.
+        vfs.crash_drop_all();
+        stats.crashes += 1;
+        drop(store.take());
+        let s = open(&vfs, &opts).map_err(|e| format!("step {step} ({what}): {e}"))?;
+        let got = observe(&s).map_err(|e| format!("step {step} ({what}): {e}"))?;
+        if got != acked.contents() {
+            return Err(format!(
+                "step {step}: after an acknowledged {what} and a power loss that dropped every unsynced write, the store lost acknowledged state:\n{}options: {opts:?}",
+                diff(&acked.contents(), &got)
+            ));
+        }
+        store = Some(s);
+    }
+    Ok(stats)
+}
+
+/// Drops every pending (unsynced) write right after each acknowledgement: fails if
+/// a commit (or a checkpoint) is ever acknowledged before what it depends on is
+/// synced.
+#[test]
+fn every_acknowledged_commit_is_already_durable() {
+    for_seeds(
+        "every_acknowledged_commit_is_already_durable",
+        1_000,
+        20_000,
+        ack_is_durable_seed,
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// Durability::None: a suffix may be lost, consistency never
+
+fn durability_none_seed(seed: u64) -> Result<Stats, String> {
+    let mut rng = Rng::new(seed ^ 0x0DD5);
+    let opts = Options {
+        durability: Durability::None,
+        ..options(&mut rng)
+    };
+    let mut stats = Stats::default();
+    let (vfs, store) = new_store(&mut rng, &opts)?;
+    let mut store = Some(store);
+    // Every acknowledged state since the last point known durable (oldest first).
+    let mut states = vec![Model::default()];
+    for cycle in 0..2 + rng.below(2) {
+        let s = store.as_ref().expect("open");
+        for step in 0..1 + rng.below(16) {
+            if rng.one_in(6) {
+                stats.checkpoints += 1;
+                s.checkpoint()
+                    .map_err(|e| format!("cycle {cycle} step {step}: checkpoint: {e}"))?;
+                // A checkpoint syncs the log first: everything so far is durable.
+                let last = states.pop().expect("non-empty");
+                states = vec![last];
+            }
+            let cur = states.last().expect("non-empty").clone();
+            match run_tx(s, &mut rng, &cur)? {
+                TxOutcome::Acked(m) => states.push(m),
+                TxOutcome::Conflict(..) => stats.conflicts += 1,
+                TxOutcome::Failed(e) | TxOutcome::Unknown(_, e) => {
+                    return Err(format!("cycle {cycle} step {step}: commit failed: {e}"))
+                }
+            }
+            stats.acked += 1;
+        }
+        let crash = Crash::random(&mut rng);
+        crash.apply(&vfs);
+        stats.crashes += 1;
+        drop(store.take());
+        let s = open(&vfs, &opts).map_err(|e| format!("after crash {cycle} ({crash:?}): {e}"))?;
+        let got = observe(&s).map_err(|e| format!("after crash {cycle} ({crash:?}): {e}"))?;
+        let Some(i) = states.iter().rposition(|m| m.contents() == got) else {
+            return Err(format!(
+                "after crash {cycle} ({crash:?}) with Durability::None the store is not any acknowledged state since the last checkpoint ({} candidates); vs the newest:\n{}vs the oldest:\n{}options: {opts:?}",
+                states.len(),
+                diff(&states.last().expect("non-empty").contents(), &got),
+                diff(&states[0].contents(), &got),
+            ));
+        };
+        if i + 1 == states.len() {
+            stats.in_flight_landed += 1;
+        } else {
+            stats.in_flight_lost += 1;
+        }
+        // After a crash the recovered state is what is on disk.
+        states = vec![states.swap_remove(i)];
+        store = Some(s);
+    }
+    Ok(stats)
+}
+
+/// With `Durability::None` a power loss may lose recent commits, but what remains
+/// is exactly the state after some acknowledged commit since the last checkpoint:
+/// never half a transaction, never a gap.
+#[test]
+fn durability_none_loses_only_a_suffix_of_commits() {
+    for_seeds(
+        "durability_none_loses_only_a_suffix_of_commits",
+        1_000,
+        20_000,
+        durability_none_seed,
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// The workload's own precondition
+
+fn no_conflict_seed(seed: u64) -> Result<Stats, String> {
+    let mut rng = Rng::new(seed ^ 0xC0F1);
+    let opts = options(&mut rng);
+    let mut stats = Stats::default();
+    let (_vfs, store) = new_store(&mut rng, &opts)?;
+    let mut acked = Model::default();
+    for step in 0..30 {
+        match run_tx(&store, &mut rng, &acked)? {
+            TxOutcome::Acked(m) => acked = m,
+            TxOutcome::Conflict(e, trace) => {
+                return Err(format!(
+                    "step {step}: a transaction with no concurrent writer was rejected: {e}\n  its operations: {}",
+                    trace.join(", ")
+                ))
+            }
+            TxOutcome::Failed(e) | TxOutcome::Unknown(_, e) => {
+                return Err(format!("step {step}: commit failed: {e}"))
+            }
+        }
+        stats.acked += 1;
+    }
+    let got = observe(&store)?;
+    if got != acked.contents() {
+        return Err(format!(
+            "the store disagrees with the model:\n{}",
+            diff(&acked.contents(), &got)
+        ));
+    }
+    Ok(stats)
+}
+
+/// The random transactions of these tests (put, delete with its edges, add and
+/// remove edges, several per transaction) are valid in their final state, so with
+/// one writer and no crash every one of them commits and reads back as modeled.
+#[test]
+fn single_writer_transactions_never_conflict() {
+    for_seeds(
+        "single_writer_transactions_never_conflict",
+        300,
+        5_000,
+        no_conflict_seed,
+    );
+}
+
+/// Minimal forms of what `single_writer_transactions_never_conflict` finds: the
+/// commit-time invariant checks look at the transaction's intermediate steps
+/// instead of its final state.
+#[test]
+fn a_transaction_is_validated_on_its_final_state() {
+    let mut rng = Rng::new(0);
+    let opts = options(&mut rng);
+    let (_vfs, store) = new_store(&mut rng, &opts).expect("store");
+    let p = || Props::from([("n".to_string(), Value::Int(1))]);
+    let mut tx = store.begin().unwrap();
+    for id in ["a", "b", "c"] {
+        tx.put(id, "kv", p()).unwrap();
+    }
+    tx.add_edge("c", "dep", "b", p()).unwrap();
+    tx.commit().unwrap();
+    let mut failures = Vec::new();
+
+    // An edge added, then one of its endpoints deleted (which removes the edge).
+    let mut tx = store.begin().unwrap();
+    tx.add_edge("a", "dep", "b", p()).unwrap();
+    tx.delete("a").unwrap();
+    if let Err(e) = tx.commit() {
+        failures.push(format!("add_edge(a -dep-> b), delete(a): {e}"));
+    }
+
+    // An entity deleted (with its edge), re-created, and given that edge again.
+    let mut tx = store.begin().unwrap();
+    tx.delete("c").unwrap();
+    tx.put("c", "kv", p()).unwrap();
+    tx.add_edge("c", "dep", "b", p()).unwrap();
+    if let Err(e) = tx.commit() {
+        failures.push(format!("delete(c), put(c), add_edge(c -dep-> b): {e}"));
+    }
+    assert!(
+        failures.is_empty(),
+        "transactions valid in their final state were rejected:\n  {}",
+        failures.join("\n  ")
+    );
+}
