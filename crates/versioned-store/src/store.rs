@@ -25,7 +25,8 @@ pub struct Options {
     pub max_frame_bytes: usize,
     /// A checkpoint runs once the WAL tail since the last one passes this size.
     pub checkpoint_wal_bytes: u64,
-    /// Compaction merges the runs once there are more than this many.
+    /// A hard bound on live runs (compaction is size-tiered and keeps about
+    /// log2(store / delta) runs; beyond this many it merges the newest to fit).
     pub max_runs: usize,
     /// `Store::transaction` re-runs its closure this many times on `Conflict`.
     pub max_retries: u32,
@@ -47,7 +48,7 @@ impl Default for Options {
             segment_size_bytes: wal::segment::DEFAULT_SEGMENT_BYTES,
             max_frame_bytes: wal::frame::DEFAULT_MAX_FRAME_BYTES,
             checkpoint_wal_bytes: 4 << 20,
-            max_runs: 8,
+            max_runs: 16,
             max_retries: 10,
             actor: None,
             create_if_missing: false,
@@ -705,7 +706,7 @@ impl Inner {
             self.wal.sync_tail(&held, &wcur)?;
         }
         let runs_dir = self.dir.join("runs");
-        let (old, ckpt, new_meta, compacted) = {
+        let (old, ckpt, new_meta, merged) = {
             let st = self.state.read();
             let ckpt = st.applied_lsn;
             if ckpt == st.manifest.checkpoint_lsn {
@@ -716,32 +717,29 @@ impl Inner {
                 });
             }
             let gen = st.manifest.generation + 1;
-            let name = format!("{ckpt:020}-{gen:08}.run");
-            let compact = st.runs.len() + 1 > self.opts.max_runs;
-            let meta = if compact {
-                let merged = merge_all(&st)?;
-                run::write_run(
-                    self.vfs.as_ref(),
-                    &runs_dir,
-                    &name,
-                    self.store_id,
-                    merged.iter().map(|(k, v)| (k.as_slice(), v)),
-                )?
+            let sizes: Vec<u64> = std::iter::once(st.mem.approx_bytes() as u64)
+                .chain(st.runs.iter().map(|r| r.meta.bytes))
+                .collect();
+            // The delta plus the `merge - 1` newest runs become one run.
+            let merge = runs_to_merge(&sizes, self.opts.max_runs);
+            let name = if merge > 1 {
+                format!("{ckpt:020}-{gen:08}m.run")
             } else {
-                run::write_run(
-                    self.vfs.as_ref(),
-                    &runs_dir,
-                    &name,
-                    self.store_id,
-                    st.mem.iter().map(|(k, v)| (k.as_slice(), v)),
-                )?
+                format!("{ckpt:020}-{gen:08}.run")
             };
-            (st.manifest.clone(), ckpt, meta, compact)
+            let entries = merge_versions(&st.runs[..merge - 1], &st.mem)?;
+            let meta = run::write_run(
+                self.vfs.as_ref(),
+                &runs_dir,
+                &name,
+                self.store_id,
+                entries.iter().map(|(k, v)| (k.as_slice(), v)),
+            )?;
+            (st.manifest.clone(), ckpt, meta, merge - 1)
         };
         let mut runs = vec![new_meta.clone()];
-        if !compacted {
-            runs.extend(old.runs.iter().cloned());
-        }
+        runs.extend(old.runs.iter().skip(merged).cloned());
+        let compacted = merged > 0;
         let m = Manifest {
             store_id: self.store_id,
             generation: old.generation + 1,
@@ -787,10 +785,31 @@ impl Inner {
     }
 }
 
-/// All versions of every key in the runs and the delta, merged.
-fn merge_all(st: &State) -> Result<BTreeMap<Vec<u8>, Versions>> {
+/// How many of the newest sources (the delta first, then the runs newest first,
+/// with their sizes in `sizes`) a checkpoint merges into its one new run: the
+/// newest sources while each next one is at most twice the size gathered so far.
+/// Size-tiered: a large old run is rewritten only once the newer ones have grown to
+/// match it, so run sizes grow geometrically with age, a store of N bytes has about
+/// log2(N / delta) runs, and each byte is rewritten about that many times. Beyond
+/// `max_runs` runs, enough of the newest are merged to get back to it.
+fn runs_to_merge(sizes: &[u64], max_runs: usize) -> usize {
+    let n = sizes.len();
+    let mut k = 1;
+    let mut acc = sizes[0];
+    while k < n && sizes[k] <= acc.saturating_mul(2) {
+        acc += sizes[k];
+        k += 1;
+    }
+    k.max((n + 1).saturating_sub(max_runs.max(1)))
+}
+
+/// All versions of every key in `runs` and the delta, merged.
+fn merge_versions(runs: &[Arc<Run>], mem: &MemTable) -> Result<BTreeMap<Vec<u8>, Versions>> {
+    if runs.is_empty() {
+        return Ok(mem.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+    }
     let mut out: BTreeMap<Vec<u8>, BTreeMap<u64, Arc<[u8]>>> = BTreeMap::new();
-    for r in &st.runs {
+    for r in runs {
         r.scan_prefix(&[], |e| {
             let slot = out.entry(e.key.clone()).or_default();
             for (l, v) in &e.versions {
@@ -798,7 +817,7 @@ fn merge_all(st: &State) -> Result<BTreeMap<Vec<u8>, Versions>> {
             }
         })?;
     }
-    for (k, vs) in st.mem.iter() {
+    for (k, vs) in mem.iter() {
         let slot = out.entry(k.clone()).or_default();
         for (l, v) in vs {
             slot.insert(*l, v.clone());
@@ -808,6 +827,43 @@ fn merge_all(st: &State) -> Result<BTreeMap<Vec<u8>, Versions>> {
         .into_iter()
         .map(|(k, vs)| (k, vs.into_iter().collect()))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs_to_merge;
+
+    #[test]
+    fn merging_is_size_tiered_and_keeps_the_run_count_bounded() {
+        // Under the limit: only the delta is written.
+        assert_eq!(runs_to_merge(&[10, 100, 1000], 8), 1);
+        // Similar sizes merge even under the limit.
+        assert_eq!(runs_to_merge(&[10, 10, 1000], 8), 2);
+        // Over it: small new runs merge, the big old one is left alone.
+        assert_eq!(runs_to_merge(&[10, 10, 20, 1000], 3), 3);
+        // Over it, with nothing size-similar: merge just enough.
+        assert_eq!(runs_to_merge(&[1, 100, 10_000, 1_000_000], 3), 2);
+        // Everything similar: merge it all.
+        assert_eq!(runs_to_merge(&[5, 5, 5, 5], 3), 4);
+    }
+
+    #[test]
+    fn repeated_checkpoints_rewrite_far_less_than_everything() {
+        // Simulate 1,000 checkpoints of equal deltas: the bytes rewritten stay
+        // near n log2 n, not n^2, and the run count near log2 n.
+        let mut runs: Vec<u64> = Vec::new();
+        let mut written = 0u64;
+        for _ in 0..1000 {
+            let mut sizes = vec![1u64];
+            sizes.extend(&runs);
+            let k = runs_to_merge(&sizes, 16);
+            let merged: u64 = sizes[..k].iter().sum();
+            written += merged;
+            runs = std::iter::once(merged).chain(runs[k - 1..].iter().copied()).collect();
+            assert!(runs.len() <= 11, "{} runs: {runs:?}", runs.len());
+        }
+        assert!(written < 1000 * 12, "rewrote {written} units for 1000 deltas");
+    }
 }
 
 /// The newest value of `key` as of the batch so far: own writes, then earlier
