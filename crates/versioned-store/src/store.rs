@@ -638,6 +638,10 @@ impl Inner {
 
     fn try_batch(&self, batch: &[Pending]) -> Result<Vec<Result<u64>>> {
         let lock = self.lock.as_ref().ok_or(Error::ReadOnly)?;
+        // A poisoned handle may be keeping the lock on purpose; say why it refuses.
+        if self.wal.is_poisoned() {
+            return Err(wal::Error::Poisoned.into());
+        }
         let held = lock.acquire(self.opts.lock_timeout)?;
         let mut wcur = self.sync_with_log(&held)?;
         let mut results = Vec::with_capacity(batch.len());
@@ -699,6 +703,9 @@ impl Inner {
 
     fn checkpoint(&self) -> Result<CheckpointInfo> {
         let lock = self.lock.as_ref().ok_or(Error::ReadOnly)?;
+        if self.wal.is_poisoned() {
+            return Err(wal::Error::Poisoned.into());
+        }
         let held = lock.acquire(self.opts.lock_timeout)?;
         let wcur = self.sync_with_log(&held)?;
         if self.opts.durability == Durability::None {
@@ -859,10 +866,15 @@ mod tests {
             let k = runs_to_merge(&sizes, 16);
             let merged: u64 = sizes[..k].iter().sum();
             written += merged;
-            runs = std::iter::once(merged).chain(runs[k - 1..].iter().copied()).collect();
+            runs = std::iter::once(merged)
+                .chain(runs[k - 1..].iter().copied())
+                .collect();
             assert!(runs.len() <= 11, "{} runs: {runs:?}", runs.len());
         }
-        assert!(written < 1000 * 12, "rewrote {written} units for 1000 deltas");
+        assert!(
+            written < 1000 * 12,
+            "rewrote {written} units for 1000 deltas"
+        );
     }
 }
 

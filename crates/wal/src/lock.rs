@@ -15,17 +15,22 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ProcessLock {
     path: PathBuf,
     lock: Box<dyn VfsLock>,
+    /// `flock` excludes other open file descriptions, not other threads using this
+    /// one: threads of this process take this mutex first.
+    threads: parking_lot::Mutex<()>,
 }
 
 /// Proof that the lock is held; releases it when dropped.
 #[derive(Debug)]
 pub struct LockHeld<'a> {
     lock: &'a ProcessLock,
+    _thread: parking_lot::MutexGuard<'a, ()>,
 }
 
 impl Drop for LockHeld<'_> {
     fn drop(&mut self) {
         // An unlock failure cannot lose data; the kernel drops the lock with the fd.
+        // (The thread mutex is released after this, when `_thread` drops.)
         let _ = self.lock.lock.unlock();
     }
 }
@@ -34,19 +39,31 @@ impl ProcessLock {
     pub fn open(vfs: &dyn Vfs, dir: &Path) -> Result<Self> {
         let path = dir.join("LOCK");
         let lock = vfs.open_lock(&path).at(&path)?;
-        Ok(ProcessLock { path, lock })
+        Ok(ProcessLock {
+            path,
+            lock,
+            threads: parking_lot::Mutex::new(()),
+        })
     }
 
     /// Blocks until the lock is held or `timeout` passes (`Error::Locked`).
     pub fn acquire(&self, timeout: Duration) -> Result<LockHeld<'_>> {
         let start = Instant::now();
-        if !self.lock.lock(timeout).at(&self.path)? {
-            return Err(Error::Locked {
-                holder: self.holder(),
-                waited_ms: start.elapsed().as_millis() as u64,
-            });
+        let locked = |waited: Duration| Error::Locked {
+            holder: self.holder(),
+            waited_ms: waited.as_millis() as u64,
+        };
+        let Some(thread) = self.threads.try_lock_for(timeout) else {
+            return Err(locked(start.elapsed()));
+        };
+        let left = timeout.saturating_sub(start.elapsed());
+        if !self.lock.lock(left).at(&self.path)? {
+            return Err(locked(start.elapsed()));
         }
-        let held = LockHeld { lock: self };
+        let held = LockHeld {
+            lock: self,
+            _thread: thread,
+        };
         let since = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis())

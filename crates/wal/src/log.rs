@@ -416,6 +416,10 @@ impl Wal {
             return Ok(ScanStop::Bound);
         }
         let stop = self.scan(cur, Some(durable), out, usize::MAX)?;
+        if stop == ScanStop::MissingSegment && self.is_future_segment(cur.segment)? {
+            // Closed, next segment not installed yet: nothing more to read.
+            return Ok(ScanStop::End);
+        }
         if matches!(stop, ScanStop::End | ScanStop::Invalid(_)) && cur.last_lsn() < durable {
             // Frames through `durable` were synced before it was published, so the
             // log should not stop below it. Judge (without changing anything) as the
@@ -446,8 +450,25 @@ impl Wal {
         out: &mut Vec<Frame>,
     ) -> Result<bool> {
         self.check_poisoned()?;
-        let stop = self.scan(cur, None, out, usize::MAX)?;
+        let mut stop = self.scan(cur, None, out, usize::MAX)?;
+        if stop == ScanStop::MissingSegment && self.is_future_segment(cur.segment)? {
+            // A writer closed a segment but died (or failed) before installing the
+            // next one: finish its rotation.
+            self.install(cur.segment)?;
+            stop = self.scan(cur, None, out, usize::MAX)?;
+        }
         let deep = !self.deep_checked.swap(true, Ordering::SeqCst);
+        if deep {
+            // A writer whose directory sync failed may have left segment names
+            // that are not durable yet; make them so before building on them.
+            self.vfs.sync_dir(&self.wal_dir).map_err(|source| {
+                self.poisoned.store(true, Ordering::SeqCst);
+                Error::SyncFailed {
+                    path: self.wal_dir.clone(),
+                    source,
+                }
+            })?;
+        }
         match stop {
             ScanStop::MissingSegment => {
                 self.deep_checked.store(!deep, Ordering::SeqCst);
@@ -463,6 +484,12 @@ impl Wal {
             ScanStop::Invalid(reason) => {
                 if let Some(d) = self.classify(cur, &reason)? {
                     return Err(d.into_error());
+                }
+                if cur.offset == 0 {
+                    // A segment whose header did not survive but that holds no
+                    // frames (classify found none): give it its header back, so
+                    // that appends start after it.
+                    self.rewrite_header(cur)?;
                 }
             }
         }
@@ -531,6 +558,11 @@ impl Wal {
         let reason = match self.scan(cur, None, out, usize::MAX)? {
             ScanStop::End => "zero header before written bytes".to_string(),
             ScanStop::Invalid(r) => r,
+            ScanStop::MissingSegment if self.is_future_segment(cur.segment)? => {
+                // Closed, the next segment not installed yet (the next writer
+                // installs it): a clean end.
+                return Ok(Tail::Clean);
+            }
             ScanStop::MissingSegment | ScanStop::Bound => {
                 return Err(Error::BadFile {
                     file: self.segment_path(cur.segment),
@@ -714,6 +746,10 @@ impl Wal {
     ) -> Result<u64> {
         self.check_poisoned()?;
         assert!(count >= 1, "a batch holds at least one transaction");
+        assert!(
+            cur.offset >= SEGMENT_HEADER_BYTES,
+            "appends start after the segment header (recovery positions the cursor)"
+        );
         let len = frame::stored_len(payload.len());
         let eos_len = frame::stored_len(0) as u64;
         let max = self
@@ -774,6 +810,25 @@ impl Wal {
         Ok(first)
     }
 
+    fn rewrite_header(&self, cur: &mut Cursor) -> Result<()> {
+        let path = self.segment_path(cur.segment);
+        let file = self
+            .segment_file(cur.segment)?
+            .ok_or_else(|| Error::BadFile {
+                file: path.clone(),
+                detail: "segment vanished during recovery".into(),
+            })?;
+        let size = file.len().at(&path)?;
+        file.write_at(
+            &segment::encode_header(&self.store_id, cur.segment, size),
+            0,
+        )
+        .at(&path)?;
+        self.sync(&file, &path)?;
+        cur.offset = SEGMENT_HEADER_BYTES;
+        Ok(())
+    }
+
     /// Overwrites a frame header with zeros so the frame is never read back.
     fn revoke(&self, file: &Arc<dyn VfsFile>, offset: u64, then_sync: bool) {
         let ok = file.write_at(&[0u8; FRAME_HEADER_BYTES], offset).is_ok()
@@ -785,23 +840,15 @@ impl Wal {
         }
     }
 
-    /// Installs the next segment (durably: header synced, renamed, directory
-    /// synced), then ends the current one with an end-of-segment frame (synced).
-    /// In that order an end-of-segment frame never names a segment that may not
-    /// exist; a crash between the two leaves an empty later segment, which recovery
-    /// moves aside. Any failure poisons the handle: whether the directory holds the
-    /// new name durably is then unknown.
+    /// Ends the current segment with an end-of-segment frame (synced), then
+    /// installs the segment it names (header synced, renamed, directory synced).
+    /// In this order a segment never exists without its predecessor being closed,
+    /// so no reader can miss it; a crash (or failure) between the two leaves an
+    /// end-of-segment frame naming a segment that does not exist yet, which the
+    /// next lock holder installs and readers treat as the end of the log. Any
+    /// failure poisons the handle: the state of the directory is then unknown.
     fn rotate(&self, cur: &mut Cursor, file: &Arc<dyn VfsFile>) -> Result<Arc<dyn VfsFile>> {
         let path = self.segment_path(cur.segment);
-        let installed = segment::install_segment(
-            self.vfs.as_ref(),
-            &self.wal_dir,
-            &self.store_id,
-            cur.next_lsn,
-            self.opts.segment_size_bytes,
-        );
-        let (_, f) = installed.inspect_err(|_| self.poisoned.store(true, Ordering::SeqCst))?;
-        self.files.lock().insert(cur.next_lsn, f.clone());
         let eos = frame::encode(
             &FrameHeader {
                 kind: FrameKind::EndOfSegment,
@@ -818,12 +865,34 @@ impl Wal {
             .at(&path)
             .inspect_err(|_| self.poisoned.store(true, Ordering::SeqCst))?;
         self.sync(file, &path)?;
+        let f = self
+            .install(cur.next_lsn)
+            .inspect_err(|_| self.poisoned.store(true, Ordering::SeqCst))?;
         *cur = Cursor {
             segment: cur.next_lsn,
             offset: SEGMENT_HEADER_BYTES,
             next_lsn: cur.next_lsn,
         };
         Ok(f)
+    }
+
+    fn install(&self, first_lsn: u64) -> Result<Arc<dyn VfsFile>> {
+        let (_, f) = segment::install_segment(
+            self.vfs.as_ref(),
+            &self.wal_dir,
+            &self.store_id,
+            first_lsn,
+            self.opts.segment_size_bytes,
+        )?;
+        self.files.lock().insert(first_lsn, f.clone());
+        Ok(f)
+    }
+
+    /// Whether `segment` is newer than every segment on disk: named by an
+    /// end-of-segment frame but not installed yet (not retired).
+    fn is_future_segment(&self, segment: u64) -> Result<bool> {
+        let segs = segment::list_segments(self.vfs.as_ref(), &self.wal_dir)?;
+        Ok(segs.last().is_none_or(|&last| segment > last))
     }
 
     /// Makes everything appended so far durable (used before a checkpoint when

@@ -117,7 +117,8 @@ pub fn preallocate(vfs: &dyn Vfs, wal_dir: &Path, size: u64) -> Result<()> {
 }
 
 /// Turns the preallocated file (or, if none is ready, a freshly zeroed one) into
-/// segment `first_lsn`: header written and synced, renamed, directory synced.
+/// segment `first_lsn`: taken under a private name, header written and synced,
+/// renamed, directory synced. Called by the lock holder only.
 pub fn install_segment(
     vfs: &dyn Vfs,
     wal_dir: &Path,
@@ -127,20 +128,46 @@ pub fn install_segment(
 ) -> Result<(PathBuf, Arc<dyn VfsFile>)> {
     let path = wal_dir.join(segment_name(first_lsn));
     let pre = wal_dir.join(PREALLOC_NAME);
-    let ready = match vfs.open(&pre, OpenMode::ReadWrite) {
-        Ok(f) => f.len().at(&pre)? == size,
-        Err(_) => false,
+    let private = wal_dir.join(format!(
+        "{}.{}.{:016x}.tmp",
+        segment_name(first_lsn),
+        std::process::id(),
+        random_u64()
+    ));
+    // Take the preallocated file by renaming it to a name no one else uses before
+    // touching it: another process may rename a fresh file onto `next.prealloc` at
+    // any moment (preallocation runs outside the lock), and the file we write the
+    // header into must be the file we then install.
+    let mut file = match vfs.rename(&pre, &private) {
+        Ok(()) => {
+            let f = vfs.open(&private, OpenMode::ReadWrite).at(&private)?;
+            if f.len().at(&private)? == size {
+                Some(f)
+            } else {
+                vfs.remove_file(&private).at(&private)?;
+                None
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).at(&pre),
     };
-    if !ready {
-        preallocate(vfs, wal_dir, size)?;
+    if file.is_none() {
+        let f = vfs.open(&private, OpenMode::CreateNew).at(&private)?;
+        write_zeros(f.as_ref(), &private, 0, size)?;
+        file = Some(f);
     }
-    let f = vfs.open(&pre, OpenMode::ReadWrite).at(&pre)?;
-    f.write_at(&encode_header(store_id, first_lsn, size), 0)
-        .at(&pre)?;
-    f.sync_data().at(&pre)?;
-    vfs.rename(&pre, &path).at(&pre)?;
-    vfs.sync_dir(wal_dir).at(wal_dir)?;
-    Ok((path, f))
+    let f = file.expect("set above");
+    let r = (|| {
+        f.write_at(&encode_header(store_id, first_lsn, size), 0)
+            .at(&private)?;
+        f.sync_data().at(&private)?;
+        vfs.rename(&private, &path).at(&private)?;
+        vfs.sync_dir(wal_dir).at(wal_dir)
+    })();
+    if r.is_err() {
+        let _ = vfs.remove_file(&private);
+    }
+    r.map(|()| (path, f))
 }
 
 /// The segments in `wal_dir`, by first LSN ascending.

@@ -1,0 +1,677 @@
+//! The writer lock across real processes (DESIGN.md promise 7): an OS `flock` that
+//! the kernel releases when its holder dies, that closing some other descriptor of
+//! `LOCK` does not release, whose waiters give up with `Locked` naming the holder
+//! only after their timeout, and that two `Store` handles in one process share.
+//!
+//! Children are this test binary run again on one test (`--exact NAME`) with
+//! `GOT_TEST_CHILD=<role>`; they talk to the parent in `@`-prefixed lines on stdout.
+//! `GOT_LONG_TESTS=1` repeats the kill cycle more often.
+
+use got::wal::{ProcessLock, RealVfs};
+use got::{props, Options, Store, Value};
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const CHILD_ENV: &str = "GOT_TEST_CHILD";
+const SIGKILL: i32 = 9;
+
+// ---------------------------------------------------------------------------------
+// The child side
+// ---------------------------------------------------------------------------------
+
+/// One protocol line, written and flushed at once. It starts with a newline because
+/// libtest may have left "test NAME ... " unfinished on stdout.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    out.write_all(format!("\n@{line}\n").as_bytes())
+        .expect("write to the parent");
+    out.flush().expect("flush to the parent");
+}
+
+fn env_string(key: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| panic!("child needs {key}"))
+}
+
+fn run_child(role: &str) {
+    let dir = PathBuf::from(env_string("GOT_TEST_DIR"));
+    match role {
+        // Takes the lock, optionally opens and closes other descriptors of LOCK,
+        // says so, and sleeps until it is killed.
+        "hold" => {
+            let lock = ProcessLock::open(&RealVfs, &dir).expect("open LOCK");
+            let _held = lock
+                .acquire(Duration::from_secs(10))
+                .expect("acquire the lock");
+            if std::env::var("GOT_TEST_CLOSE_OTHERS").is_ok_and(|v| v == "1") {
+                let other = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(dir.join("LOCK"))
+                    .expect("open LOCK a second time");
+                drop(other);
+                let second = ProcessLock::open(&RealVfs, &dir).expect("a second ProcessLock");
+                drop(second);
+            }
+            say(&format!("HELD {}", std::process::id()));
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+        // Tries the lock once with GOT_TEST_TIMEOUT_MS and reports what happened.
+        "probe" => {
+            let ms: u64 = env_string("GOT_TEST_TIMEOUT_MS").parse().unwrap();
+            let lock = ProcessLock::open(&RealVfs, &dir).expect("open LOCK");
+            match lock.acquire(Duration::from_millis(ms)) {
+                Ok(_held) => say("ACQUIRED"),
+                Err(got::wal::Error::Locked { holder, .. }) => say(&format!("LOCKED {holder}")),
+                Err(e) => say(&format!("ERROR {e}")),
+            };
+        }
+        other => panic!("unknown child role {other}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The parent side
+// ---------------------------------------------------------------------------------
+
+struct Proc {
+    label: String,
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+struct Ended {
+    label: String,
+    status: ExitStatus,
+    lines: Vec<String>,
+    stderr: String,
+}
+
+impl Proc {
+    fn spawn(test: &str, role: &str, envs: &[(&str, String)]) -> Proc {
+        let mut cmd = Command::new(std::env::current_exe().expect("current exe"));
+        cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, role)
+            .env_remove("GOT_LOCK_TIMEOUT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn a child process");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut out = BufReader::new(stdout);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match out.read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                let Some(msg) = line.strip_suffix('\n').and_then(|l| l.strip_prefix('@')) else {
+                    continue;
+                };
+                if tx.send(msg.to_string()).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
+        Proc {
+            label: role.to_string(),
+            child,
+            lines: rx,
+            seen: Vec::new(),
+            stderr: Some(stderr),
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn expect_line(&mut self, prefix: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if l.starts_with(prefix) {
+                        return l;
+                    }
+                }
+                Err(_) => {
+                    let ended = self.kill();
+                    panic!(
+                        "{} never printed @{prefix}:\n{}",
+                        ended.label,
+                        ended.describe()
+                    );
+                }
+            }
+        }
+    }
+
+    fn kill(&mut self) -> Ended {
+        let _ = self.child.kill();
+        let status = self.child.wait().expect("wait for a killed child");
+        self.collect(status)
+    }
+
+    fn finish(mut self, timeout: Duration) -> Ended {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return self.collect(status);
+            }
+            if Instant::now() > deadline {
+                let ended = self.kill();
+                panic!("{} did not finish:\n{}", ended.label, ended.describe());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn collect(&mut self, status: ExitStatus) -> Ended {
+        let mut lines = std::mem::take(&mut self.seen);
+        lines.extend(self.lines.iter());
+        let stderr = self
+            .stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
+        Ended {
+            label: self.label.clone(),
+            status,
+            lines,
+            stderr,
+        }
+    }
+}
+
+impl Drop for Proc {
+    /// A holder that outlives a failed assertion would keep its lock; kill it.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Ended {
+    fn describe(&self) -> String {
+        format!(
+            "{}: {}; lines: {:?}\n--- stderr ---\n{}",
+            self.label, self.status, self.lines, self.stderr
+        )
+    }
+}
+
+fn new_store() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join(".got");
+    got::init(&RealVfs, &dir).expect("init a store");
+    (tmp, dir)
+}
+
+fn dir_env(dir: &Path) -> (&'static str, String) {
+    ("GOT_TEST_DIR", dir.display().to_string())
+}
+
+/// Whether a holder description (`pid=… host=… since_unix_ms=…`) names `pid`.
+fn names_pid(holder: &str, pid: u32) -> bool {
+    let want = format!("pid={pid}");
+    holder
+        .split(|c: char| c.is_whitespace() || c == ',' || c == ')' || c == '(')
+        .any(|w| w == want)
+}
+
+/// Spawns a holder of the lock on `dir` and returns it once it holds the lock.
+fn spawn_holder(test: &str, dir: &Path, close_others: bool) -> Proc {
+    let mut p = Proc::spawn(
+        test,
+        "hold",
+        &[
+            dir_env(dir),
+            (
+                "GOT_TEST_CLOSE_OTHERS",
+                if close_others { "1" } else { "0" }.to_string(),
+            ),
+        ],
+    );
+    let line = p.expect_line("HELD", Duration::from_secs(30));
+    assert_eq!(line, format!("HELD {}", p.pid()));
+    p
+}
+
+/// A separate process tries the lock for `timeout_ms` and says what it got.
+fn probe(test: &str, dir: &Path, timeout_ms: u64) -> String {
+    let p = Proc::spawn(
+        test,
+        "probe",
+        &[
+            dir_env(dir),
+            ("GOT_TEST_TIMEOUT_MS", timeout_ms.to_string()),
+        ],
+    );
+    let ended = p.finish(Duration::from_secs(30));
+    assert!(
+        ended.status.success(),
+        "probe failed:\n{}",
+        ended.describe()
+    );
+    ended
+        .lines
+        .iter()
+        .find(|l| l.starts_with("ACQUIRED") || l.starts_with("LOCKED") || l.starts_with("ERROR"))
+        .cloned()
+        .unwrap_or_else(|| panic!("probe said nothing:\n{}", ended.describe()))
+}
+
+/// Expects `Locked` naming `pid`; returns the holder text and the reported wait.
+fn expect_locked<T>(r: Result<T, got::wal::Error>, pid: u32, what: &str) -> (String, u64) {
+    match r {
+        Err(got::wal::Error::Locked { holder, waited_ms }) => {
+            assert!(
+                names_pid(&holder, pid),
+                "{what}: Locked names {holder:?}, not the holder pid={pid}"
+            );
+            (holder, waited_ms)
+        }
+        Err(e) => panic!("{what}: expected Locked naming pid={pid}, got: {e}"),
+        Ok(_) => panic!("{what}: acquired a lock that pid={pid} holds"),
+    }
+}
+
+fn store_error_to_wal<T>(r: got::Result<T>, what: &str) -> Result<T, got::wal::Error> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(got::Error::Wal(e)) => Err(e),
+        Err(e) => panic!("{what}: expected Error::Wal(Locked), got: {e}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// 6. A SIGKILLed holder releases the lock
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn a_sigkilled_lock_holder_releases_the_lock() {
+    const NAME: &str = "a_sigkilled_lock_holder_releases_the_lock";
+    if let Ok(role) = std::env::var(CHILD_ENV) {
+        run_child(&role);
+        return;
+    }
+    let cycles = if std::env::var_os("GOT_LONG_TESTS").is_some() {
+        30
+    } else {
+        3
+    };
+    let (_tmp, dir) = new_store();
+    let me = std::process::id();
+    // One lock handle for the whole test, as one process (one store handle) has.
+    let lock = ProcessLock::open(&RealVfs, &dir).expect("open LOCK");
+    for cycle in 0..cycles {
+        let mut holder = spawn_holder(NAME, &dir, false);
+        let pid = holder.pid();
+
+        // A try with a short timeout fails, naming the holder; so does a store open.
+        expect_locked(
+            lock.acquire(Duration::from_millis(200)),
+            pid,
+            "ProcessLock::acquire while a child holds the lock",
+        );
+        if cycle == 0 {
+            let r = Store::open(
+                &dir,
+                Options {
+                    lock_timeout: Duration::from_millis(200),
+                    ..Options::default()
+                },
+            );
+            expect_locked(
+                store_error_to_wal(r, "Store::open"),
+                pid,
+                "Store::open (read-write) while a child holds the lock",
+            );
+        }
+
+        // Then the lock comes free with the holder's death: in even cycles a waiter
+        // is already blocked when the holder is SIGKILLed, in odd ones it starts
+        // right after the kill with a short timeout. Either way it gets the lock at
+        // once, and then really holds it: another process is locked out.
+        let wait_first = cycle % 2 == 0;
+        let waiter_timeout = if wait_first {
+            Duration::from_secs(10)
+        } else {
+            Duration::from_secs(1)
+        };
+        std::thread::scope(|s| {
+            let (got_tx, got_rx) = mpsc::channel::<Result<(), String>>();
+            let (release_tx, release_rx) = mpsc::channel::<()>();
+            let lock = &lock;
+            let start_waiter = move || {
+                s.spawn(move || match lock.acquire(waiter_timeout) {
+                    Ok(held) => {
+                        got_tx.send(Ok(())).unwrap();
+                        let _ = release_rx.recv_timeout(Duration::from_secs(60));
+                        drop(held);
+                    }
+                    Err(e) => got_tx.send(Err(e.to_string())).unwrap(),
+                });
+            };
+            let killed_at;
+            if wait_first {
+                start_waiter();
+                std::thread::sleep(Duration::from_millis(100));
+                assert!(
+                    got_rx.try_recv().is_err(),
+                    "cycle {cycle}: the waiter got the lock while pid={pid} held it"
+                );
+                killed_at = Instant::now();
+                let ended = holder.kill();
+                assert_eq!(ended.status.signal(), Some(SIGKILL), "{}", ended.describe());
+            } else {
+                killed_at = Instant::now();
+                let ended = holder.kill();
+                assert_eq!(ended.status.signal(), Some(SIGKILL), "{}", ended.describe());
+                start_waiter();
+            }
+            match got_rx.recv_timeout(Duration::from_secs(15)) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => panic!(
+                    "cycle {cycle}: acquire({waiter_timeout:?}) failed after the holder died: {e}"
+                ),
+                Err(_) => panic!("cycle {cycle}: the waiter never returned"),
+            }
+            let waited = killed_at.elapsed();
+            assert!(
+                waited < Duration::from_secs(2),
+                "cycle {cycle}: the lock came free only {waited:?} after the holder died"
+            );
+            let seen = probe(NAME, &dir, 300);
+            let result = match seen.strip_prefix("LOCKED ") {
+                Some(h) if names_pid(h, me) => Ok(()),
+                _ => Err(format!(
+                    "cycle {cycle}: while this process's waiter holds the lock, another \
+                     process's try got {seen:?} (expected Locked naming pid={me}): the lock \
+                     was released behind the waiter's back"
+                )),
+            };
+            release_tx.send(()).unwrap();
+            result.unwrap();
+        });
+
+        // Released again: any process can take it.
+        let seen = probe(NAME, &dir, 2000);
+        assert_eq!(seen, "ACQUIRED", "cycle {cycle}: after the waiter let go");
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// 7. Closing another descriptor of LOCK in the holder does not release the lock
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn closing_another_handle_to_the_lock_file_in_the_holder_keeps_the_lock() {
+    const NAME: &str = "closing_another_handle_to_the_lock_file_in_the_holder_keeps_the_lock";
+    if let Ok(role) = std::env::var(CHILD_ENV) {
+        run_child(&role);
+        return;
+    }
+    let (_tmp, dir) = new_store();
+    // The child opens and drops a std::fs::File on LOCK and a second ProcessLock
+    // (never acquired) after taking the lock, and only then says HELD.
+    let mut holder = spawn_holder(NAME, &dir, true);
+    let pid = holder.pid();
+    let lock = ProcessLock::open(&RealVfs, &dir).expect("open LOCK");
+    expect_locked(
+        lock.acquire(Duration::from_millis(300)),
+        pid,
+        "acquire after the holder closed other descriptors of LOCK",
+    );
+    let seen = probe(NAME, &dir, 300);
+    assert!(
+        seen.strip_prefix("LOCKED ")
+            .is_some_and(|h| names_pid(h, pid)),
+        "another process's try got {seen:?}, expected Locked naming pid={pid}"
+    );
+    let ended = holder.kill();
+    assert_eq!(ended.status.signal(), Some(SIGKILL), "{}", ended.describe());
+}
+
+// ---------------------------------------------------------------------------------
+// 8. A waiter gets Locked naming the holder, and not before its timeout
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn a_waiter_gets_locked_naming_the_holder_only_after_its_timeout() {
+    const NAME: &str = "a_waiter_gets_locked_naming_the_holder_only_after_its_timeout";
+    if let Ok(role) = std::env::var(CHILD_ENV) {
+        run_child(&role);
+        return;
+    }
+    let (_tmp, dir) = new_store();
+    let mut holder = spawn_holder(NAME, &dir, false);
+    let pid = holder.pid();
+    let timeout = Duration::from_millis(400);
+    let at_least = timeout.mul_f64(0.9);
+
+    // The wal-level lock.
+    let lock = ProcessLock::open(&RealVfs, &dir).expect("open LOCK");
+    let start = Instant::now();
+    let r = lock.acquire(timeout);
+    let elapsed = start.elapsed();
+    let (_, waited_ms) = expect_locked(r, pid, "ProcessLock::acquire");
+    assert!(
+        elapsed >= at_least,
+        "ProcessLock::acquire gave up after {elapsed:?}, before its {timeout:?} timeout"
+    );
+    assert!(
+        waited_ms >= at_least.as_millis() as u64,
+        "Locked reports waited_ms={waited_ms} for a {timeout:?} timeout"
+    );
+
+    // The store: a read-write open waits for the lock (recovery) and gives up the same way.
+    let start = Instant::now();
+    let r = Store::open(
+        &dir,
+        Options {
+            lock_timeout: timeout,
+            ..Options::default()
+        },
+    );
+    let elapsed = start.elapsed();
+    expect_locked(store_error_to_wal(r, "Store::open"), pid, "Store::open");
+    assert!(
+        elapsed >= at_least,
+        "Store::open gave up after {elapsed:?}, before its {timeout:?} timeout"
+    );
+
+    // The CLI: GOT_LOCK_TIMEOUT=0.3, exit code 6, and the message names the holder.
+    let cli_timeout = Duration::from_millis(300);
+    for json in [true, false] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_got"));
+        cmd.arg("--store").arg(&dir);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.args([
+            "entity",
+            "put",
+            "task",
+            "--props",
+            r#"{"title": "blocked"}"#,
+        ])
+        .env("GOT_LOCK_TIMEOUT", "0.3")
+        .env_remove("GOT_DIR")
+        .env_remove(CHILD_ENV);
+        let start = Instant::now();
+        let out = cmd.output().expect("run got");
+        let elapsed = start.elapsed();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(6),
+            "`got entity put` against a held lock (json={json}): stdout {stdout}, stderr {stderr}"
+        );
+        assert!(
+            elapsed >= cli_timeout.mul_f64(0.9),
+            "`got entity put` gave up after {elapsed:?}, before GOT_LOCK_TIMEOUT=0.3"
+        );
+        let message = if json {
+            let j: serde_json::Value = serde_json::from_str(stdout.trim())
+                .unwrap_or_else(|e| panic!("--json error output is not JSON ({e}): {stdout}"));
+            assert_eq!(j["error"]["code"], "locked", "{stdout}");
+            j["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        } else {
+            stderr.to_string()
+        };
+        assert!(
+            message.contains(&format!("pid={pid}")),
+            "the CLI's message does not name the holder pid={pid}: {message}"
+        );
+    }
+
+    let ended = holder.kill();
+    assert_eq!(ended.status.signal(), Some(SIGKILL), "{}", ended.describe());
+    // The locked-out puts wrote nothing.
+    let store = Store::open(&dir, Options::default()).expect("open after the holder died");
+    assert!(store.list(Some("task"), None).unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------------------------
+// 9. Two handles in one process share the lock and the commit queue
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn two_store_handles_in_one_process_share_the_lock_and_the_commit_queue() {
+    const THREADS: usize = 8;
+    const EACH: usize = 40;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join(".got");
+    let opts = Options {
+        create_if_missing: true,
+        // Small enough that two handles contending for the flock would time out.
+        lock_timeout: Duration::from_millis(5),
+        checkpoint_wal_bytes: 16 << 10,
+        max_runs: 2,
+        ..Options::default()
+    };
+    let a = Store::open(&dir, opts.clone()).expect("first handle");
+    let b = Store::open(&dir, opts).expect("second handle");
+    let handles = [&a, &b];
+    let errors = Mutex::new(Vec::<String>::new());
+    let acked = Mutex::new(BTreeSet::<String>::new());
+    let writers_done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        // A background thread checkpoints through the second handle meanwhile.
+        let (errors_ref, done, b_ref) = (&errors, &writers_done, &b);
+        s.spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Err(e) = b_ref.checkpoint() {
+                    errors_ref
+                        .lock()
+                        .unwrap()
+                        .push(format!("background checkpoint: {e}"));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let mut writers = Vec::new();
+        for t in 0..THREADS {
+            let (mine, other) = (handles[t % 2], handles[(t + 1) % 2]);
+            let (errors, acked) = (&errors, &acked);
+            writers.push(s.spawn(move || {
+                for k in 0..EACH {
+                    let p = props([
+                        ("thread", Value::Int(t as i64)),
+                        ("seq", Value::Int(k as i64)),
+                    ]);
+                    let e = match mine.transaction(|tx| tx.create("shared", p.clone())) {
+                        Ok(e) => e,
+                        Err(e) => {
+                            errors
+                                .lock()
+                                .unwrap()
+                                .push(format!("thread {t} commit {k}: {e}"));
+                            continue;
+                        }
+                    };
+                    acked.lock().unwrap().insert(e.id.clone());
+                    match other.get(&e.id) {
+                        Ok(Some(seen)) if seen.version == e.version => {}
+                        r => errors.lock().unwrap().push(format!(
+                            "thread {t}: the other handle does not see {} v{} right after \
+                             its commit: {r:?}",
+                            e.id, e.version
+                        )),
+                    }
+                }
+            }));
+        }
+        for w in writers {
+            w.join().expect("a writer thread panicked");
+        }
+        writers_done.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let errors = errors.into_inner().unwrap();
+    assert!(
+        errors.is_empty(),
+        "{} failure(s), first ones: {:?}",
+        errors.len(),
+        &errors[..errors.len().min(10)]
+    );
+    let acked = acked.into_inner().unwrap();
+    assert_eq!(acked.len(), THREADS * EACH);
+    for h in handles {
+        let listed: BTreeSet<String> = h
+            .list(Some("shared"), None)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(
+            listed, acked,
+            "a handle's list differs from what was committed"
+        );
+    }
+    drop((a, b));
+
+    let rep = got::versioned_store::verify(Arc::new(RealVfs), &dir).expect("verify");
+    assert!(rep.healthy(), "verify: {:?}", rep.findings);
+    let fresh = Store::open(&dir, Options::default()).expect("reopen");
+    let listed: BTreeSet<String> = fresh
+        .list(Some("shared"), None)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(
+        listed, acked,
+        "after reopening, the store differs from what was acknowledged"
+    );
+}

@@ -1,0 +1,1119 @@
+//! Real processes sharing one store (DESIGN.md promises 1, 3 and 7, "Real crashes"):
+//! writers SIGKILLed at random moments, several processes committing at once while
+//! segments rotate and checkpoints and compactions run, compare-and-swap across
+//! processes, and a reader that must never see the store go backwards.
+//!
+//! Children are this test binary run again on one test (`--exact NAME`) with
+//! `GOT_TEST_CHILD=<role>`. They talk to the parent in `@`-prefixed lines on stdout,
+//! flushed one by one; a child prints `@ACK …` only after the commit it names
+//! returned `Ok`, so every `@ACK` the parent reads is an acknowledged commit.
+//!
+//! `GOT_LONG_TESTS=1` runs the long modes (500 kills, more rounds);
+//! `GOT_TEST_SEED=<n>` replays the kill timings printed by a failed run.
+
+use got::wal::RealVfs;
+use got::{props, Options, Store, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const CHILD_ENV: &str = "GOT_TEST_CHILD";
+const SIGKILL: i32 = 9;
+/// How long a child may take for its whole job before the test gives up on it.
+const CHILD_DEADLINE: Duration = Duration::from_secs(60);
+
+// ---------------------------------------------------------------------------------
+// Helpers shared by parents and children
+// ---------------------------------------------------------------------------------
+
+fn long_mode() -> bool {
+    std::env::var_os("GOT_LONG_TESTS").is_some()
+}
+
+/// splitmix64: small, seedable, good enough for timings and padding.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    fn from_entropy() -> Rng {
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        Rng(t ^ (u64::from(std::process::id()) << 32))
+    }
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `lo..=hi`.
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+}
+
+/// The seed for this run: `GOT_TEST_SEED` if set, else fresh.
+fn test_seed() -> u64 {
+    match std::env::var("GOT_TEST_SEED") {
+        Ok(s) => s.trim().parse().expect("GOT_TEST_SEED must be a u64"),
+        Err(_) => Rng::from_entropy().next(),
+    }
+}
+
+fn pad(rng: &mut Rng, lo: u64, hi: u64) -> Value {
+    let n = rng.range(lo, hi) as usize;
+    let s: String = (0..n)
+        .map(|i| (b'a' + ((i as u64 + rng.0) % 26) as u8) as char)
+        .collect();
+    Value::from(s)
+}
+
+// ---------------------------------------------------------------------------------
+// The child side
+// ---------------------------------------------------------------------------------
+
+/// One protocol line, written and flushed at once (a single small write to the pipe).
+/// It starts with a newline because libtest may have left "test NAME ... " unfinished.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    out.write_all(format!("\n@{line}\n").as_bytes())
+        .expect("write to the parent");
+    out.flush().expect("flush to the parent");
+}
+
+fn env_string(key: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| panic!("child needs {key}"))
+}
+
+fn env_u64(key: &str) -> u64 {
+    env_string(key)
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} must be a number"))
+}
+
+fn child_store(opts: Options) -> Store {
+    let dir = env_string("GOT_TEST_DIR");
+    Store::open(&dir, opts).unwrap_or_else(|e| panic!("child cannot open {dir}: {e}"))
+}
+
+/// Waits until the parent creates the start file, so that all children begin together.
+fn wait_for_go() {
+    let go = PathBuf::from(env_string("GOT_TEST_GO"));
+    let start = Instant::now();
+    while !go.exists() {
+        assert!(start.elapsed() < CHILD_DEADLINE, "never told to start");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Options for the SIGKILL loop: segments rotate and checkpoints and compactions run
+/// every few commits, so kills land inside them too.
+fn kill_opts() -> Options {
+    Options {
+        segment_size_bytes: 64 << 10,
+        checkpoint_wal_bytes: 32 << 10,
+        max_runs: 2,
+        lock_timeout: Duration::from_secs(30),
+        ..Options::default()
+    }
+}
+
+/// Options for the concurrent writers: tiny segments, small checkpoint threshold,
+/// compaction as soon as there are more than two runs, retries enough for contention.
+fn busy_opts() -> Options {
+    Options {
+        segment_size_bytes: 8 << 10,
+        checkpoint_wal_bytes: 16 << 10,
+        max_runs: 2,
+        max_retries: 10_000,
+        lock_timeout: Duration::from_secs(10),
+        ..Options::default()
+    }
+}
+
+fn run_child(role: &str) {
+    match role {
+        "sigkill-writer" => child_sigkill_writer(),
+        "bulk-writer" => child_bulk_writer(),
+        "cas-writer" => child_cas_writer(),
+        "counter-reader" => child_counter_reader(),
+        "steady-writer" => child_steady_writer(),
+        "victim-writer" => child_victim_writer(),
+        other => panic!("unknown child role {other}"),
+    }
+}
+
+/// Commits forever, one new entity per transaction, until it is killed.
+fn child_sigkill_writer() {
+    let store = child_store(kill_opts());
+    let mut rng = Rng::from_entropy();
+    for seq in 0u64.. {
+        let p = props([
+            ("seq", Value::Int(seq as i64)),
+            ("pid", Value::Int(i64::from(std::process::id()))),
+            ("pad", pad(&mut rng, 256, 4096)),
+        ]);
+        let id = store
+            .transaction(|tx| Ok(tx.create("item", p.clone())?.id))
+            .unwrap_or_else(|e| panic!("commit {seq} failed: {e}"));
+        say(&format!("ACK {id}"));
+    }
+}
+
+/// `GOT_TEST_N` commits, one new entity each. Writer 0 also runs a background thread
+/// that checkpoints every few milliseconds while it commits (DESIGN.md: "a long-lived
+/// process does it in the background").
+fn child_bulk_writer() {
+    let index = env_u64("GOT_TEST_INDEX");
+    let n = env_u64("GOT_TEST_N");
+    let store = child_store(busy_opts());
+    let mut rng = Rng::from_entropy();
+    say("READY");
+    wait_for_go();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    /// Stops the background thread however the writing ends (a panic included).
+    struct SetOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for SetOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    std::thread::scope(|s| {
+        if index == 0 {
+            let (store, done) = (&store, &done);
+            s.spawn(move || {
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(10));
+                    let info = store
+                        .checkpoint()
+                        .unwrap_or_else(|e| panic!("background checkpoint failed: {e}"));
+                    if info.run.is_some() {
+                        say(&format!(
+                            "CKPT compacted={} retired={}",
+                            info.compacted, info.segments_retired
+                        ));
+                    }
+                }
+            });
+        }
+        let _stop = SetOnDrop(&done);
+        for seq in 0..n {
+            let p = props([
+                ("writer", Value::Int(index as i64)),
+                ("seq", Value::Int(seq as i64)),
+                ("pad", pad(&mut rng, 100, 400)),
+            ]);
+            let id = store
+                .transaction(|tx| Ok(tx.create("bulk", p.clone())?.id))
+                .unwrap_or_else(|e| panic!("writer {index} commit {seq} failed: {e}"));
+            say(&format!("ACK {id}"));
+        }
+    });
+    if let Some(e) = store.last_checkpoint_error() {
+        say(&format!("CKPTERR {e}"));
+    }
+    say("DONE");
+}
+
+/// Increments the counter `GOT_TEST_N` times with compare-and-swap; with
+/// `GOT_TEST_TICKS=1` each increment also creates one `tick` entity in the same
+/// transaction (so a consistent snapshot has exactly `n` ticks).
+fn child_cas_writer() {
+    let n = env_u64("GOT_TEST_N");
+    let id = env_string("GOT_TEST_COUNTER");
+    let ticks = std::env::var("GOT_TEST_TICKS").is_ok_and(|v| v == "1");
+    let store = child_store(busy_opts());
+    say("READY");
+    wait_for_go();
+    for i in 0..n {
+        let value = store
+            .transaction(|tx| {
+                let e = tx
+                    .get(&id)?
+                    .ok_or_else(|| got::Error::NotFound(id.clone()))?;
+                let v = e.props["n"].as_i64().expect("n is an integer") + 1;
+                if ticks {
+                    tx.create("tick", props([("n", Value::Int(v))]))?;
+                }
+                tx.put_if_version(&id, "counter", props([("n", Value::Int(v))]), e.version)?;
+                Ok(v)
+            })
+            .unwrap_or_else(|e| panic!("increment {i} failed: {e}"));
+        say(&format!("ACK {value}"));
+    }
+    if let Some(e) = store.last_checkpoint_error() {
+        say(&format!("CKPTERR {e}"));
+    }
+    say("DONE");
+}
+
+/// Reads the counter and the tick count in fresh transactions until it sees
+/// `GOT_TEST_N`, reporting every step backwards or inconsistent snapshot.
+fn child_counter_reader() {
+    let target = env_u64("GOT_TEST_N") as i64;
+    let id = env_string("GOT_TEST_COUNTER");
+    let store = child_store(Options {
+        read_only: true,
+        ..Options::default()
+    });
+    say("READY");
+    let start = Instant::now();
+    let (mut last_n, mut last_version, mut reads) = (-1i64, 0u64, 0u64);
+    let mut distinct = BTreeSet::new();
+    loop {
+        let mut tx = store.begin().expect("begin");
+        let e = tx.get(&id).expect("get").expect("the counter exists");
+        let ticks = tx.list(Some("tick"), None).expect("list").len() as i64;
+        drop(tx);
+        reads += 1;
+        let n = e.props["n"].as_i64().expect("n is an integer");
+        if n < last_n || e.version < last_version {
+            say(&format!(
+                "VIOLATION went backwards: n {last_n} -> {n}, version {last_version} -> {}",
+                e.version
+            ));
+        }
+        if e.version != n as u64 + 1 || ticks != n {
+            say(&format!(
+                "VIOLATION inconsistent snapshot: n={n} version={} ticks={ticks}",
+                e.version
+            ));
+        }
+        last_n = last_n.max(n);
+        last_version = last_version.max(e.version);
+        distinct.insert(n);
+        if n >= target {
+            break;
+        }
+        if start.elapsed() > CHILD_DEADLINE {
+            say(&format!("TIMEOUT last seen n={last_n}"));
+            break;
+        }
+    }
+    say(&format!("READS {reads} {}", distinct.len()));
+}
+
+/// Commits until the parent's stop file exists, then `GOT_TEST_N` more.
+fn child_steady_writer() {
+    let index = env_u64("GOT_TEST_INDEX");
+    let after = env_u64("GOT_TEST_N");
+    let stop = PathBuf::from(env_string("GOT_TEST_STOP"));
+    let store = child_store(busy_opts());
+    say("READY");
+    wait_for_go();
+    let mut left: Option<u64> = None;
+    for seq in 0u64.. {
+        if left.is_none() && stop.exists() {
+            left = Some(after);
+        }
+        match &mut left {
+            Some(0) => break,
+            Some(k) => *k -= 1,
+            None => {}
+        }
+        assert!(seq < 20_000, "the parent never asked to stop");
+        let p = props([
+            ("writer", Value::Int(index as i64)),
+            ("seq", Value::Int(seq as i64)),
+        ]);
+        let id = store
+            .transaction(|tx| Ok(tx.create("steady", p.clone())?.id))
+            .unwrap_or_else(|e| panic!("steady writer {index} commit {seq} failed: {e}"));
+        say(&format!("ACK {id}"));
+    }
+    if let Some(e) = store.last_checkpoint_error() {
+        say(&format!("CKPTERR {e}"));
+    }
+    say("DONE");
+}
+
+/// Commits forever until it is killed.
+fn child_victim_writer() {
+    let store = child_store(busy_opts());
+    let mut rng = Rng::from_entropy();
+    say("READY");
+    wait_for_go();
+    for seq in 0u64.. {
+        let p = props([
+            ("seq", Value::Int(seq as i64)),
+            ("pad", pad(&mut rng, 50, 2000)),
+        ]);
+        let id = store
+            .transaction(|tx| Ok(tx.create("victim", p.clone())?.id))
+            .unwrap_or_else(|e| panic!("victim commit {seq} failed: {e}"));
+        say(&format!("ACK {id}"));
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The parent side
+// ---------------------------------------------------------------------------------
+
+/// A running child: its protocol lines arrive on a channel as they are printed.
+struct Proc {
+    label: String,
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+/// A child that has exited (or was killed), with everything it printed.
+struct Ended {
+    label: String,
+    status: ExitStatus,
+    lines: Vec<String>,
+    stderr: String,
+}
+
+impl Proc {
+    fn spawn(test: &str, role: &str, label: &str, envs: &[(&str, String)]) -> Proc {
+        let mut cmd = Command::new(std::env::current_exe().expect("current exe"));
+        cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, role)
+            .env_remove("GOT_LOCK_TIMEOUT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn a child process");
+        let label = format!("{label} (pid={})", child.id());
+        let stdout = child.stdout.take().expect("stdout");
+        let mut stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut out = BufReader::new(stdout);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match out.read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                // Only whole protocol lines count: a line cut short by SIGKILL (no
+                // trailing newline) reports nothing.
+                let Some(msg) = line.strip_suffix('\n').and_then(|l| l.strip_prefix('@')) else {
+                    continue;
+                };
+                if tx.send(msg.to_string()).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
+        Proc {
+            label,
+            child,
+            lines: rx,
+            seen: Vec::new(),
+            stderr: Some(stderr),
+        }
+    }
+
+    /// Waits for the next line starting with `prefix` (all lines are kept); `None` on
+    /// timeout or when the child closed its stdout.
+    fn wait_line(&mut self, prefix: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if l.starts_with(prefix) {
+                        return Some(l);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Waits until the child has printed `count` lines starting with `prefix`.
+    fn wait_count(&mut self, prefix: &str, count: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.seen.iter().filter(|l| l.starts_with(prefix)).count() < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.wait_line(prefix, left).is_none() {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn expect_line(&mut self, prefix: &str, timeout: Duration) -> String {
+        match self.wait_line(prefix, timeout) {
+            Some(l) => l,
+            None => {
+                let label = self.label.clone();
+                let ended = self.kill();
+                panic!("{label} never printed @{prefix}:\n{}", ended.describe());
+            }
+        }
+    }
+
+    fn kill(&mut self) -> Ended {
+        let _ = self.child.kill();
+        let status = self.child.wait().expect("wait for a killed child");
+        self.collect(status)
+    }
+
+    /// Waits for the child to exit by itself (killing it after `timeout`).
+    fn finish(mut self, timeout: Duration) -> Ended {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return self.collect(status);
+            }
+            if Instant::now() > deadline {
+                let ended = self.kill();
+                panic!(
+                    "{} did not finish within {timeout:?}:\n{}",
+                    ended.label,
+                    ended.describe()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn collect(&mut self, status: ExitStatus) -> Ended {
+        // The reader thread ends at EOF, which the child's exit guarantees.
+        let mut lines = std::mem::take(&mut self.seen);
+        lines.extend(self.lines.iter());
+        let stderr = self
+            .stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
+        Ended {
+            label: self.label.clone(),
+            status,
+            lines,
+            stderr,
+        }
+    }
+}
+
+impl Ended {
+    /// The rest of each line that starts with `word` and a space.
+    fn values(&self, word: &str) -> Vec<String> {
+        let p = format!("{word} ");
+        self.lines
+            .iter()
+            .filter_map(|l| l.strip_prefix(&p).map(str::to_string))
+            .collect()
+    }
+
+    fn has(&self, line: &str) -> bool {
+        self.lines.iter().any(|l| l == line)
+    }
+
+    fn describe(&self) -> String {
+        let others: Vec<&String> = self
+            .lines
+            .iter()
+            .filter(|l| !l.starts_with("ACK ") && !l.starts_with("CKPT "))
+            .take(20)
+            .collect();
+        let count = |p: &str| self.lines.iter().filter(|l| l.starts_with(p)).count();
+        format!(
+            "{}: {}; {} ACK and {} CKPT lines; other lines: {others:?}\n--- stderr ---\n{}",
+            self.label,
+            self.status,
+            count("ACK "),
+            count("CKPT "),
+            self.stderr
+        )
+    }
+
+    /// Panics unless the child exited 0, printed DONE and reported no checkpoint error.
+    fn expect_clean_exit(&self) {
+        assert!(
+            self.status.success() && self.has("DONE"),
+            "child failed:\n{}",
+            self.describe()
+        );
+        let errs = self.values("CKPTERR");
+        assert!(
+            errs.is_empty(),
+            "{}: an automatic checkpoint failed: {errs:?}",
+            self.label
+        );
+    }
+}
+
+fn got_cli(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_got"))
+        .arg("--store")
+        .arg(dir)
+        .args(args)
+        .env_remove("GOT_DIR")
+        .env_remove("GOT_LOCK_TIMEOUT")
+        .env_remove(CHILD_ENV)
+        .output()
+        .expect("run the got binary")
+}
+
+/// `verify` must find nothing wrong (notes, such as a torn tail, are fine).
+fn assert_verify_healthy(dir: &Path, context: &str) -> got::versioned_store::VerifyReport {
+    let rep = got::versioned_store::verify(Arc::new(RealVfs), dir)
+        .unwrap_or_else(|e| panic!("{context}: verify failed to run: {e}"));
+    assert!(
+        rep.healthy(),
+        "{context}: verify is not healthy: findings {:?}, notes {:?}",
+        rep.findings,
+        rep.notes
+    );
+    rep
+}
+
+/// Opens the store read-write in this process from nothing (recovery included),
+/// the way a fresh process would, and returns every entity of `kind` by id.
+fn fresh_entities(dir: &Path, kind: &str) -> BTreeMap<String, got::Entity> {
+    let store = Store::open(
+        dir,
+        Options {
+            lock_timeout: Duration::from_secs(30),
+            ..Options::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("reopen {}: {e}", dir.display()));
+    let all = store
+        .list(Some(kind), None)
+        .unwrap_or_else(|e| panic!("list after reopen: {e}"));
+    all.into_iter().map(|e| (e.id.clone(), e)).collect()
+}
+
+/// A temporary directory that is kept (and its path printed) when the test fails,
+/// so the store that failed can be inspected with `got verify` / `got repair`.
+struct Scratch(Option<tempfile::TempDir>);
+
+impl Scratch {
+    fn path(&self) -> &Path {
+        self.0.as_ref().expect("scratch dir").path()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Some(t) = self.0.take() {
+                eprintln!("kept the failed test's files in {}", t.keep().display());
+            }
+        }
+    }
+}
+
+/// Creates a store with `opts` (its first WAL segment already of their size) and
+/// closes it again.
+fn new_store(opts: Options) -> (Scratch, PathBuf) {
+    let tmp = Scratch(Some(tempfile::tempdir().expect("tempdir")));
+    let dir = tmp.path().join(".got");
+    let store = Store::open(
+        &dir,
+        Options {
+            create_if_missing: true,
+            ..opts
+        },
+    )
+    .expect("create a store");
+    drop(store);
+    (tmp, dir)
+}
+
+/// The WAL segments (`wal/<first-lsn>.wal`) and their sizes.
+fn wal_segments(dir: &Path) -> Vec<(u64, u64)> {
+    let mut segs: Vec<(u64, u64)> = std::fs::read_dir(dir.join("wal"))
+        .expect("read wal/")
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let name = e.file_name().into_string().ok()?;
+            let first = name.strip_suffix(".wal")?.parse().ok()?;
+            Some((first, e.metadata().ok()?.len()))
+        })
+        .collect();
+    segs.sort();
+    segs
+}
+
+fn dir_env(dir: &Path) -> (&'static str, String) {
+    ("GOT_TEST_DIR", dir.display().to_string())
+}
+
+// ---------------------------------------------------------------------------------
+// 1. SIGKILL at random moments
+// ---------------------------------------------------------------------------------
+
+/// After each kill: `verify` healthy before anyone recovers, a fresh CLI process
+/// lists every acknowledged id, a fresh read-write open (recovery) holds every
+/// acknowledged id and at most one unacknowledged commit per kill, and `verify` is
+/// healthy again after recovery.
+fn check_after_kill(dir: &Path, acked: &[String], kills: usize, why: &str) {
+    assert_verify_healthy(dir, &format!("{why}, before recovery"));
+
+    let out = got_cli(dir, &["--json", "entity", "list", "--kind", "item"]);
+    assert!(
+        out.status.success(),
+        "{why}: `got entity list` failed: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("`got --json entity list` prints JSON");
+    let listed: BTreeSet<&str> = listed
+        .as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|e| e["id"].as_str().expect("an id"))
+        .collect();
+    let missing: Vec<&String> = acked
+        .iter()
+        .filter(|id| !listed.contains(id.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{why}: a fresh `got entity list` process lacks {} acknowledged id(s): {missing:?}",
+        missing.len()
+    );
+
+    let found = fresh_entities(dir, "item");
+    let missing: Vec<&String> = acked.iter().filter(|id| !found.contains_key(*id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{why}: after a read-write reopen {} acknowledged id(s) are missing: {missing:?}",
+        missing.len()
+    );
+    assert!(
+        found.len() <= acked.len() + kills,
+        "{why}: {} entities but only {} acknowledged in {kills} kills (at most one \
+         unacknowledged commit can be in flight per kill)",
+        found.len(),
+        acked.len()
+    );
+    assert_verify_healthy(dir, &format!("{why}, after recovery"));
+}
+
+#[test]
+fn sigkilled_writer_never_loses_an_acknowledged_commit() {
+    const NAME: &str = "sigkilled_writer_never_loses_an_acknowledged_commit";
+    if let Ok(role) = std::env::var(CHILD_ENV) {
+        run_child(&role);
+        return;
+    }
+    let kills = if long_mode() { 500 } else { 50 };
+    let seed = test_seed();
+    eprintln!("{NAME}: seed {seed} (GOT_TEST_SEED={seed} replays the kill timings)");
+    let mut rng = Rng::new(seed);
+    let (_tmp, dir) = new_store(kill_opts());
+    let mut acked: Vec<String> = Vec::new();
+    let mut killed_after_ack = 0;
+    for round in 0..kills {
+        let after_first_ack = round % 2 == 1;
+        let delay = Duration::from_millis(rng.range(5, 60));
+        let why = format!(
+            "seed {seed} (GOT_TEST_SEED={seed}), kill {} of {kills}, {delay:?} after {}",
+            round + 1,
+            if after_first_ack {
+                "its first ACK"
+            } else {
+                "spawn"
+            }
+        );
+        let mut w = Proc::spawn(NAME, "sigkill-writer", "writer", &[dir_env(&dir)]);
+        if after_first_ack {
+            w.expect_line("ACK ", Duration::from_secs(30));
+            killed_after_ack += 1;
+        }
+        std::thread::sleep(delay);
+        let ended = w.kill();
+        assert_eq!(
+            ended.status.signal(),
+            Some(SIGKILL),
+            "{why}: the writer exited before it was killed:\n{}",
+            ended.describe()
+        );
+        acked.extend(ended.values("ACK"));
+        check_after_kill(&dir, &acked, round + 1, &why);
+    }
+    eprintln!(
+        "{NAME}: {kills} kills ({killed_after_ack} after a first ACK), {} acknowledged commits survived",
+        acked.len()
+    );
+    assert!(
+        acked.len() >= killed_after_ack,
+        "seed {seed}: too few acknowledged commits ({}) for the test to mean anything",
+        acked.len()
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// 2. Four processes committing at once while checkpoints and compaction run
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn four_processes_committing_at_once_lose_nothing_while_checkpoints_and_compaction_run() {
+    const NAME: &str =
+        "four_processes_committing_at_once_lose_nothing_while_checkpoints_and_compaction_run";
+    if let Ok(role) = std::env::var(CHILD_ENV) {
+        run_child(&role);
+        return;
+    }
+    const WRITERS: usize = 4;
+    const EACH: usize = 250;
+    let (tmp, dir) = new_store(busy_opts());
+    let go = tmp.path().join("go");
+    let mut procs: Vec<Proc> = (0..WRITERS)
+        .map(|i| {
+            Proc::spawn(
+                NAME,
+                "bulk-writer",
+                &format!("writer {i}"),
+                &[
+                    dir_env(&dir),
+                    ("GOT_TEST_INDEX", i.to_string()),
+                    ("GOT_TEST_N", EACH.to_string()),
+                    ("GOT_TEST_GO", go.display().to_string()),
+                ],
+            )
+        })
+        .collect();
+    for p in &mut procs {
+        p.expect_line("READY", Duration::from_secs(30));
+    }
+    std::fs::write(&go, b"go").unwrap();
+    let ended: Vec<Ended> = procs
+        .into_iter()
+        .map(|p| p.finish(CHILD_DEADLINE))
+        .collect();
+    let mut acked = BTreeSet::new();
+    for e in &ended {
+        e.expect_clean_exit();
+        let ids = e.values("ACK");
+        assert_eq!(ids.len(), EACH, "{}", e.describe());
+        for id in ids {
+            assert!(acked.insert(id.clone()), "id {id} acknowledged twice");
+        }
+    }
+    let ckpts = ended[0].values("CKPT");
+    assert!(
+        !ckpts.is_empty(),
+        "writer 0's background thread never checkpointed: {}",
+        ended[0].describe()
+    );
+
+    let found = fresh_entities(&dir, "bulk");
+    let missing: Vec<&String> = acked.iter().filter(|id| !found.contains_key(*id)).collect();
+    assert!(missing.is_empty(), "acknowledged but missing: {missing:?}");
+    assert_eq!(found.len(), WRITERS * EACH, "exactly one entity per commit");
+    let rep = assert_verify_healthy(&dir, "after four concurrent writers");
+    assert!(rep.checkpoint_lsn > 0, "no checkpoint ever ran");
+    assert!(
+        rep.runs <= 2,
+        "max_runs is 2 but {} runs are live: compaction did not keep up",
+        rep.runs
+    );
+    let segs = wal_segments(&dir);
+    assert!(
+        segs[0].0 > 1 && segs.iter().all(|&(_, len)| len <= 8 << 10),
+        "the 8 KiB segments should have rotated and the first been retired: {segs:?}"
+    );
+    eprintln!(
+        "{NAME}: {} commits; writer 0's background checkpoints wrote {} runs ({} compactions)",
+        found.len(),
+        ckpts.len(),
+        ckpts
+            .iter()
+            .filter(|c| c.contains("compacted=true"))
+            .count()
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// 3. Compare-and-swap across processes
+// ---------------------------------------------------------------------------------
+
+const COUNTER: &str = "counter-1";
+
+/// Creates the counter at version 1 with `n = 0`.
+fn create_counter(dir: &Path) {
+    let store = Store::open(dir, Options::default()).expect("open");
+    let e = store
+        .transaction(|tx| tx.put(COUNTER, "counter", props([("n", Value::Int(0))])))
+        .expect("create the counter");
+    assert_eq!(e.version, 1);
+}
+
+fn spawn_cas_writers(
+    name: &str,
+    dir: &Path,
+    go: &Path,
+    writers: usize,
+    each: usize,
+    ticks: bool,
+) -> Vec<Proc> {
+    (0..writers)
+        .map(|i| {
+            Proc::spawn(
+                name,
+                "cas-writer",
+                &format!("cas writer {i}"),
+                &[
+                    dir_env(dir),
+                    ("GOT_TEST_N", each.to_string()),
+                    ("GOT_TEST_COUNTER", COUNTER.to_string()),
+                    ("GOT_TEST_TICKS", if ticks { "1" } else { "0" }.to_string()),
+                    ("GOT_TEST_GO", go.display().to_string()),
+                ],
+            )
+        })
+        .collect()
+}
+
+/// Every increment a writer acknowledged wrote a distinct value, and together they
+/// are exactly 1..=total.
+fn check_cas_results(ended: &[Ended], total: usize) {
+    let mut values = BTreeSet::new();
+    for e in ended {
+        e.expect_clean_exit();
+        for v in e.values("ACK") {
+            let v: i64 = v.parse().expect("a number");
+            assert!(
+                values.insert(v),
+                "two processes both incremented to {v}: a lost update"
+            );
+        }
+    }
+    let want: BTreeSet<i64> = (1..=total as i64).collect();
+    assert_eq!(
+        values, want,
+        "acknowledged increments are not exactly 1..={total}"
+    );
+}
+
+#[test]
+fn compare_and_swap_across_four_processes_loses_no_increment() {
+    const NAME: &str = "compare_and_swap_across_four_processes_loses_no_increment";
+    if let Ok(role) = std::env::var(CHILD_ENV) {
+        run_child(&role);
+        return;
+    }
+    const WRITERS: usize = 4;
+    let each = if long_mode() { 500 } else { 50 };
+    let (tmp, dir) = new_store(busy_opts());
+    let go = tmp.path().join("go");
+    create_counter(&dir);
+    let mut procs = spawn_cas_writers(NAME, &dir, &go, WRITERS, each, false);
+    for p in &mut procs {
+        p.expect_line("READY", Duration::from_secs(30));
+    }
+    std::fs::write(&go, b"go").unwrap();
+    let ended: Vec<Ended> = procs
+        .into_iter()
+        .map(|p| p.finish(CHILD_DEADLINE))
+        .collect();
+    check_cas_results(&ended, WRITERS * each);
+
+    let counter = fresh_entities(&dir, "counter")
+        .remove(COUNTER)
+        .expect("the counter exists");
+    assert_eq!(counter.props["n"], Value::Int((WRITERS * each) as i64));
+    assert_eq!(
+        counter.version,
+        (WRITERS * each) as u64 + 1,
+        "one version per increment after the creation"
+    );
+    assert_verify_healthy(&dir, "after compare-and-swap writers");
+}
+
+// ---------------------------------------------------------------------------------
+// 4. A reader process never sees the store go backwards
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn a_reader_process_never_sees_the_counter_go_backwards_while_writers_run() {
+    const NAME: &str = "a_reader_process_never_sees_the_counter_go_backwards_while_writers_run";
+    if let Ok(role) = std::env::var(CHILD_ENV) {
+        run_child(&role);
+        return;
+    }
+    const WRITERS: usize = 3;
+    let each = if long_mode() { 300 } else { 40 };
+    let total = WRITERS * each;
+    let (tmp, dir) = new_store(busy_opts());
+    let go = tmp.path().join("go");
+    create_counter(&dir);
+    let mut reader = Proc::spawn(
+        NAME,
+        "counter-reader",
+        "reader",
+        &[
+            dir_env(&dir),
+            ("GOT_TEST_N", total.to_string()),
+            ("GOT_TEST_COUNTER", COUNTER.to_string()),
+        ],
+    );
+    reader.expect_line("READY", Duration::from_secs(30));
+    let mut procs = spawn_cas_writers(NAME, &dir, &go, WRITERS, each, true);
+    for p in &mut procs {
+        p.expect_line("READY", Duration::from_secs(30));
+    }
+    std::fs::write(&go, b"go").unwrap();
+    let ended: Vec<Ended> = procs
+        .into_iter()
+        .map(|p| p.finish(CHILD_DEADLINE))
+        .collect();
+    check_cas_results(&ended, total);
+    let r = reader.finish(Duration::from_secs(30));
+    assert!(r.status.success(), "the reader failed:\n{}", r.describe());
+    let violations = r.values("VIOLATION");
+    assert!(
+        violations.is_empty(),
+        "the reader saw {} violation(s): {violations:?}",
+        violations.len()
+    );
+    assert!(
+        r.values("TIMEOUT").is_empty(),
+        "the reader never saw the final value {total}:\n{}",
+        r.describe()
+    );
+    let stats = r.values("READS");
+    let [stats] = stats.as_slice() else {
+        panic!("no READS line:\n{}", r.describe())
+    };
+    let (reads, distinct) = stats.split_once(' ').expect("READS n d");
+    let distinct: usize = distinct.parse().unwrap();
+    assert!(
+        distinct >= 2,
+        "the reader saw only {distinct} distinct value(s) in {reads} reads: it did not overlap the writers"
+    );
+    eprintln!("{NAME}: {reads} reads saw {distinct} distinct values of 0..={total}");
+    assert_verify_healthy(&dir, "after the reader test");
+}
+
+// ---------------------------------------------------------------------------------
+// 5. One writer SIGKILLed while the others keep writing
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn a_writer_sigkilled_mid_run_loses_nothing_and_the_others_complete() {
+    const NAME: &str = "a_writer_sigkilled_mid_run_loses_nothing_and_the_others_complete";
+    if let Ok(role) = std::env::var(CHILD_ENV) {
+        run_child(&role);
+        return;
+    }
+    const STEADY: usize = 3;
+    const AFTER_KILL: usize = 40;
+    let rounds = if long_mode() { 20 } else { 3 };
+    let seed = test_seed();
+    eprintln!("{NAME}: seed {seed} (GOT_TEST_SEED={seed} replays the kill timings)");
+    let mut rng = Rng::new(seed);
+    let (tmp, dir) = new_store(busy_opts());
+    let mut steady_acked = BTreeSet::new();
+    let mut victim_acked = BTreeSet::new();
+    for round in 0..rounds {
+        let go = tmp.path().join(format!("go-{round}"));
+        let stop = tmp.path().join(format!("stop-{round}"));
+        let common = |extra: Vec<(&'static str, String)>| {
+            let mut v = vec![
+                dir_env(&dir),
+                ("GOT_TEST_GO", go.display().to_string()),
+                ("GOT_TEST_STOP", stop.display().to_string()),
+                ("GOT_TEST_N", AFTER_KILL.to_string()),
+            ];
+            v.extend(extra);
+            v
+        };
+        let mut steady: Vec<Proc> = (0..STEADY)
+            .map(|i| {
+                Proc::spawn(
+                    NAME,
+                    "steady-writer",
+                    &format!("steady writer {i}"),
+                    &common(vec![("GOT_TEST_INDEX", i.to_string())]),
+                )
+            })
+            .collect();
+        let mut victim = Proc::spawn(NAME, "victim-writer", "victim", &common(vec![]));
+        for p in steady.iter_mut().chain([&mut victim]) {
+            p.expect_line("READY", Duration::from_secs(30));
+        }
+        std::fs::write(&go, b"go").unwrap();
+        let min_acks = rng.range(1, 20) as usize;
+        let delay = Duration::from_millis(rng.range(5, 60));
+        let why = format!(
+            "seed {seed} (GOT_TEST_SEED={seed}), round {round}: victim killed {delay:?} after its ACK #{min_acks}"
+        );
+        assert!(
+            victim.wait_count("ACK ", min_acks, Duration::from_secs(60)),
+            "{why}: the victim did not commit:\n{}",
+            victim.kill().describe()
+        );
+        std::thread::sleep(delay);
+        let v = victim.kill();
+        assert_eq!(
+            v.status.signal(),
+            Some(SIGKILL),
+            "{why}: the victim exited by itself:\n{}",
+            v.describe()
+        );
+        // The others were told nothing yet: they are still writing, and write
+        // AFTER_KILL more commits each once the stop file exists.
+        std::fs::write(&stop, b"stop").unwrap();
+        for s in steady {
+            let e = s.finish(CHILD_DEADLINE);
+            e.expect_clean_exit();
+            let ids = e.values("ACK");
+            assert!(ids.len() >= AFTER_KILL, "{why}: {}", e.describe());
+            steady_acked.extend(ids);
+        }
+        victim_acked.extend(v.values("ACK"));
+
+        let steady_found = fresh_entities(&dir, "steady");
+        let victim_found = fresh_entities(&dir, "victim");
+        let lost: Vec<&String> = steady_acked
+            .iter()
+            .filter(|id| !steady_found.contains_key(*id))
+            .chain(
+                victim_acked
+                    .iter()
+                    .filter(|id| !victim_found.contains_key(*id)),
+            )
+            .collect();
+        assert!(lost.is_empty(), "{why}: acknowledged but missing: {lost:?}");
+        assert_eq!(
+            steady_found.len(),
+            steady_acked.len(),
+            "{why}: the surviving writers committed exactly what they acknowledged"
+        );
+        assert!(
+            victim_found.len() <= victim_acked.len() + round + 1,
+            "{why}: {} victim entities for {} acknowledged commits: more than one \
+             unacknowledged commit per kill",
+            victim_found.len(),
+            victim_acked.len()
+        );
+        assert_verify_healthy(&dir, &why);
+    }
+    eprintln!(
+        "{NAME}: {rounds} rounds, {} steady and {} victim commits acknowledged and found",
+        steady_acked.len(),
+        victim_acked.len()
+    );
+}
