@@ -9,7 +9,11 @@ use std::path::PathBuf;
 /// The store is `--store DIR`, else `$GOT_DIR`, else the nearest `.got` directory
 /// found walking up from the working directory (like git).
 #[derive(Parser, Debug)]
-#[command(name = "got", version, about, long_about = None)]
+#[command(
+    name = "got",
+    version,
+    after_help = "Examples:\n  got init\n  got entity put task --props '{\"title\": \"write the WAL\"}'\n  got edge add T-1 depends_on T-2\n  got --json entity list --kind task\n  got history T-1\n\nExit codes: 0 ok (a write is durable), 2 usage, 3 not found, 4 conflict, 5 invalid,\n6 locked, 7 corrupt, 8 outcome unknown (a sync failed), 1 other. See docs/cli.md."
+)]
 pub struct Cli {
     /// The store directory (the one holding LOCK, CURRENT and wal/).
     #[arg(long, global = true, value_name = "DIR", env = "GOT_DIR")]
@@ -65,6 +69,7 @@ pub struct RepairArgs {
 pub enum EntityCmd {
     /// Create or replace an entity; prints its id and new version.
     Put {
+        /// The entity's kind, e.g. `task`.
         kind: String,
         /// Use this id (default: a new random one).
         #[arg(long)]
@@ -100,8 +105,11 @@ pub enum Dir {
 pub enum EdgeCmd {
     /// Add edge FROM -KIND-> TO (both must exist).
     Add {
+        /// The source entity's id.
         from: String,
+        /// The edge kind, e.g. `depends_on`.
         kind: String,
+        /// The target entity's id.
         to: String,
         /// Edge properties, a JSON object.
         #[arg(long, default_value = "{}")]

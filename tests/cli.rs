@@ -1,0 +1,258 @@
+//! The CLI as a user meets it: store discovery, JSON shapes, exit codes.
+
+use serde_json::Value as Json;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn got(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_got"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("GOT_DIR")
+        .env_remove("GOT_AGENT")
+        .output()
+        .expect("run got")
+}
+
+fn json(o: &Output) -> Json {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}): {}",
+            String::from_utf8_lossy(&o.stdout)
+        )
+    })
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exited")
+}
+
+#[test]
+fn init_then_commands_find_the_store_walking_up_like_git() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    assert_eq!(code(&got(root, &["init"])), 0);
+    assert!(root.join(".got/CURRENT").is_file());
+    // A second init refuses: the store exists.
+    assert_eq!(code(&got(root, &["init"])), 5);
+    let sub = root.join("a/b");
+    std::fs::create_dir_all(&sub).unwrap();
+    let o = got(
+        &sub,
+        &[
+            "--json",
+            "entity",
+            "put",
+            "task",
+            "--props",
+            r#"{"title":"x","n":[1,2.5,null]}"#,
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let e = json(&o);
+    assert_eq!(e["kind"], "task");
+    assert_eq!(e["version"], 1);
+    assert_eq!(e["props"]["n"], serde_json::json!([1, 2.5, null]));
+    let id = e["id"].as_str().unwrap().to_string();
+    let got_back = json(&got(root, &["--json", "entity", "get", &id]));
+    assert_eq!(got_back["props"]["title"], "x");
+    // Outside any store: not found, with a message that says what to do.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let o = got(elsewhere.path(), &["entity", "list"]);
+    assert_eq!(code(&o), 3);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("got init"));
+}
+
+#[test]
+fn got_dir_and_store_flag_name_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    assert_eq!(
+        code(&got(
+            dir.path(),
+            &["--store", store.to_str().unwrap(), "init"]
+        )),
+        0
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_got"))
+        .args(["--json", "entity", "put", "note", "--id", "n1"])
+        .current_dir(dir.path())
+        .env("GOT_DIR", &store)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0);
+    let list = json(&got(
+        dir.path(),
+        &[
+            "--store",
+            store.to_str().unwrap(),
+            "--json",
+            "entity",
+            "list",
+        ],
+    ));
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["id"], "n1");
+}
+
+#[test]
+fn each_outcome_has_its_exit_code_and_json_error_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    got(root, &["init"]);
+    assert_eq!(
+        code(&got(root, &["entity", "put", "task", "--id", "t1"])),
+        0
+    );
+    // Compare-and-swap mismatch: conflict, nothing written.
+    let o = got(
+        root,
+        &[
+            "--json",
+            "entity",
+            "put",
+            "task",
+            "--id",
+            "t1",
+            "--if-version",
+            "7",
+        ],
+    );
+    assert_eq!(code(&o), 4);
+    assert_eq!(json(&o)["error"]["code"], "conflict");
+    assert_eq!(
+        json(&got(root, &["--json", "entity", "get", "t1"]))["version"],
+        1
+    );
+    // A matching version succeeds and bumps it by one.
+    let o = got(
+        root,
+        &[
+            "--json",
+            "entity",
+            "put",
+            "task",
+            "--id",
+            "t1",
+            "--if-version",
+            "1",
+        ],
+    );
+    assert_eq!(json(&o)["version"], 2);
+    // Not found.
+    let o = got(root, &["--json", "entity", "get", "nope"]);
+    assert_eq!(code(&o), 3);
+    assert_eq!(json(&o)["error"]["code"], "not_found");
+    assert_eq!(
+        code(&got(root, &["edge", "add", "t1", "dep", "missing"])),
+        3
+    );
+    assert_eq!(code(&got(root, &["edge", "rm", "t1", "dep", "missing"])), 3);
+    // Invalid input.
+    assert_eq!(
+        code(&got(root, &["entity", "put", "task", "--props", "[1]"])),
+        5
+    );
+    assert_eq!(
+        code(&got(root, &["entity", "put", "task", "--props", "{bad"])),
+        5
+    );
+    assert_eq!(
+        code(&got(root, &["entity", "put", "task", "--id", "has space"])),
+        5
+    );
+    // Usage errors are clap's 2; --help is a success.
+    assert_eq!(code(&got(root, &["entity", "frobnicate"])), 2);
+    assert_eq!(code(&got(root, &["--help"])), 0);
+    // Errors are one line, without a backtrace.
+    let o = got(root, &["entity", "get", "nope"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn edges_history_and_delete_work_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    got(root, &["init"]);
+    for id in ["a", "b"] {
+        assert_eq!(
+            code(&got(
+                root,
+                &["--agent", "alice", "entity", "put", "task", "--id", id]
+            )),
+            0
+        );
+    }
+    assert_eq!(
+        code(&got(root, &["edge", "add", "a", "depends_on", "b"])),
+        0
+    );
+    let edges = json(&got(
+        root,
+        &["--json", "edge", "list", "b", "--direction", "in"],
+    ));
+    assert_eq!(edges[0]["from"], "a");
+    got(
+        root,
+        &[
+            "--agent",
+            "bob",
+            "entity",
+            "put",
+            "task",
+            "--id",
+            "a",
+            "--props",
+            r#"{"x":1}"#,
+        ],
+    );
+    let h = json(&got(root, &["--json", "history", "a"]));
+    let h = h.as_array().unwrap();
+    assert_eq!(h.len(), 2);
+    assert_eq!(
+        (h[0]["actor"].as_str(), h[1]["actor"].as_str()),
+        (Some("alice"), Some("bob"))
+    );
+    // Deleting b removes the edge in the same transaction.
+    assert_eq!(code(&got(root, &["entity", "delete", "b"])), 0);
+    let edges = json(&got(root, &["--json", "edge", "list", "a"]));
+    assert!(edges.as_array().unwrap().is_empty());
+    assert_eq!(code(&got(root, &["verify"])), 0);
+    assert_eq!(code(&got(root, &["checkpoint"])), 0);
+    assert_eq!(code(&got(root, &["verify"])), 0);
+    assert_eq!(
+        json(&got(root, &["--json", "entity", "get", "a"]))["props"]["x"],
+        1
+    );
+}
+
+#[test]
+fn demo_uses_a_new_temporary_store_never_a_discovered_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    got(root, &["init"]);
+    let o = Command::new(env!("CARGO_BIN_EXE_got"))
+        .args(["--json", "demo"])
+        .current_dir(root)
+        .env("GOT_DIR", root.join(".got"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let d = json(&o);
+    let store = d["store"].as_str().unwrap();
+    assert!(!store.starts_with(root.to_str().unwrap()));
+    assert_eq!(d["tasks"].as_array().unwrap().len(), 20);
+    // The discovered store was not touched.
+    let list = json(&got(root, &["--json", "entity", "list"]));
+    assert!(list.as_array().unwrap().is_empty());
+    // Every task but each thread's first depends on the one before it.
+    let with_dep = d["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| !t["depends_on"].as_array().unwrap().is_empty())
+        .count();
+    assert_eq!(with_dep, 16);
+    std::fs::remove_dir_all(Path::new(store).parent().unwrap()).unwrap();
+}
