@@ -101,10 +101,15 @@ impl ProcessLock {
     }
 }
 
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
+/// The host name (read once per process: it is written into `LOCK` at every lock
+/// acquisition).
+pub fn hostname() -> &'static str {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "unknown".into())
+    })
 }
 
 /// `GOT_LOCK_TIMEOUT` in seconds (fractions allowed), else the default.
