@@ -19,8 +19,8 @@
 //!   24  4  crc32 of index   28  4  block count      32  8  reserved, zero
 //!   40  4  crc32 of footer bytes [0, 40)            44  4  magic "RUNF"
 //! ```
-//! Written to a temporary name, synced, renamed, directory synced, then read back
-//! and verified before any manifest names it.
+//! Written to a temporary name, synced, read back and verified, then renamed and the
+//! directory synced; only then may a manifest name it.
 
 use crate::error::{io_at, Error, Result};
 use crate::memtable::Versions;
@@ -147,23 +147,36 @@ pub fn write_run<'a>(
         h[60..64].copy_from_slice(&crc.to_le_bytes());
         f.write_at(&h, 0).map_err(io_at(&tmp))?;
         f.sync_data().map_err(io_at(&tmp))?;
-        vfs.rename(&tmp, &dst).map_err(io_at(&tmp))?;
-        vfs.sync_dir(runs_dir).map_err(io_at(runs_dir))?;
-        Ok(RunMeta {
+        let meta = RunMeta {
             name: name.to_string(),
             min_lsn,
             max_lsn,
             bytes: w.off,
             keys,
-        })
+        };
+        // Read every block back (from the disk's answer, not our buffers) before the
+        // run gets its name: a run that does not verify is never installed, and the
+        // checkpoint fails with the WAL and the older runs it was made from intact,
+        // so the next checkpoint rebuilds it from them.
+        let tmp_name = tmp.file_name().expect("file name").to_string_lossy();
+        Run::open(
+            vfs,
+            runs_dir,
+            &RunMeta {
+                name: tmp_name.into_owned(),
+                ..meta.clone()
+            },
+            store_id,
+        )?
+        .verify()?;
+        vfs.rename(&tmp, &dst).map_err(io_at(&tmp))?;
+        vfs.sync_dir(runs_dir).map_err(io_at(runs_dir))?;
+        Ok(meta)
     })();
     if result.is_err() {
         let _ = vfs.remove_file(&tmp);
     }
-    let meta = result?;
-    // Read back every block before a manifest may name this run.
-    Run::open(vfs, runs_dir, &meta, store_id)?.verify()?;
-    Ok(meta)
+    result
 }
 
 struct Writer<'a> {

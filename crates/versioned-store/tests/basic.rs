@@ -81,3 +81,45 @@ fn two_handles_conflict_on_compare_and_swap() {
     assert!(matches!(tb.commit(), Err(Error::Conflict(_))));
     assert_eq!(b.get("c").unwrap().unwrap().version, 2);
 }
+
+#[test]
+fn a_run_that_does_not_verify_is_never_installed_and_the_next_checkpoint_rebuilds_it() {
+    let vfs = SimVfs::new();
+    let dir = std::path::Path::new("/s/.got");
+    let o = Options {
+        auto_checkpoint: false,
+        ..opts()
+    };
+    let s = Store::open_with_vfs(vfs.clone(), dir, o.clone()).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..50i64 {
+        ids.push(
+            s.transaction(|tx| Ok(tx.create("task", props([("n", Value::Int(i))]))?.id))
+                .unwrap(),
+        );
+    }
+    let before = versioned_store::manifest::read(vfs.as_ref(), dir).unwrap();
+    // The disk silently flips a bit in the run's first block payload (write 1 is
+    // the block's length and checksum, write 2 its payload).
+    vfs.corrupt_nth_write(2, "/runs/");
+    let err = s.checkpoint().unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+    // Nothing switched, nothing named, nothing lost.
+    assert_eq!(
+        versioned_store::manifest::read(vfs.as_ref(), dir).unwrap(),
+        before
+    );
+    let runs = wal::Vfs::list_dir(vfs.as_ref(), &dir.join("runs")).unwrap();
+    assert!(runs.is_empty(), "left behind: {runs:?}");
+    assert_eq!(s.list(None, None).unwrap().len(), 50);
+    // The next checkpoint rebuilds the run from the WAL.
+    vfs.clear_faults();
+    let info = s.checkpoint().unwrap();
+    assert_eq!(info.checkpoint_lsn, 50);
+    drop(s);
+    let s = Store::open_with_vfs(vfs.clone(), dir, o).unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(s.get(id).unwrap().unwrap().props["n"], Value::Int(i as i64));
+    }
+    assert!(versioned_store::verify(vfs.clone(), dir).unwrap().healthy());
+}

@@ -267,6 +267,8 @@ struct State {
     locks: BTreeMap<u64, u64>,
     faults: Vec<Fault>,
     counts: [u64; 4],
+    /// Armed silent corruptions: `(path substring, nth matching write, seen)`.
+    silent: Vec<(String, u64, u64)>,
 }
 
 fn norm(path: &Path) -> PathBuf {
@@ -583,7 +585,20 @@ impl SimVfs {
 
     /// Disarms all faults.
     pub fn clear_faults(&self) {
-        self.inner.state.lock().faults.clear();
+        let mut st = self.inner.state.lock();
+        st.faults.clear();
+        st.silent.clear();
+    }
+
+    /// Arms a silent corruption: the `nth` (1-based) write to a file whose path
+    /// contains `path_contains` succeeds, but one bit of what it stores is flipped
+    /// (a disk or controller that lies). Not counted as a fault; fires once.
+    pub fn corrupt_nth_write(&self, nth: u64, path_contains: &str) {
+        self.inner
+            .state
+            .lock()
+            .silent
+            .push((path_contains.to_string(), nth.max(1), 0));
     }
 
     /// Operations of all kinds so far (lock operations are not counted). Failed
@@ -897,16 +912,30 @@ impl VfsFile for SimFile {
     }
 
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let flip = {
+            let mut st = self.inner.state.lock();
+            let path = self.path.to_string_lossy();
+            let mut hit = false;
+            for (needle, nth, seen) in st.silent.iter_mut() {
+                if path.contains(needle.as_str()) {
+                    *seen += 1;
+                    hit |= *seen == *nth;
+                }
+            }
+            hit && !buf.is_empty()
+        };
+        let mut data = buf.to_vec();
+        if flip {
+            let mid = data.len() / 2;
+            data[mid] ^= 0x10;
+        }
         self.with_op(OpKind::Write, |inode| {
-            check_range(offset, buf.len() as u64)?;
-            if buf.is_empty() {
+            check_range(offset, data.len() as u64)?;
+            if data.is_empty() {
                 return Ok(());
             }
-            apply_write(&mut inode.current, offset, buf);
-            inode.pending.push(PendingOp::Write {
-                offset,
-                data: buf.to_vec(),
-            });
+            apply_write(&mut inode.current, offset, &data);
+            inode.pending.push(PendingOp::Write { offset, data });
             Ok(())
         })
     }
