@@ -27,10 +27,14 @@
 
 pub use versioned_store::{
     init, props, CheckpointInfo, CommitInfo, Direction, Durability, Edge, Entity, Error,
-    HistoryEntry, Options, Props, Result, Store, Transaction, Value,
+    HistoryEntry, Options, Props, Result, Transaction, Value,
 };
 
 pub mod json;
+mod store;
+
+pub use cache::CacheStats;
+pub use store::{EntityCache, Store};
 
 /// The store internals (formats, runs, manifest).
 pub use versioned_store;

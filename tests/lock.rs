@@ -575,14 +575,23 @@ fn two_store_handles_in_one_process_share_the_lock_and_the_commit_queue() {
     let dir = tmp.path().join(".got");
     let opts = Options {
         create_if_missing: true,
-        // Small enough that two handles contending for the flock would time out.
-        lock_timeout: Duration::from_millis(5),
+        // Threads of one process take turns on the one lock (a checkpoint holds it
+        // while it writes a run), so the timeout leaves room for that under load.
+        lock_timeout: Duration::from_secs(5),
         checkpoint_wal_bytes: 16 << 10,
         max_runs: 2,
         ..Options::default()
     };
     let a = Store::open(&dir, opts.clone()).expect("first handle");
     let b = Store::open(&dir, opts).expect("second handle");
+    // One shared store behind both handles: one lock, one commit queue, one state
+    // (an extension made through one handle is the one the other gets).
+    let ext_a = a.extension(|_| std::sync::atomic::AtomicU8::new(7));
+    let ext_b = b.extension(|_| std::sync::atomic::AtomicU8::new(9));
+    assert!(
+        std::sync::Arc::ptr_eq(&ext_a, &ext_b),
+        "the two handles do not share one store"
+    );
     let handles = [&a, &b];
     let errors = Mutex::new(Vec::<String>::new());
     let acked = Mutex::new(BTreeSet::<String>::new());

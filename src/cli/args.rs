@@ -49,6 +49,8 @@ pub enum Command {
     History { id: String },
     /// Flush the WAL tail into a run now (normally automatic).
     Checkpoint,
+    /// Entities and edges by kind, history size, WAL and runs, cache, disk usage.
+    Stats,
     /// Check every file's checksums, the WAL end to end, runs against the WAL, and
     /// that edges point at entities. Exits 0 only when healthy.
     Verify,

@@ -84,6 +84,7 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Edge(c) => edge(&ctx, c),
         Command::History { id } => history(&ctx, &id),
         Command::Checkpoint => checkpoint(&ctx),
+        Command::Stats => stats(&ctx),
         Command::Verify => verify(&ctx),
         Command::Repair(a) => repair(&ctx, a.truncate_at_corruption),
     }
@@ -322,6 +323,89 @@ fn checkpoint(ctx: &Ctx) -> CmdResult {
             ),
         },
     );
+    Ok(())
+}
+
+/// Bytes under `dir`, recursively (0 if unreadable).
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn stats(ctx: &Ctx) -> CmdResult {
+    let dir = ctx.store_dir()?;
+    let store = ctx.open_read_only()?;
+    let c = store.content_stats()?;
+    let d = store.disk_stats()?;
+    let cache = store.cache_stats();
+    let disk: serde_json::Map<String, serde_json::Value> = ["wal", "runs", "quarantine", "backups"]
+        .iter()
+        .map(|s| (s.to_string(), json!(dir_bytes(&dir.join(s)))))
+        .chain(std::iter::once((
+            "total".to_string(),
+            json!(dir_bytes(&dir)),
+        )))
+        .collect();
+    let j = json!({
+        "entities_by_kind": c.entities_by_kind, "edges_by_kind": c.edges_by_kind,
+        "history": {"versions": c.history_versions, "bytes": c.history_bytes},
+        "checkpoint_lsn": d.checkpoint_lsn, "last_lsn": d.applied_lsn, "generation": d.generation,
+        "wal_tail_bytes": d.wal_tail_bytes, "wal_disk_bytes": d.wal_disk_bytes,
+        "runs": d.runs.iter().map(|r| json!({"name": r.name, "bytes": r.bytes, "keys": r.keys,
+                 "min_lsn": r.min_lsn, "max_lsn": r.max_lsn})).collect::<Vec<_>>(),
+        "cache": {"hits": cache.hits, "misses": cache.misses, "evictions": cache.evictions,
+                  "invalidations": cache.invalidations, "entries": cache.entries, "bytes": cache.bytes},
+        "disk_bytes": disk,
+    });
+    ctx.print(j.clone(), || {
+        let kinds = |m: &std::collections::BTreeMap<String, u64>| {
+            if m.is_empty() {
+                "none".to_string()
+            } else {
+                m.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+            }
+        };
+        let mut out = vec![
+            format!("entities: {}", kinds(&c.entities_by_kind)),
+            format!("edges:    {}", kinds(&c.edges_by_kind)),
+            format!(
+                "history:  {} versions, {} bytes (retention: every version kept)",
+                c.history_versions, c.history_bytes
+            ),
+            format!(
+                "log:      last LSN {}, checkpoint LSN {} (generation {}), {} bytes of WAL since it; {} bytes of segments",
+                d.applied_lsn, d.checkpoint_lsn, d.generation, d.wal_tail_bytes, d.wal_disk_bytes
+            ),
+        ];
+        for r in &d.runs {
+            out.push(format!(
+                "run:      {} {} keys {} bytes (LSN {}..={})",
+                r.name, r.keys, r.bytes, r.min_lsn, r.max_lsn
+            ));
+        }
+        out.push(format!(
+            "cache (this process): {} hits, {} misses, {} evictions, {} entries",
+            cache.hits, cache.misses, cache.evictions, cache.entries
+        ));
+        out.push(format!(
+            "disk:     {} bytes total ({})",
+            j["disk_bytes"]["total"],
+            ["wal", "runs", "quarantine", "backups"]
+                .iter()
+                .map(|s| format!("{s} {}", j["disk_bytes"][s]))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        out.join("\n")
+    });
     Ok(())
 }
 

@@ -17,7 +17,10 @@ pub mod value;
 pub use error::{Error, Result};
 pub use maintenance::{repair, verify, DamageReport, RepairReport, VerifyReport};
 pub use model::{Edge, Entity};
-pub use store::{init, init_with, CheckpointInfo, CommitInfo, HistoryEntry, Options, Store};
+pub use store::{
+    init, init_with, ChangeListener, CheckpointInfo, CommitInfo, DiskStats, HistoryEntry, Options,
+    Store,
+};
 pub use txn::{Direction, Transaction};
 pub use value::{props, Props, Value};
 pub use wal::Durability;

@@ -97,6 +97,33 @@ pub struct HistoryEntry {
     pub entity: Option<crate::Entity>,
 }
 
+/// What a store holds, by kind, and what its history costs.
+#[derive(Clone, Debug, Default)]
+pub struct ContentStats {
+    pub entities_by_kind: BTreeMap<String, u64>,
+    pub edges_by_kind: BTreeMap<String, u64>,
+    /// Every version of every key (entities and both edge directions) kept.
+    pub history_versions: u64,
+    /// Their bytes (keys, values, LSNs) before block framing.
+    pub history_bytes: u64,
+}
+
+/// What a store holds on disk and in memory.
+#[derive(Clone, Debug)]
+pub struct DiskStats {
+    pub checkpoint_lsn: u64,
+    pub applied_lsn: u64,
+    pub generation: u64,
+    /// Newest first.
+    pub runs: Vec<RunMeta>,
+    /// Bytes of WAL payload since the checkpoint (what the next one flushes).
+    pub wal_tail_bytes: u64,
+    /// Bytes of WAL segment files (preallocated).
+    pub wal_disk_bytes: u64,
+    pub delta_keys: usize,
+    pub delta_bytes: usize,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct CheckpointInfo {
     pub checkpoint_lsn: u64,
@@ -131,6 +158,19 @@ pub(crate) struct Inner {
     pub(crate) state: RwLock<State>,
     commits: GroupCommit<Pending, Result<u64>>,
     checkpoint_error: Mutex<Option<String>>,
+    listeners: RwLock<Vec<Arc<dyn ChangeListener>>>,
+    extensions: Mutex<HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>>,
+}
+
+/// Told about every committed change this process applies: its own commits and
+/// other processes' commits met while catching up (how caches stay exact).
+pub trait ChangeListener: Send + Sync {
+    /// Entity ids whose record a newly applied transaction wrote. Called after the
+    /// state holds the new versions.
+    fn entities_changed(&self, ids: &[&str]);
+    /// Anything may have changed: this process jumped over commits it never
+    /// applied one by one (another process's checkpoint moved past them).
+    fn everything_changed(&self);
 }
 
 impl std::fmt::Debug for Inner {
@@ -269,7 +309,28 @@ impl Store {
 
     /// The latest committed version of an entity.
     pub fn get(&self, id: &str) -> Result<Option<crate::Entity>> {
-        self.begin()?.get(id)
+        self.refresh()?;
+        self.get_applied(id)
+    }
+
+    /// Catches up with every durable commit (other processes' included).
+    pub fn refresh(&self) -> Result<()> {
+        self.inner.catch_up()
+    }
+
+    /// The entity as of what this handle has applied, without catching up first
+    /// (for a cache in front of the store, which refreshes once per read).
+    pub fn get_applied(&self, id: &str) -> Result<Option<crate::Entity>> {
+        model::check_id(id)?;
+        let v = self
+            .inner
+            .state
+            .read()
+            .get(&model::entity_key(id), u64::MAX)?;
+        match v {
+            Some((_, b)) => Ok(model::decode::<EntityRecord>(&b, "entity record")?.to_entity(id)),
+            None => Ok(None),
+        }
     }
 
     /// Entities, optionally of one kind, in id order.
@@ -327,6 +388,84 @@ impl Store {
 
     pub fn is_poisoned(&self) -> bool {
         self.inner.wal.is_poisoned()
+    }
+
+    /// Registers a listener for committed changes (see [`ChangeListener`]). It
+    /// lives as long as the shared handle does.
+    pub fn add_change_listener(&self, l: Arc<dyn ChangeListener>) {
+        self.inner.listeners.write().push(l);
+    }
+
+    /// A value of type `T` shared by every handle on this store in this process,
+    /// made by `init` the first time it is asked for (how the `got` layer keeps one
+    /// entity cache per open store).
+    pub fn extension<T: Send + Sync + 'static>(&self, init: impl FnOnce(&Store) -> T) -> Arc<T> {
+        let id = std::any::TypeId::of::<T>();
+        if let Some(v) = self.inner.extensions.lock().get(&id) {
+            return v.clone().downcast::<T>().expect("keyed by type");
+        }
+        // Made outside the map's lock: `init` may register listeners.
+        let made = Arc::new(init(self));
+        let mut map = self.inner.extensions.lock();
+        let v = map.entry(id).or_insert_with(|| made.clone());
+        v.clone().downcast::<T>().expect("keyed by type")
+    }
+
+    /// Live entities and edges by kind, and what history holds (every version of
+    /// every key). Reads every key: cost proportional to the store.
+    pub fn content_stats(&self) -> Result<ContentStats> {
+        self.inner.catch_up()?;
+        let st = self.inner.state.read();
+        let mut out = ContentStats::default();
+        for (k, (_, v)) in st.scan_prefix(b"e", u64::MAX)? {
+            let r: EntityRecord = model::decode(&v, "entity record")?;
+            if !r.deleted {
+                *out.entities_by_kind.entry(r.kind).or_default() += 1;
+            }
+            let _ = k;
+        }
+        for (k, (_, v)) in st.scan_prefix(b"o", u64::MAX)? {
+            if model::decode::<EdgeRecord>(&v, "edge record")?.present {
+                if let Some((_, kind, _)) = model::edge_of_key(&k) {
+                    *out.edges_by_kind.entry(kind).or_default() += 1;
+                }
+            }
+        }
+        for r in &st.runs {
+            r.scan_prefix(&[], |e| {
+                out.history_versions += e.versions.len() as u64;
+                out.history_bytes += e
+                    .versions
+                    .iter()
+                    .map(|(_, v)| (v.len() + e.key.len() + 8) as u64)
+                    .sum::<u64>();
+            })?;
+        }
+        for (k, vs) in st.mem.iter() {
+            out.history_versions += vs.len() as u64;
+            out.history_bytes += vs
+                .iter()
+                .map(|(_, v)| (v.len() + k.len() + 8) as u64)
+                .sum::<u64>();
+        }
+        Ok(out)
+    }
+
+    /// Files, sizes and positions, for `got stats`.
+    pub fn disk_stats(&self) -> Result<DiskStats> {
+        self.inner.catch_up()?;
+        let st = self.inner.state.read();
+        let rd = self.inner.reader.lock();
+        Ok(DiskStats {
+            checkpoint_lsn: st.manifest.checkpoint_lsn,
+            applied_lsn: st.applied_lsn,
+            generation: st.manifest.generation,
+            runs: st.manifest.runs.clone(),
+            wal_tail_bytes: rd.tail_bytes,
+            wal_disk_bytes: self.inner.wal.disk_bytes()?,
+            delta_keys: st.mem.len(),
+            delta_bytes: st.mem.approx_bytes(),
+        })
     }
 
     pub(crate) fn commit_pending(&self, p: Pending) -> Result<u64> {
@@ -478,6 +617,8 @@ impl Inner {
             lock,
             commits: GroupCommit::default(),
             checkpoint_error: Mutex::new(None),
+            listeners: RwLock::new(Vec::new()),
+            extensions: Mutex::new(HashMap::new()),
         };
         if let Some(lock) = &inner.lock {
             // Recovery by the lock holder: cut a torn tail, refuse mid-log damage.
@@ -527,17 +668,29 @@ impl Inner {
             rd.tail_bytes += f.payload.len() as u64;
             decoded.push((f.first_lsn, record::decode_batch(&f.payload, f.count)?));
         }
-        let mut st = self.state.write();
-        for (first, records) in decoded {
-            for (i, rec) in records.into_iter().enumerate() {
-                let lsn = first + i as u64;
-                if lsn <= st.applied_lsn {
-                    continue;
+        let mut changed: Vec<String> = Vec::new();
+        {
+            let mut st = self.state.write();
+            for (first, records) in decoded {
+                for (i, rec) in records.into_iter().enumerate() {
+                    let lsn = first + i as u64;
+                    if lsn <= st.applied_lsn {
+                        continue;
+                    }
+                    for (k, v) in rec.writes {
+                        if k.first() == Some(&b'e') {
+                            changed.push(String::from_utf8_lossy(&k[1..]).into_owned());
+                        }
+                        st.mem.insert(k, lsn, Arc::from(v));
+                    }
+                    st.applied_lsn = lsn;
                 }
-                for (k, v) in rec.writes {
-                    st.mem.insert(k, lsn, Arc::from(v));
-                }
-                st.applied_lsn = lsn;
+            }
+        }
+        if !changed.is_empty() {
+            let ids: Vec<&str> = changed.iter().map(String::as_str).collect();
+            for l in self.listeners.read().iter() {
+                l.entities_changed(&ids);
             }
         }
         Ok(())
@@ -569,6 +722,7 @@ impl Inner {
                 Ok(Some(x)) => x,
             };
             let mut st = self.state.write();
+            let skipped = m.checkpoint_lsn > st.applied_lsn;
             st.mem.prune_through(m.checkpoint_lsn);
             st.applied_lsn = st.applied_lsn.max(m.checkpoint_lsn);
             rd.generation = m.generation;
@@ -579,6 +733,12 @@ impl Inner {
             }
             st.manifest = m;
             st.runs = runs;
+            drop(st);
+            if skipped {
+                for l in self.listeners.read().iter() {
+                    l.everything_changed();
+                }
+            }
             return Ok(());
         }
     }
