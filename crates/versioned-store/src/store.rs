@@ -160,6 +160,9 @@ pub(crate) struct Inner {
     checkpoint_error: Mutex<Option<String>>,
     listeners: RwLock<Vec<Arc<dyn ChangeListener>>>,
     extensions: Mutex<HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>>,
+    /// One checkpoint at a time in this process (each releases the lock while it
+    /// writes its run).
+    checkpointing: Mutex<()>,
 }
 
 /// Told about every committed change this process applies: its own commits and
@@ -619,6 +622,7 @@ impl Inner {
             checkpoint_error: Mutex::new(None),
             listeners: RwLock::new(Vec::new()),
             extensions: Mutex::new(HashMap::new()),
+            checkpointing: Mutex::new(()),
         };
         if let Some(lock) = &inner.lock {
             // Recovery by the lock holder: cut a torn tail, refuse mid-log damage.
@@ -861,19 +865,25 @@ impl Inner {
         Ok(results)
     }
 
+    /// A checkpoint in three steps, so writers wait only for the two short ones:
+    /// under the lock, reach the end of the log and take a copy of the delta; without
+    /// it, write and verify the run (merging the newest runs when size-tiering says
+    /// so); under the lock again, switch CURRENT unless another process checkpointed
+    /// meanwhile (then the new run is dropped and nothing changes).
     fn checkpoint(&self) -> Result<CheckpointInfo> {
         let lock = self.lock.as_ref().ok_or(Error::ReadOnly)?;
         if self.wal.is_poisoned() {
             return Err(wal::Error::Poisoned.into());
         }
-        let held = lock.acquire(self.opts.lock_timeout)?;
-        let wcur = self.sync_with_log(&held)?;
-        if self.opts.durability == Durability::None {
-            // Runs must never hold what the log could still lose.
-            self.wal.sync_tail(&held, &wcur)?;
-        }
+        let _one_at_a_time = self.checkpointing.lock();
         let runs_dir = self.dir.join("runs");
-        let (old, ckpt, new_meta, merged) = {
+        let (old, ckpt, delta, inputs) = {
+            let held = lock.acquire(self.opts.lock_timeout)?;
+            let wcur = self.sync_with_log(&held)?;
+            if self.opts.durability == Durability::None {
+                // Runs must never hold what the log could still lose.
+                self.wal.sync_tail(&held, &wcur)?;
+            }
             let st = self.state.read();
             let ckpt = st.applied_lsn;
             if ckpt == st.manifest.checkpoint_lsn {
@@ -883,27 +893,54 @@ impl Inner {
                     ..Default::default()
                 });
             }
-            let gen = st.manifest.generation + 1;
             let sizes: Vec<u64> = std::iter::once(st.mem.approx_bytes() as u64)
                 .chain(st.runs.iter().map(|r| r.meta.bytes))
                 .collect();
             // The delta plus the `merge - 1` newest runs become one run.
             let merge = runs_to_merge(&sizes, self.opts.max_runs);
-            let name = if merge > 1 {
-                format!("{ckpt:020}-{gen:08}m.run")
-            } else {
-                format!("{ckpt:020}-{gen:08}.run")
-            };
-            let entries = merge_versions(&st.runs[..merge - 1], &st.mem)?;
-            let meta = run::write_run(
-                self.vfs.as_ref(),
-                &runs_dir,
-                &name,
-                self.store_id,
-                entries.iter().map(|(k, v)| (k.as_slice(), v)),
-            )?;
-            (st.manifest.clone(), ckpt, meta, merge - 1)
+            // Under the lock nothing newer than `ckpt` can be applied: the copy
+            // holds exactly the versions at or below it.
+            (
+                st.manifest.clone(),
+                ckpt,
+                st.mem.clone(),
+                st.runs[..merge - 1].to_vec(),
+            )
         };
+        let merged = inputs.len();
+        let gen = old.generation + 1;
+        // A random part keeps names unique even if two processes checkpoint the same
+        // LSN at once (only one of them can switch CURRENT).
+        let name = format!(
+            "{ckpt:020}-{gen:08}{}-{:08x}.run",
+            if merged > 0 { "m" } else { "" },
+            random_u64() as u32
+        );
+        let entries = merge_versions(&inputs, &delta)?;
+        drop(delta);
+        let new_meta = run::write_run(
+            self.vfs.as_ref(),
+            &runs_dir,
+            &name,
+            self.store_id,
+            entries.iter().map(|(k, v)| (k.as_slice(), v)),
+        )?;
+        drop(entries);
+        let held = lock.acquire(self.opts.lock_timeout)?;
+        let now = manifest::read(self.vfs.as_ref(), &self.dir)?;
+        if now.generation != old.generation {
+            // Another process checkpointed meanwhile; its CURRENT stands.
+            let p = runs_dir.join(&name);
+            self.vfs.remove_file(&p).map_err(io_at(&p))?;
+            return Ok(CheckpointInfo {
+                checkpoint_lsn: now.checkpoint_lsn,
+                generation: now.generation,
+                ..Default::default()
+            });
+        }
+        // Commits may have landed while the run was written: publish the end of
+        // the log, not the checkpoint LSN, with the new generation.
+        let wcur = self.sync_with_log(&held)?;
         let mut runs = vec![new_meta.clone()];
         runs.extend(old.runs.iter().skip(merged).cloned());
         let compacted = merged > 0;
@@ -917,7 +954,7 @@ impl Inner {
         manifest::write(self.vfs.as_ref(), &self.dir, &m)?;
         // From here the new CURRENT is durable; publish its generation.
         self.wal.set_generation(m.generation);
-        self.wal.publish(&held, ckpt)?;
+        self.wal.publish(&held, wcur.last_lsn())?;
         {
             let mut rd = self.reader.lock();
             let reuse = self.state.read().runs.clone();
