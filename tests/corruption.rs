@@ -5,6 +5,11 @@
 //! the cut bytes in `quarantine/`. Damaged runs and a damaged CURRENT are reported
 //! as corruption naming the file, never a panic.
 
+mod common;
+
+use common::cli::text;
+use common::store_dir::{contents, copy_dir, quarantine_files, snapshot};
+use common::wal_bytes::{frames, FIRST_SEGMENT, FRAME_HEADER};
 use got::versioned_store::{manifest, verify};
 use got::wal::{segment, RealVfs};
 use got::{props, Entity, Error, Options, Store, Value};
@@ -14,9 +19,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-const SEGMENT_HEADER: usize = 64;
-const FRAME_HEADER: usize = 48;
-const FIRST_SEGMENT: &str = "00000000000000000001.wal";
 /// Transactions in the template store.
 const N: usize = 12;
 /// The damaged frame (1-based LSN; one transaction per frame).
@@ -24,46 +26,6 @@ const DAMAGED_LSN: usize = 3;
 
 // ---------------------------------------------------------------------------------
 // Helpers.
-
-#[derive(Clone, Copy, Debug)]
-struct FrameLoc {
-    off: usize,
-    stored_len: usize,
-    kind: u8,
-    first_lsn: u64,
-}
-
-impl FrameLoc {
-    fn end(&self) -> usize {
-        self.off + self.stored_len
-    }
-}
-
-fn u32_at(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
-}
-
-/// Frames of a segment from offset 64 to the first all-zero header, end-of-segment
-/// frame included.
-fn frames(seg: &[u8]) -> Vec<FrameLoc> {
-    let mut out = Vec::new();
-    let mut off = SEGMENT_HEADER;
-    while off + FRAME_HEADER <= seg.len() && seg[off..off + FRAME_HEADER].iter().any(|&b| b != 0) {
-        let len = u32_at(seg, off + 4) as usize;
-        let f = FrameLoc {
-            off,
-            stored_len: (FRAME_HEADER + len).div_ceil(8) * 8,
-            kind: seg[off + 8],
-            first_lsn: u64::from_le_bytes(seg[off + 16..off + 24].try_into().unwrap()),
-        };
-        out.push(f);
-        if f.kind != 1 {
-            break;
-        }
-        off += f.stored_len;
-    }
-    out
-}
 
 fn opts() -> Options {
     Options {
@@ -84,38 +46,6 @@ fn open(store: &Path) -> got::Result<Store> {
     )
 }
 
-fn contents(s: &Store) -> BTreeMap<String, Entity> {
-    s.list(None, None)
-        .unwrap()
-        .into_iter()
-        .map(|e| (e.id.clone(), e))
-        .collect()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
-
-fn quarantine_files(store: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(store.join("quarantine"))
-        .map(|rd| {
-            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
 fn flip_bit(path: &Path, offset: usize, bit: u8) {
     let mut b = fs::read(path).unwrap();
     b[offset] ^= 1 << bit;
@@ -134,43 +64,12 @@ fn got(store: &Path, args: &[&str]) -> Output {
         .expect("run got")
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 fn all_output(o: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-/// Every file of a store except LOCK (whose diagnostic line any lock holder
-/// rewrites), path → bytes.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    fn walk(root: &Path, d: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        for e in fs::read_dir(d).unwrap() {
-            let e = e.unwrap();
-            let p = e.path();
-            if e.file_type().unwrap().is_dir() {
-                walk(root, &p, out);
-            } else if e.file_name() != "LOCK" {
-                out.insert(
-                    p.strip_prefix(root).unwrap().to_path_buf(),
-                    fs::read(&p).unwrap(),
-                );
-            }
-        }
-    }
-    walk(dir, dir, &mut out);
-    out
 }
 
 fn assert_unchanged(before: &BTreeMap<PathBuf, Vec<u8>>, dir: &Path, what: &str) {

@@ -14,6 +14,11 @@
 //! it too). LOCK is empty, `next.prealloc` is not kept, and `.keep` files hold the
 //! empty `quarantine/` and `backups/` directories in git.
 
+mod common;
+
+use common::cli::text;
+use common::store_dir::{copy_dir, snapshot};
+use common::wal_bytes::{frames, u32_at, FrameLoc, FRAME_HEADER};
 use got::versioned_store::{manifest, verify};
 use got::wal::{segment, RealVfs};
 use got::{props, Direction, Error, Options, Store, Value};
@@ -24,8 +29,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, OnceLock};
 
-const SEGMENT_HEADER: usize = 64;
-const FRAME_HEADER: usize = 48;
 const SEGMENT_BYTES: u64 = 16384;
 /// Every id the fixture ever held (T-3 is deleted).
 const IDS: [&str; 5] = ["E-1", "H-1", "T-1", "T-2", "T-3"];
@@ -63,69 +66,6 @@ fn crc32(data: &[u8]) -> u32 {
     !crc
 }
 
-fn u32_at(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
-}
-
-#[derive(Clone, Copy, Debug)]
-struct FrameLoc {
-    off: usize,
-    payload_len: usize,
-    kind: u8,
-}
-
-fn frames(seg: &[u8]) -> Vec<FrameLoc> {
-    let mut out = Vec::new();
-    let mut off = SEGMENT_HEADER;
-    while off + FRAME_HEADER <= seg.len() && seg[off..off + FRAME_HEADER].iter().any(|&b| b != 0) {
-        let payload_len = u32_at(seg, off + 4) as usize;
-        let f = FrameLoc {
-            off,
-            payload_len,
-            kind: seg[off + 8],
-        };
-        out.push(f);
-        if f.kind != 1 {
-            break;
-        }
-        off += (FRAME_HEADER + payload_len).div_ceil(8) * 8;
-    }
-    out
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
-
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    fn walk(root: &Path, d: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        for e in fs::read_dir(d).unwrap() {
-            let e = e.unwrap();
-            let p = e.path();
-            if e.file_type().unwrap().is_dir() {
-                walk(root, &p, out);
-            } else if e.file_name() != "LOCK" {
-                out.insert(
-                    p.strip_prefix(root).unwrap().to_path_buf(),
-                    fs::read(&p).unwrap(),
-                );
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
-}
-
 fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = fs::read_dir(dir)
         .unwrap()
@@ -145,15 +85,6 @@ fn got(store: &Path, args: &[&str]) -> Output {
         .env("GOT_AGENT", "format-compat-cli")
         .output()
         .expect("run got")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn open_opts() -> Options {

@@ -7,36 +7,21 @@
 //! `GOT_TEST_CHILD=<role>`; they talk to the parent in `@`-prefixed lines on stdout.
 //! `GOT_LONG_TESTS=1` repeats the kill cycle more often.
 
+mod common;
+
+use common::child::{dir_env, env_string, say, Ended, Proc, CHILD_ENV, SIGKILL};
 use got::wal::{ProcessLock, RealVfs};
 use got::{props, Options, Store, Value};
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::sync::{mpsc, Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-const CHILD_ENV: &str = "GOT_TEST_CHILD";
-const SIGKILL: i32 = 9;
 
 // ---------------------------------------------------------------------------------
 // The child side
 // ---------------------------------------------------------------------------------
-
-/// One protocol line, written and flushed at once. It starts with a newline because
-/// libtest may have left "test NAME ... " unfinished on stdout.
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    out.write_all(format!("\n@{line}\n").as_bytes())
-        .expect("write to the parent");
-    out.flush().expect("flush to the parent");
-}
-
-fn env_string(key: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| panic!("child needs {key}"))
-}
 
 fn run_child(role: &str) {
     let dir = PathBuf::from(env_string("GOT_TEST_DIR"));
@@ -81,72 +66,7 @@ fn run_child(role: &str) {
 // The parent side
 // ---------------------------------------------------------------------------------
 
-struct Proc {
-    label: String,
-    child: std::process::Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-    stderr: Option<JoinHandle<String>>,
-}
-
-struct Ended {
-    label: String,
-    status: ExitStatus,
-    lines: Vec<String>,
-    stderr: String,
-}
-
 impl Proc {
-    fn spawn(test: &str, role: &str, envs: &[(&str, String)]) -> Proc {
-        let mut cmd = Command::new(std::env::current_exe().expect("current exe"));
-        cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, role)
-            .env_remove("GOT_LOCK_TIMEOUT")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn a child process");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut out = BufReader::new(stdout);
-            let mut line = String::new();
-            loop {
-                line.clear();
-                match out.read_line(&mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-                let Some(msg) = line.strip_suffix('\n').and_then(|l| l.strip_prefix('@')) else {
-                    continue;
-                };
-                if tx.send(msg.to_string()).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
-        Proc {
-            label: role.to_string(),
-            child,
-            lines: rx,
-            seen: Vec::new(),
-            stderr: Some(stderr),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     fn expect_line(&mut self, prefix: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         loop {
@@ -170,12 +90,6 @@ impl Proc {
         }
     }
 
-    fn kill(&mut self) -> Ended {
-        let _ = self.child.kill();
-        let status = self.child.wait().expect("wait for a killed child");
-        self.collect(status)
-    }
-
     fn finish(mut self, timeout: Duration) -> Ended {
         let deadline = Instant::now() + timeout;
         loop {
@@ -187,22 +101,6 @@ impl Proc {
                 panic!("{} did not finish:\n{}", ended.label, ended.describe());
             }
             std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn collect(&mut self, status: ExitStatus) -> Ended {
-        let mut lines = std::mem::take(&mut self.seen);
-        lines.extend(self.lines.iter());
-        let stderr = self
-            .stderr
-            .take()
-            .map(|h| h.join().unwrap_or_default())
-            .unwrap_or_default();
-        Ended {
-            label: self.label.clone(),
-            status,
-            lines,
-            stderr,
         }
     }
 }
@@ -231,10 +129,6 @@ fn new_store() -> (tempfile::TempDir, PathBuf) {
     let dir = tmp.path().join(".got");
     got::init(&RealVfs, &dir).expect("init a store");
     (tmp, dir)
-}
-
-fn dir_env(dir: &Path) -> (&'static str, String) {
-    ("GOT_TEST_DIR", dir.display().to_string())
 }
 
 /// Whether a holder description (`pid=… host=… since_unix_ms=…`) names `pid`.

@@ -11,19 +11,18 @@
 //! `GOT_LONG_TESTS=1` runs the long modes (500 kills, more rounds);
 //! `GOT_TEST_SEED=<n>` replays the kill timings printed by a failed run.
 
+mod common;
+
+use common::child::{dir_env, env_string, say, Ended, Proc, CHILD_ENV, SIGKILL};
 use got::wal::RealVfs;
 use got::{props, Options, Store, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Arc};
-use std::thread::JoinHandle;
+use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const CHILD_ENV: &str = "GOT_TEST_CHILD";
-const SIGKILL: i32 = 9;
 /// How long a child may take for its whole job before the test gives up on it.
 const CHILD_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -81,19 +80,6 @@ fn pad(rng: &mut Rng, lo: u64, hi: u64) -> Value {
 // ---------------------------------------------------------------------------------
 // The child side
 // ---------------------------------------------------------------------------------
-
-/// One protocol line, written and flushed at once (a single small write to the pipe).
-/// It starts with a newline because libtest may have left "test NAME ... " unfinished.
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    out.write_all(format!("\n@{line}\n").as_bytes())
-        .expect("write to the parent");
-    out.flush().expect("flush to the parent");
-}
-
-fn env_string(key: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| panic!("child needs {key}"))
-}
 
 fn env_u64(key: &str) -> u64 {
     env_string(key)
@@ -359,101 +345,12 @@ fn child_victim_writer() {
 // The parent side
 // ---------------------------------------------------------------------------------
 
-/// A running child: its protocol lines arrive on a channel as they are printed.
-struct Proc {
-    label: String,
-    child: std::process::Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-    stderr: Option<JoinHandle<String>>,
-}
-
-/// A child that has exited (or was killed), with everything it printed.
-struct Ended {
-    label: String,
-    status: ExitStatus,
-    lines: Vec<String>,
-    stderr: String,
-}
-
 impl Proc {
-    fn spawn(test: &str, role: &str, label: &str, envs: &[(&str, String)]) -> Proc {
-        let mut cmd = Command::new(std::env::current_exe().expect("current exe"));
-        cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, role)
-            .env_remove("GOT_LOCK_TIMEOUT")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn a child process");
-        let label = format!("{label} (pid={})", child.id());
-        let stdout = child.stdout.take().expect("stdout");
-        let mut stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut out = BufReader::new(stdout);
-            let mut line = String::new();
-            loop {
-                line.clear();
-                match out.read_line(&mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-                // Only whole protocol lines count: a line cut short by SIGKILL (no
-                // trailing newline) reports nothing.
-                let Some(msg) = line.strip_suffix('\n').and_then(|l| l.strip_prefix('@')) else {
-                    continue;
-                };
-                if tx.send(msg.to_string()).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
-        Proc {
-            label,
-            child,
-            lines: rx,
-            seen: Vec::new(),
-            stderr: Some(stderr),
-        }
-    }
-
-    /// Waits for the next line starting with `prefix` (all lines are kept); `None` on
-    /// timeout or when the child closed its stdout.
-    fn wait_line(&mut self, prefix: &str, timeout: Duration) -> Option<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => {
-                    self.seen.push(l.clone());
-                    if l.starts_with(prefix) {
-                        return Some(l);
-                    }
-                }
-                Err(_) => return None,
-            }
-        }
-    }
-
-    /// Waits until the child has printed `count` lines starting with `prefix`.
-    fn wait_count(&mut self, prefix: &str, count: usize, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while self.seen.iter().filter(|l| l.starts_with(prefix)).count() < count {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || self.wait_line(prefix, left).is_none() {
-                return false;
-            }
-        }
-        true
+    /// `Proc::spawn`, labelled `label (pid=…)`.
+    fn spawn_as(test: &str, role: &str, label: &str, envs: &[(&str, String)]) -> Proc {
+        let mut p = Proc::spawn(test, role, envs);
+        p.label = format!("{label} (pid={})", p.pid());
+        p
     }
 
     fn expect_line(&mut self, prefix: &str, timeout: Duration) -> String {
@@ -465,12 +362,6 @@ impl Proc {
                 panic!("{label} never printed @{prefix}:\n{}", ended.describe());
             }
         }
-    }
-
-    fn kill(&mut self) -> Ended {
-        let _ = self.child.kill();
-        let status = self.child.wait().expect("wait for a killed child");
-        self.collect(status)
     }
 
     /// Waits for the child to exit by itself (killing it after `timeout`).
@@ -489,23 +380,6 @@ impl Proc {
                 );
             }
             std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn collect(&mut self, status: ExitStatus) -> Ended {
-        // The reader thread ends at EOF, which the child's exit guarantees.
-        let mut lines = std::mem::take(&mut self.seen);
-        lines.extend(self.lines.iter());
-        let stderr = self
-            .stderr
-            .take()
-            .map(|h| h.join().unwrap_or_default())
-            .unwrap_or_default();
-        Ended {
-            label: self.label.clone(),
-            status,
-            lines,
-            stderr,
         }
     }
 }
@@ -652,10 +526,6 @@ fn wal_segments(dir: &Path) -> Vec<(u64, u64)> {
     segs
 }
 
-fn dir_env(dir: &Path) -> (&'static str, String) {
-    ("GOT_TEST_DIR", dir.display().to_string())
-}
-
 // ---------------------------------------------------------------------------------
 // 1. SIGKILL at random moments
 // ---------------------------------------------------------------------------------
@@ -736,7 +606,7 @@ fn sigkilled_writer_never_loses_an_acknowledged_commit() {
                 "spawn"
             }
         );
-        let mut w = Proc::spawn(NAME, "sigkill-writer", "writer", &[dir_env(&dir)]);
+        let mut w = Proc::spawn_as(NAME, "sigkill-writer", "writer", &[dir_env(&dir)]);
         if after_first_ack {
             w.expect_line("ACK ", Duration::from_secs(30));
             killed_after_ack += 1;
@@ -781,7 +651,7 @@ fn four_processes_committing_at_once_lose_nothing_while_checkpoints_and_compacti
     let go = tmp.path().join("go");
     let mut procs: Vec<Proc> = (0..WRITERS)
         .map(|i| {
-            Proc::spawn(
+            Proc::spawn_as(
                 NAME,
                 "bulk-writer",
                 &format!("writer {i}"),
@@ -870,7 +740,7 @@ fn spawn_cas_writers(
 ) -> Vec<Proc> {
     (0..writers)
         .map(|i| {
-            Proc::spawn(
+            Proc::spawn_as(
                 name,
                 "cas-writer",
                 &format!("cas writer {i}"),
@@ -959,7 +829,7 @@ fn a_reader_process_never_sees_the_counter_go_backwards_while_writers_run() {
     let (tmp, dir) = new_store(busy_opts());
     let go = tmp.path().join("go");
     create_counter(&dir);
-    let mut reader = Proc::spawn(
+    let mut reader = Proc::spawn_as(
         NAME,
         "counter-reader",
         "reader",
@@ -1042,7 +912,7 @@ fn a_writer_sigkilled_mid_run_loses_nothing_and_the_others_complete() {
         };
         let mut steady: Vec<Proc> = (0..STEADY)
             .map(|i| {
-                Proc::spawn(
+                Proc::spawn_as(
                     NAME,
                     "steady-writer",
                     &format!("steady writer {i}"),
@@ -1050,7 +920,7 @@ fn a_writer_sigkilled_mid_run_loses_nothing_and_the_others_complete() {
                 )
             })
             .collect();
-        let mut victim = Proc::spawn(NAME, "victim-writer", "victim", &common(vec![]));
+        let mut victim = Proc::spawn_as(NAME, "victim-writer", "victim", &common(vec![]));
         for p in steady.iter_mut().chain([&mut victim]) {
             p.expect_line("READY", Duration::from_secs(30));
         }

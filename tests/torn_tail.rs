@@ -10,6 +10,11 @@
 //! and the frame is rewritten in place before each reopen, so no run re-creates a
 //! store.
 
+mod common;
+
+use common::cli::text;
+use common::store_dir::{contents, quarantine_files};
+use common::wal_bytes::{frames, u64_at, FrameLoc, FIRST_SEGMENT, FRAME_HEADER};
 use got::versioned_store::{verify, VerifyReport};
 use got::wal::{RealVfs, SimVfs, Vfs};
 use got::{props, Durability, Entity, Options, Store, Value};
@@ -21,68 +26,11 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Instant;
 
-const SEGMENT_HEADER: usize = 64;
-const FRAME_HEADER: usize = 48;
-const FIRST_SEGMENT: &str = "00000000000000000001.wal";
 /// Transactions committed before the last frame is torn.
 const K: usize = 5;
 
 // ---------------------------------------------------------------------------------
-// Helpers: the on-disk format, read independently of the library (docs/format.md).
-
-/// One frame found by walking a segment from offset 64.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct FrameLoc {
-    off: usize,
-    payload_len: usize,
-    /// Bytes on disk, padding to 8 included.
-    stored_len: usize,
-    kind: u8,
-    count: u32,
-    first_lsn: u64,
-    durable_lsn: u64,
-}
-
-impl FrameLoc {
-    /// Header + payload: the bytes the checksum covers.
-    fn checked_len(&self) -> usize {
-        FRAME_HEADER + self.payload_len
-    }
-    fn end(&self) -> usize {
-        self.off + self.stored_len
-    }
-}
-
-fn u32_at(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
-}
-fn u64_at(b: &[u8], o: usize) -> u64 {
-    u64::from_le_bytes(b[o..o + 8].try_into().unwrap())
-}
-
-/// Frames of a segment, up to the first all-zero header (or an end-of-segment frame).
-fn frames(seg: &[u8]) -> Vec<FrameLoc> {
-    let mut out = Vec::new();
-    let mut off = SEGMENT_HEADER;
-    while off + FRAME_HEADER <= seg.len() && seg[off..off + FRAME_HEADER].iter().any(|&b| b != 0) {
-        let payload_len = u32_at(seg, off + 4) as usize;
-        let f = FrameLoc {
-            off,
-            payload_len,
-            stored_len: (FRAME_HEADER + payload_len).div_ceil(8) * 8,
-            kind: seg[off + 8],
-            count: u32_at(seg, off + 12),
-            first_lsn: u64_at(seg, off + 16),
-            durable_lsn: u64_at(seg, off + 40),
-        };
-        out.push(f);
-        if f.kind != 1 {
-            break;
-        }
-        off += f.stored_len;
-    }
-    out
-}
+// Helpers.
 
 /// splitmix64: a tiny seeded PRNG for the garbage fills.
 struct Rng(u64);
@@ -129,26 +77,6 @@ fn reopen(store: &Path) -> Store {
     .unwrap_or_else(|e| panic!("reopen of {} failed: {e}", store.display()))
 }
 
-/// The entities of a store as id → entity.
-fn contents(s: &Store) -> BTreeMap<String, Entity> {
-    s.list(None, None)
-        .unwrap()
-        .into_iter()
-        .map(|e| (e.id.clone(), e))
-        .collect()
-}
-
-fn quarantine_files(store: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(store.join("quarantine"))
-        .map(|rd| {
-            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
 fn got(store: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_got"))
         .arg("--store")
@@ -158,15 +86,6 @@ fn got(store: &Path, args: &[&str]) -> Output {
         .env("GOT_AGENT", "torn-tail-cli")
         .output()
         .expect("run got")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn trim_trailing_zeros(b: &[u8]) -> &[u8] {
