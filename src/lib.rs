@@ -30,6 +30,7 @@ pub use versioned_store::{
     HistoryEntry, Options, Props, Result, Transaction, Value,
 };
 
+pub mod graph;
 pub mod json;
 mod store;
 

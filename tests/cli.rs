@@ -256,3 +256,33 @@ fn demo_uses_a_new_temporary_store_never_a_discovered_one() {
     assert_eq!(with_dep, 16);
     std::fs::remove_dir_all(Path::new(store).parent().unwrap()).unwrap();
 }
+
+#[test]
+fn graph_queries_answer_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    got(root, &["init"]);
+    for id in ["a", "b", "c"] {
+        got(root, &["entity", "put", "task", "--id", id]);
+    }
+    got(root, &["edge", "add", "a", "depends_on", "b"]);
+    got(root, &["edge", "add", "b", "depends_on", "c"]);
+    let path = json(&got(root, &["--json", "query", "path", "a", "c"]));
+    assert_eq!(path, serde_json::json!(["a", "b", "c"]));
+    let topo = json(&got(
+        root,
+        &["--json", "query", "topo", "--kind", "depends_on"],
+    ));
+    assert_eq!(topo, serde_json::json!(["c", "b", "a"]));
+    assert_eq!(code(&got(root, &["query", "path", "c", "a"])), 3);
+    assert_eq!(code(&got(root, &["query", "neighbors", "nope"])), 3);
+    got(root, &["edge", "add", "c", "depends_on", "a"]);
+    let cycles = json(&got(root, &["--json", "query", "cycles"]));
+    assert_eq!(cycles, serde_json::json!([["a", "b", "c"]]));
+    let o = got(root, &["--json", "query", "topo"]);
+    assert_eq!(code(&o), 4);
+    assert!(json(&o)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("cycle"));
+}

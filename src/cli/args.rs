@@ -47,6 +47,9 @@ pub enum Command {
     Edge(EdgeCmd),
     /// Every committed version of an entity, with who made it and when.
     History { id: String },
+    /// Graph queries: neighbors, path, reach, cycles, topo.
+    #[command(subcommand)]
+    Query(QueryCmd),
     /// Flush the WAL tail into a run now (normally automatic).
     Checkpoint,
     /// Entities and edges by kind, history size, WAL and runs, cache, disk usage.
@@ -94,6 +97,61 @@ pub enum EntityCmd {
     },
     /// Delete an entity and its edges.
     Delete { id: String },
+}
+
+/// Which edges a graph query follows.
+#[derive(Args, Debug)]
+pub struct Follow {
+    /// Follow edges of this kind (repeatable; default: every kind).
+    #[arg(long = "kind", value_name = "KIND")]
+    pub kinds: Vec<String>,
+    #[arg(long, value_enum, default_value_t = Dir::Out)]
+    pub direction: Dir,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QueryCmd {
+    /// The entities one edge away.
+    Neighbors {
+        id: String,
+        #[command(flatten)]
+        follow: Follow,
+    },
+    /// A shortest path FROM ... TO (fewest edges).
+    Path {
+        from: String,
+        to: String,
+        #[command(flatten)]
+        follow: Follow,
+    },
+    /// Everything reachable from an entity, breadth first, with its distance.
+    Reach {
+        from: String,
+        /// Stop after this many steps.
+        #[arg(long)]
+        depth: Option<usize>,
+        #[command(flatten)]
+        follow: Follow,
+    },
+    /// Cycles: the strongly connected components that hold one (exit 0 either way).
+    Cycles {
+        /// Only entities of this kind.
+        #[arg(long = "of", value_name = "ENTITY_KIND")]
+        of: Option<String>,
+        /// Follow edges of this kind (repeatable; default: every kind).
+        #[arg(long = "kind", value_name = "KIND")]
+        kinds: Vec<String>,
+    },
+    /// A topological order, dependencies first (an edge a -> b puts b before a);
+    /// exits 4 (conflict) naming a cycle if there is one.
+    Topo {
+        /// Only entities of this kind.
+        #[arg(long = "of", value_name = "ENTITY_KIND")]
+        of: Option<String>,
+        /// Follow edges of this kind (repeatable; default: every kind).
+        #[arg(long = "kind", value_name = "KIND")]
+        kinds: Vec<String>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

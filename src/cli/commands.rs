@@ -1,6 +1,6 @@
 //! One function per command: resolve the store, call the library, print.
 
-use super::args::{Cli, Command, Dir, EdgeCmd, EntityCmd};
+use super::args::{Cli, Command, Dir, EdgeCmd, EntityCmd, Follow, QueryCmd};
 use super::{exit, CmdResult, Failure};
 use got::json::{entity_to_json, props_from_json_str, props_to_json};
 use got::{Direction, Entity, Options, Store};
@@ -83,6 +83,7 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Entity(c) => entity(&ctx, c),
         Command::Edge(c) => edge(&ctx, c),
         Command::History { id } => history(&ctx, &id),
+        Command::Query(q) => query(&ctx, q),
         Command::Checkpoint => checkpoint(&ctx),
         Command::Stats => stats(&ctx),
         Command::Verify => verify(&ctx),
@@ -210,12 +211,7 @@ fn edge(ctx: &Ctx, c: EdgeCmd) -> CmdResult {
                     format!("not found: entity {id}"),
                 ));
             }
-            let d = match direction {
-                Dir::Out => Direction::Out,
-                Dir::In => Direction::In,
-                Dir::Both => Direction::Both,
-            };
-            let edges = tx.edges(&id, d, kind.as_deref())?;
+            let edges = tx.edges(&id, self::direction(direction), kind.as_deref())?;
             ctx.print(
                 json!(edges
                     .iter()
@@ -229,6 +225,110 @@ fn edge(ctx: &Ctx, c: EdgeCmd) -> CmdResult {
                         .join("\n")
                 },
             );
+        }
+    }
+    Ok(())
+}
+
+fn direction(d: Dir) -> Direction {
+    match d {
+        Dir::Out => Direction::Out,
+        Dir::In => Direction::In,
+        Dir::Both => Direction::Both,
+    }
+}
+
+fn filter(f: &Follow) -> got::graph::EdgeFilter {
+    got::graph::EdgeFilter {
+        kinds: f.kinds.clone(),
+        direction: direction(f.direction),
+    }
+}
+
+fn require(tx: &mut got::Transaction<'_>, id: &str) -> CmdResult {
+    match tx.get(id)? {
+        Some(_) => Ok(()),
+        None => Err(Failure::new(
+            "not_found",
+            exit::NOT_FOUND,
+            format!("not found: entity {id}"),
+        )),
+    }
+}
+
+fn query(ctx: &Ctx, q: QueryCmd) -> CmdResult {
+    use got::graph;
+    let store = ctx.open_read_only()?;
+    let mut tx = store.begin()?;
+    match q {
+        QueryCmd::Neighbors { id, follow } => {
+            require(&mut tx, &id)?;
+            let n = graph::neighbors(&mut tx, &id, &filter(&follow))?;
+            ctx.print(json!(n), || n.join("\n"));
+        }
+        QueryCmd::Path { from, to, follow } => {
+            require(&mut tx, &from)?;
+            require(&mut tx, &to)?;
+            match graph::shortest_path(&mut tx, &from, &to, &filter(&follow))? {
+                Some(p) => ctx.print(json!(p), || p.join(" -> ")),
+                None => {
+                    return Err(Failure::new(
+                        "not_found",
+                        exit::NOT_FOUND,
+                        format!("no path from {from} to {to}"),
+                    ))
+                }
+            }
+        }
+        QueryCmd::Reach {
+            from,
+            depth,
+            follow,
+        } => {
+            require(&mut tx, &from)?;
+            let r = graph::bfs(&mut tx, &from, &filter(&follow), depth)?;
+            ctx.print(
+                json!(r
+                    .iter()
+                    .map(|(id, d)| json!({"id": id, "depth": d}))
+                    .collect::<Vec<_>>()),
+                || {
+                    r.iter()
+                        .map(|(id, d)| format!("{d} {id}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                },
+            );
+        }
+        QueryCmd::Cycles { of, kinds } => {
+            let f = graph::EdgeFilter {
+                kinds,
+                direction: Direction::Out,
+            };
+            let c = graph::strongly_connected_components(&mut tx, of.as_deref(), &f, true)?;
+            ctx.print(json!(c), || {
+                if c.is_empty() {
+                    "no cycles".into()
+                } else {
+                    c.iter().map(|c| c.join(" ")).collect::<Vec<_>>().join("\n")
+                }
+            });
+        }
+        QueryCmd::Topo { of, kinds } => {
+            let f = graph::EdgeFilter {
+                kinds,
+                direction: Direction::Out,
+            };
+            match graph::topo_order(&mut tx, of.as_deref(), &f)? {
+                Ok(order) => ctx.print(json!(order), || order.join("\n")),
+                Err(cycle) => {
+                    return Err(Failure::new(
+                        "conflict",
+                        exit::CONFLICT,
+                        format!("no topological order: cycle {}", cycle.join(" -> ")),
+                    ))
+                }
+            }
         }
     }
     Ok(())
