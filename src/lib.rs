@@ -32,6 +32,7 @@ pub use versioned_store::{
 
 pub mod graph;
 pub mod json;
+pub mod query;
 mod store;
 
 pub use cache::CacheStats;

@@ -286,3 +286,52 @@ fn graph_queries_answer_on_the_command_line() {
         .unwrap()
         .contains("cycle"));
 }
+
+#[test]
+fn entity_list_filters_sorts_and_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    got(root, &["init"]);
+    for (id, status, prio, labels) in [
+        ("t1", "pending", 3, r#"["wal","bug"]"#),
+        ("t2", "completed", 1, r#"["cli"]"#),
+        ("t3", "blocked", 2, r#"["wal"]"#),
+    ] {
+        let props = format!(
+            r#"{{"status":"{status}","priority":{prio},"labels":{labels},"title":"task {id}"}}"#
+        );
+        assert_eq!(
+            code(&got(
+                root,
+                &["entity", "put", "task", "--id", id, "--props", &props]
+            )),
+            0
+        );
+    }
+    let ids = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["--json", "entity", "list"];
+        a.extend_from_slice(args);
+        json(&got(root, &a))
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        ids(&["--where", "status=pending", "--where", "status=blocked"]),
+        ["t1", "t3"]
+    );
+    assert_eq!(
+        ids(&["--label", "wal", "--sort", "-priority"]),
+        ["t1", "t3"]
+    );
+    assert_eq!(ids(&["--where", "priority=2"]), ["t3"]);
+    assert_eq!(ids(&["--text", "TASK t2"]), ["t2"]);
+    assert_eq!(ids(&["--sort", "priority", "--limit", "2"]), ["t2", "t3"]);
+    assert_eq!(ids(&["--sort", "priority", "--after", "t3"]), ["t1"]);
+    assert_eq!(
+        code(&got(root, &["entity", "list", "--where", "nonsense"])),
+        5
+    );
+}

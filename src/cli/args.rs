@@ -88,12 +88,30 @@ pub enum EntityCmd {
     },
     /// Print one entity.
     Get { id: String },
-    /// List entities in id order.
+    /// List entities: filter, sort, page.
+    ///
+    /// Repeating --where on one property matches any of its values; different
+    /// properties must all match. Page on with --after set to the last id shown.
     List {
         #[arg(long)]
         kind: Option<String>,
+        /// PROP=VALUE; VALUE is JSON when it parses (2, true, "x"), else a string.
+        #[arg(long = "where", value_name = "PROP=VALUE")]
+        wheres: Vec<String>,
+        /// The `labels` list contains this (repeatable: all of them).
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// Every word appears in `title` or `description` (case-insensitive).
+        #[arg(long)]
+        text: Option<String>,
+        /// id (default), version, created, updated, or a property; prefix - to reverse.
+        #[arg(long, default_value = "id", allow_hyphen_values = true)]
+        sort: String,
         #[arg(long)]
         limit: Option<usize>,
+        /// Start after the entity with this id (the last of the previous page).
+        #[arg(long, value_name = "ID")]
+        after: Option<String>,
     },
     /// Delete an entity and its edges.
     Delete { id: String },

@@ -147,9 +147,18 @@ fn entity(ctx: &Ctx, c: EntityCmd) -> CmdResult {
             })?;
             ctx.print(entity_to_json(&e), || entity_text(&e));
         }
-        EntityCmd::List { kind, limit } => {
+        EntityCmd::List {
+            kind,
+            wheres,
+            labels,
+            text,
+            sort,
+            limit,
+            after,
+        } => {
+            let q = build_query(kind, &wheres, labels, text, &sort, limit, after)?;
             let store = ctx.open_read_only()?;
-            let list = store.list(kind.as_deref(), limit)?;
+            let list = q.run(&mut store.begin()?)?;
             ctx.print(
                 json!(list.iter().map(entity_to_json).collect::<Vec<_>>()),
                 || list.iter().map(entity_text).collect::<Vec<_>>().join("\n"),
@@ -164,6 +173,65 @@ fn entity(ctx: &Ctx, c: EntityCmd) -> CmdResult {
         }
     }
     Ok(())
+}
+
+fn build_query(
+    kind: Option<String>,
+    wheres: &[String],
+    labels: Vec<String>,
+    text: Option<String>,
+    sort: &str,
+    limit: Option<usize>,
+    after: Option<String>,
+) -> Result<got::query::Query, Failure> {
+    use got::query::{Filter, Query, SortKey};
+    let invalid = |m: String| Failure::new("invalid", exit::INVALID, m);
+    // Values per property, in first-seen order: one property's values are OR-ed.
+    let mut by_prop: Vec<(String, Vec<got::Value>)> = Vec::new();
+    for w in wheres {
+        let (p, v) = w
+            .split_once('=')
+            .ok_or_else(|| invalid(format!("--where {w:?}: expected PROP=VALUE")))?;
+        let v = serde_json::from_str::<serde_json::Value>(v)
+            .map(|j| got::json::from_json(&j))
+            .unwrap_or_else(|_| got::Value::String(v.to_string()));
+        match by_prop.iter_mut().find(|(q, _)| q == p) {
+            Some((_, vs)) => vs.push(v),
+            None => by_prop.push((p.to_string(), vec![v])),
+        }
+    }
+    let mut filters: Vec<Filter> = by_prop
+        .into_iter()
+        .map(|(p, mut vs)| {
+            if vs.len() == 1 {
+                Filter::Eq(p, vs.remove(0))
+            } else {
+                Filter::In(p, vs)
+            }
+        })
+        .collect();
+    filters.extend(labels.into_iter().map(Filter::Label));
+    filters.extend(text.map(Filter::Text));
+    let (descending, key) = match sort.strip_prefix('-') {
+        Some(k) => (true, k),
+        None => (false, sort),
+    };
+    let sort = match key {
+        "id" => SortKey::Id,
+        "version" => SortKey::Version,
+        "created" => SortKey::CreatedAt,
+        "updated" => SortKey::UpdatedAt,
+        "" => return Err(invalid("--sort needs a key".into())),
+        p => SortKey::Prop(p.to_string()),
+    };
+    Ok(Query {
+        kind,
+        filters,
+        sort,
+        descending,
+        limit,
+        after,
+    })
 }
 
 fn edge(ctx: &Ctx, c: EdgeCmd) -> CmdResult {

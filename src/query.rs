@@ -1,0 +1,226 @@
+//! Queries over entities: filter by kind, property equals / in, label contains and
+//! text match; sort by id, a property, version or time; limit; and page on with
+//! the last id of the previous page.
+//!
+//! Answered from one transaction's snapshot by reading the entities of the kind
+//! (the indexer will answer the same queries from indexes; the results must not
+//! change when it does).
+
+use crate::{Entity, Result, Transaction, Value};
+use std::cmp::Ordering;
+
+/// One condition on an entity.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Filter {
+    /// `props[name] == value`.
+    Eq(String, Value),
+    /// `props[name]` is one of the values.
+    In(String, Vec<Value>),
+    /// `props["labels"]` (a list) contains this string.
+    Label(String),
+    /// Every word of the text appears among the words of `title` and `description`
+    /// (Unicode word split, case-folded).
+    Text(String),
+}
+
+/// What results are ordered by; ties are broken by id.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SortKey {
+    Id,
+    Prop(String),
+    Version,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Query {
+    pub kind: Option<String>,
+    pub filters: Vec<Filter>,
+    pub sort: SortKey,
+    pub descending: bool,
+    pub limit: Option<usize>,
+    /// Start after the entity with this id (the last one of the previous page).
+    pub after: Option<String>,
+}
+
+impl Default for Query {
+    fn default() -> Self {
+        Query {
+            kind: None,
+            filters: Vec::new(),
+            sort: SortKey::Id,
+            descending: false,
+            limit: None,
+            after: None,
+        }
+    }
+}
+
+/// Words of a text: split on anything not alphanumeric, lowercased.
+pub fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.to_lowercase())
+        .collect()
+}
+
+fn rank(v: &Value) -> u8 {
+    match v {
+        Value::Null => 0,
+        Value::Bool(_) => 1,
+        Value::Int(_) | Value::Float(_) => 2,
+        Value::String(_) => 3,
+        Value::List(_) => 4,
+        Value::Map(_) => 5,
+    }
+}
+
+/// A total order on values: null < bools < numbers < strings < lists < maps;
+/// numbers compare by value (NaN last), lists element by element.
+pub fn compare_values(a: &Value, b: &Value) -> Ordering {
+    match (a, b) {
+        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
+        (Value::Int(x), Value::Int(y)) => x.cmp(y),
+        (Value::String(x), Value::String(y)) => x.cmp(y),
+        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+            let f = |v: &Value| match v {
+                Value::Int(i) => *i as f64,
+                Value::Float(f) => *f,
+                _ => unreachable!(),
+            };
+            f(a).total_cmp(&f(b))
+        }
+        (Value::List(x), Value::List(y)) => {
+            for (p, q) in x.iter().zip(y) {
+                let o = compare_values(p, q);
+                if o != Ordering::Equal {
+                    return o;
+                }
+            }
+            x.len().cmp(&y.len())
+        }
+        (Value::Map(x), Value::Map(y)) => x.len().cmp(&y.len()),
+        _ => rank(a).cmp(&rank(b)),
+    }
+}
+
+/// Equality for filters: as `==`, except that an int and a float of the same value
+/// are equal (JSON does not tell `2` from `2.0`).
+fn values_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Int(_), Value::Float(_)) | (Value::Float(_), Value::Int(_)) => {
+            compare_values(a, b) == Ordering::Equal
+        }
+        _ => a == b,
+    }
+}
+
+impl Filter {
+    pub fn matches(&self, e: &Entity) -> bool {
+        let prop = |name: &str| e.props.get(name).unwrap_or(&Value::Null);
+        match self {
+            Filter::Eq(name, v) => values_equal(prop(name), v),
+            Filter::In(name, vs) => vs.iter().any(|v| values_equal(prop(name), v)),
+            Filter::Label(l) => match prop("labels") {
+                Value::List(items) => items.iter().any(|i| i.as_str() == Some(l.as_str())),
+                _ => false,
+            },
+            Filter::Text(t) => {
+                let mut have = Vec::new();
+                for field in ["title", "description"] {
+                    if let Some(s) = prop(field).as_str() {
+                        have.extend(words(s));
+                    }
+                }
+                words(t).iter().all(|w| have.contains(w))
+            }
+        }
+    }
+}
+
+impl Query {
+    fn key_order(&self, a: &Entity, b: &Entity) -> Ordering {
+        let o = match &self.sort {
+            SortKey::Id => Ordering::Equal,
+            SortKey::Prop(p) => compare_values(
+                a.props.get(p).unwrap_or(&Value::Null),
+                b.props.get(p).unwrap_or(&Value::Null),
+            ),
+            SortKey::Version => a.version.cmp(&b.version),
+            SortKey::CreatedAt => a.created_at.cmp(&b.created_at),
+            SortKey::UpdatedAt => a.updated_at.cmp(&b.updated_at),
+        }
+        .then_with(|| a.id.cmp(&b.id));
+        if self.descending {
+            o.reverse()
+        } else {
+            o
+        }
+    }
+
+    /// Runs the query in `tx`.
+    pub fn run(&self, tx: &mut Transaction<'_>) -> Result<Vec<Entity>> {
+        let mut found: Vec<Entity> = tx
+            .list(self.kind.as_deref(), None)?
+            .into_iter()
+            .filter(|e| self.filters.iter().all(|f| f.matches(e)))
+            .collect();
+        found.sort_by(|a, b| self.key_order(a, b));
+        if let Some(after) = &self.after {
+            // The page boundary is the entity as it is now; if it no longer exists,
+            // fall back to its id alone in id order.
+            let start = match tx.get(after)? {
+                Some(pivot) => {
+                    found.partition_point(|e| self.key_order(e, &pivot) != Ordering::Greater)
+                }
+                None => found.partition_point(|e| e.id.as_str() <= after.as_str()),
+            };
+            found.drain(..start);
+        }
+        if let Some(l) = self.limit {
+            found.truncate(l);
+        }
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_split_on_unicode_and_fold_case() {
+        assert_eq!(
+            words("Fix the WAL's torn-tail, ÉTÉ 2026!"),
+            ["fix", "the", "wal", "s", "torn", "tail", "été", "2026"]
+        );
+    }
+
+    #[test]
+    fn values_order_totally_and_numbers_compare_by_value() {
+        use Value::*;
+        let mut v = vec![
+            String("b".into()),
+            Int(3),
+            Null,
+            Float(2.5),
+            Bool(true),
+            String("a".into()),
+        ];
+        v.sort_by(compare_values);
+        assert_eq!(
+            v,
+            vec![
+                Null,
+                Bool(true),
+                Float(2.5),
+                Int(3),
+                String("a".into()),
+                String("b".into())
+            ]
+        );
+        assert!(values_equal(&Int(2), &Float(2.0)));
+        assert!(!values_equal(&Int(2), &String("2".into())));
+    }
+}
