@@ -57,13 +57,9 @@ impl Default for Query {
     }
 }
 
-/// Words of a text: split on anything not alphanumeric, lowercased.
-pub fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| w.to_lowercase())
-        .collect()
-}
+/// Words of a text: split on anything not alphanumeric, lowercased (the same
+/// split the full-text index uses).
+pub use indexer::words;
 
 fn rank(v: &Value) -> u8 {
     match v {
