@@ -31,12 +31,13 @@ pub use versioned_store::{
 };
 
 pub mod graph;
+pub mod index;
 pub mod json;
 pub mod query;
 mod store;
 
 pub use cache::CacheStats;
-pub use store::{EntityCache, Store};
+pub use store::{verify, EntityCache, Store};
 
 /// The store internals (formats, runs, manifest).
 pub use versioned_store;

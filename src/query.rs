@@ -2,12 +2,15 @@
 //! text match; sort by id, a property, version or time; limit; and page on with
 //! the last id of the previous page.
 //!
-//! Answered from one transaction's snapshot by reading the entities of the kind
-//! (the indexer will answer the same queries from indexes; the results must not
-//! change when it does).
+//! Answered from one transaction's snapshot. With a kind, the indexes give the
+//! candidates (the most selective indexed filter, else every entity of the kind)
+//! and each candidate is checked against every filter, so an index can narrow the
+//! work but never change the answer; without a kind, every entity is read.
 
+use crate::index::index_value;
 use crate::{Entity, Result, Transaction, Value};
 use std::cmp::Ordering;
+use std::collections::BTreeSet;
 
 /// One condition on an entity.
 #[derive(Clone, Debug, PartialEq)]
@@ -155,13 +158,94 @@ impl Query {
         }
     }
 
-    /// Runs the query in `tx`.
+    /// Ids that may match, from the indexes: those of the most selective
+    /// indexed filter (or all of the kind), plus what the transaction itself wrote
+    /// (indexes reflect committed data only). `None` without a kind: scan.
+    fn candidates(&self, tx: &mut Transaction<'_>) -> Result<Option<BTreeSet<String>>> {
+        let Some(kind) = self.kind.as_deref() else {
+            return Ok(None);
+        };
+        let declared = |p: &str| indexer::DEFAULT_DECLARED.contains(&p);
+        let ids = |tx: &mut Transaction<'_>, prefix: Vec<u8>| -> Result<BTreeSet<String>> {
+            Ok(tx
+                .derived(&prefix)?
+                .iter()
+                .filter_map(|k| indexer::id_of(k).map(str::to_string))
+                .collect())
+        };
+        let mut best: Option<BTreeSet<String>> = None;
+        for f in &self.filters {
+            let found = match f {
+                Filter::Eq(p, v) if declared(p) => {
+                    match indexer::prop_prefix(kind, p, &index_value(v)) {
+                        Some(prefix) => Some(ids(tx, prefix)?),
+                        None => None,
+                    }
+                }
+                Filter::In(p, vs) if declared(p) => {
+                    let mut all = BTreeSet::new();
+                    let mut ok = true;
+                    for v in vs {
+                        match indexer::prop_prefix(kind, p, &index_value(v)) {
+                            Some(prefix) => all.extend(ids(tx, prefix)?),
+                            None => ok = false,
+                        }
+                    }
+                    ok.then_some(all)
+                }
+                Filter::Label(l) => {
+                    let v = indexer::IndexValue::Str(l.clone());
+                    Some(ids(
+                        tx,
+                        indexer::prop_prefix(kind, "labels", &v).expect("a string"),
+                    )?)
+                }
+                Filter::Text(t) => {
+                    let mut acc: Option<BTreeSet<String>> = None;
+                    for w in words(t) {
+                        let s = ids(tx, indexer::word_prefix(kind, &w))?;
+                        acc = Some(match acc {
+                            None => s,
+                            Some(a) => a.intersection(&s).cloned().collect(),
+                        });
+                    }
+                    acc
+                }
+                _ => None,
+            };
+            if let Some(s) = found {
+                if best.as_ref().is_none_or(|b| s.len() < b.len()) {
+                    best = Some(s);
+                }
+            }
+        }
+        let mut set = match best {
+            Some(s) => s,
+            None => ids(tx, indexer::kind_prefix(kind))?,
+        };
+        set.extend(tx.written_ids());
+        Ok(Some(set))
+    }
+
+    /// Runs the query in `tx`: candidates from the indexes when a kind is given
+    /// (every filter is still checked on each candidate), else a scan.
     pub fn run(&self, tx: &mut Transaction<'_>) -> Result<Vec<Entity>> {
-        let mut found: Vec<Entity> = tx
-            .list(self.kind.as_deref(), None)?
-            .into_iter()
-            .filter(|e| self.filters.iter().all(|f| f.matches(e)))
-            .collect();
+        let mut found: Vec<Entity> = match self.candidates(tx)? {
+            Some(ids) => {
+                let mut v = Vec::with_capacity(ids.len());
+                for id in ids {
+                    if let Some(e) = tx.get(&id)? {
+                        v.push(e);
+                    }
+                }
+                v
+            }
+            None => tx.list(None, None)?,
+        };
+        found.retain(|e| {
+            self.kind.as_deref().is_none_or(|k| k == e.kind)
+                && self.filters.iter().all(|f| f.matches(e))
+        });
         found.sort_by(|a, b| self.key_order(a, b));
         if let Some(after) = &self.after {
             // The page boundary is the entity as it is now; if it no longer exists,

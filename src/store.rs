@@ -62,6 +62,19 @@ fn entity_bytes(e: &Option<Entity>) -> usize {
     })
 }
 
+fn with_indexes(mut opts: Options) -> Options {
+    if opts.deriver.is_none() {
+        opts.deriver = Some(crate::index::default_deriver());
+    }
+    opts
+}
+
+/// Checks a store like [`versioned_store::verify`], and its indexes against a
+/// rebuild from the entities.
+pub fn verify(vfs: Arc<dyn wal::Vfs>, dir: &Path) -> Result<versioned_store::VerifyReport> {
+    versioned_store::verify_with(vfs, dir, Some(crate::index::default_deriver()))
+}
+
 impl Store {
     fn wrap(inner: versioned_store::Store) -> Store {
         let cache = inner
@@ -77,9 +90,13 @@ impl Store {
         Store { inner, cache }
     }
 
-    /// Opens (see [`versioned_store::Store::open`]).
+    /// Opens (see [`versioned_store::Store::open`]), maintaining got's indexes
+    /// unless `opts.deriver` names another deriver.
     pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Store> {
-        Ok(Store::wrap(versioned_store::Store::open(path, opts)?))
+        Ok(Store::wrap(versioned_store::Store::open(
+            path,
+            with_indexes(opts),
+        )?))
     }
 
     /// Opens on any `Vfs` (see [`versioned_store::Store::open_with_vfs`]).
@@ -89,7 +106,9 @@ impl Store {
         opts: Options,
     ) -> Result<Store> {
         Ok(Store::wrap(versioned_store::Store::open_with_vfs(
-            vfs, path, opts,
+            vfs,
+            path,
+            with_indexes(opts),
         )?))
     }
 

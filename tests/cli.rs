@@ -221,6 +221,14 @@ fn edges_history_and_delete_work_end_to_end() {
     assert_eq!(code(&got(root, &["verify"])), 0);
     assert_eq!(code(&got(root, &["checkpoint"])), 0);
     assert_eq!(code(&got(root, &["verify"])), 0);
+    let st = json(&got(root, &["--json", "stats"]));
+    assert_eq!(st["entities_by_kind"]["task"], 1);
+    assert!(st["edges_by_kind"].as_object().unwrap().is_empty());
+    // a: 2 versions; b: put + delete; the edge: added + removed, both directions.
+    assert_eq!(st["history"]["versions"], 8);
+    assert!(st["indexes"]["versions"].as_u64().unwrap() > 0);
+    assert_eq!(st["runs"].as_array().unwrap().len(), 1);
+    assert!(st["disk_bytes"]["total"].as_u64().unwrap() > 0);
     assert_eq!(
         json(&got(root, &["--json", "entity", "get", "a"]))["props"]["x"],
         1

@@ -525,6 +525,7 @@ fn stats(ctx: &Ctx) -> CmdResult {
     let j = json!({
         "entities_by_kind": c.entities_by_kind, "edges_by_kind": c.edges_by_kind,
         "history": {"versions": c.history_versions, "bytes": c.history_bytes},
+        "indexes": {"versions": c.index_versions, "bytes": c.index_bytes},
         "checkpoint_lsn": d.checkpoint_lsn, "last_lsn": d.applied_lsn, "generation": d.generation,
         "wal_tail_bytes": d.wal_tail_bytes, "wal_disk_bytes": d.wal_disk_bytes,
         "runs": d.runs.iter().map(|r| json!({"name": r.name, "bytes": r.bytes, "keys": r.keys,
@@ -547,6 +548,10 @@ fn stats(ctx: &Ctx) -> CmdResult {
             format!(
                 "history:  {} versions, {} bytes (retention: every version kept)",
                 c.history_versions, c.history_bytes
+            ),
+            format!(
+                "indexes:  {} entry versions, {} bytes (derived; rebuilt when missing)",
+                c.index_versions, c.index_bytes
             ),
             format!(
                 "log:      last LSN {}, checkpoint LSN {} (generation {}), {} bytes of WAL since it; {} bytes of segments",
@@ -579,7 +584,7 @@ fn stats(ctx: &Ctx) -> CmdResult {
 
 fn verify(ctx: &Ctx) -> CmdResult {
     let dir = ctx.store_dir()?;
-    let rep = got::versioned_store::verify(Arc::new(got::wal::RealVfs), &dir)?;
+    let rep = got::verify(Arc::new(got::wal::RealVfs), &dir)?;
     ctx.print(
         json!({"healthy": rep.healthy(), "findings": rep.findings, "notes": rep.notes,
                "checkpoint_lsn": rep.checkpoint_lsn, "last_lsn": rep.last_lsn, "runs": rep.runs,

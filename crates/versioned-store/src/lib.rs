@@ -15,11 +15,11 @@ pub mod txn;
 pub mod value;
 
 pub use error::{Error, Result};
-pub use maintenance::{repair, verify, DamageReport, RepairReport, VerifyReport};
+pub use maintenance::{repair, verify, verify_with, DamageReport, RepairReport, VerifyReport};
 pub use model::{Edge, Entity};
 pub use store::{
-    init, init_with, ChangeListener, CheckpointInfo, CommitInfo, DiskStats, HistoryEntry, Options,
-    Store,
+    init, init_with, ChangeListener, CheckpointInfo, CommitInfo, ContentStats, Deriver, DiskStats,
+    HistoryEntry, Options, Store,
 };
 pub use txn::{Direction, Transaction};
 pub use value::{props, Props, Value};

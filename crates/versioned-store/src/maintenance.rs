@@ -24,6 +24,8 @@ pub struct VerifyReport {
     pub wal_frames: u64,
     pub entities: u64,
     pub edges: u64,
+    /// Index entries checked against a rebuild (0 when not checked).
+    pub index_entries: u64,
 }
 
 impl VerifyReport {
@@ -40,6 +42,16 @@ fn wal_opts() -> WalOptions {
 /// the WAL agree, and that every edge points at live entities. Takes no lock and
 /// writes nothing.
 pub fn verify(vfs: Arc<dyn Vfs>, dir: &Path) -> Result<VerifyReport> {
+    verify_with(vfs, dir, None)
+}
+
+/// [`verify`], and with a deriver also every derived entry (index) against a full
+/// rebuild from the entities.
+pub fn verify_with(
+    vfs: Arc<dyn Vfs>,
+    dir: &Path,
+    deriver: Option<Arc<dyn crate::store::Deriver>>,
+) -> Result<VerifyReport> {
     let mut rep = VerifyReport::default();
     let m = match manifest::read(vfs.as_ref(), dir) {
         Ok(m) => m,
@@ -111,7 +123,7 @@ pub fn verify(vfs: Arc<dyn Vfs>, dir: &Path) -> Result<VerifyReport> {
         }
     }
     if rep.healthy() {
-        if let Err(e) = check_graph(vfs, dir, &mut rep) {
+        if let Err(e) = check_graph(vfs, dir, deriver, &mut rep) {
             rep.findings.push(format!("reading the graph: {e}"));
         }
     }
@@ -119,13 +131,32 @@ pub fn verify(vfs: Arc<dyn Vfs>, dir: &Path) -> Result<VerifyReport> {
 }
 
 /// Every record decodes; every live edge has live endpoints and both directions.
-fn check_graph(vfs: Arc<dyn Vfs>, dir: &Path, rep: &mut VerifyReport) -> Result<()> {
+fn check_graph(
+    vfs: Arc<dyn Vfs>,
+    dir: &Path,
+    deriver: Option<Arc<dyn crate::store::Deriver>>,
+    rep: &mut VerifyReport,
+) -> Result<()> {
     let opts = Options {
         read_only: true,
+        deriver: deriver.clone(),
         ..Options::default()
     };
     let store = Store::open_with_vfs(vfs, dir, opts)?;
     let st = store.inner.state.read();
+    if let Some(d) = &deriver {
+        // Every index against a rebuild from the entities.
+        let want = crate::store::derive_all(&st, d.as_ref(), u64::MAX)?;
+        let have = crate::store::derived_present(&st, u64::MAX)?;
+        let missing = want.difference(&have).count();
+        let extra = have.difference(&want).count();
+        if missing + extra > 0 {
+            rep.findings.push(format!(
+                "indexes disagree with a rebuild from the entities: {missing} entries missing, {extra} stale"
+            ));
+        }
+        rep.index_entries = have.len() as u64;
+    }
     let entities = st.scan_prefix(b"e", u64::MAX)?;
     let mut live = BTreeSet::new();
     for (k, (_, v)) in &entities {

@@ -4,7 +4,8 @@
 //! header (64 bytes)
 //!    0  8  magic "GOTRUN\r\n"
 //!    8  4  format version (u32 LE) = 1
-//!   12  4  reserved, zero
+//!   12  4  derived-data version: which index entries ('x' keys) the run holds
+//!          (0: none; the store rebuilds them from the entities when it differs)
 //!   16 16  store id
 //!   32  8  min LSN held (u64 LE)
 //!   40  8  max LSN held (u64 LE)
@@ -78,6 +79,7 @@ pub fn write_run<'a>(
     runs_dir: &Path,
     name: &str,
     store_id: [u8; 16],
+    derived_version: u32,
     entries: impl Iterator<Item = (&'a [u8], &'a Versions)>,
 ) -> Result<RunMeta> {
     let tmp = runs_dir.join(format!(
@@ -140,6 +142,7 @@ pub fn write_run<'a>(
         let mut h = [0u8; HEADER_BYTES as usize];
         h[0..8].copy_from_slice(RUN_MAGIC);
         h[8..12].copy_from_slice(&RUN_FORMAT_VERSION.to_le_bytes());
+        h[12..16].copy_from_slice(&derived_version.to_le_bytes());
         h[16..32].copy_from_slice(&store_id);
         h[32..40].copy_from_slice(&min_lsn.to_le_bytes());
         h[40..48].copy_from_slice(&max_lsn.to_le_bytes());
@@ -212,6 +215,8 @@ impl Writer<'_> {
 #[derive(Debug)]
 pub struct Run {
     pub meta: RunMeta,
+    /// Which derived entries (indexes) the run holds; 0 for none.
+    pub derived_version: u32,
     path: PathBuf,
     file: Arc<dyn VfsFile>,
     index: Vec<IndexEntry>,
@@ -272,6 +277,7 @@ impl Run {
         }
         let index: Vec<IndexEntry> = crate::model::decode(&ib, "run index")?;
         Ok(Run {
+            derived_version: u32::from_le_bytes(h[12..16].try_into().unwrap()),
             meta: meta.clone(),
             path,
             file,

@@ -38,7 +38,31 @@ pub struct Options {
     pub read_only: bool,
     /// Checkpoint automatically when the WAL tail passes `checkpoint_wal_bytes`.
     pub auto_checkpoint: bool,
+    /// Maintains derived entries (indexes) as entities change; `None`: none.
+    pub deriver: Option<Arc<dyn Deriver>>,
 }
+
+/// Derives entries (index keys, tag `x`) from entity changes. Implemented above
+/// this crate (by the `got` layer, with the `indexer`). Derived entries are never
+/// logged: every process derives them as it applies commits, and checkpoints write
+/// them into runs with the entities.
+pub trait Deriver: Send + Sync + std::fmt::Debug {
+    /// Which derived data this is; runs record it, and a store whose runs hold
+    /// another version has its derived entries rebuilt from the entities.
+    fn version(&self) -> u32;
+    /// Keys to remove and keys to add (each starting with `x`) when entity `id`
+    /// goes from `old` to `new`.
+    fn entity_changed(
+        &self,
+        id: &str,
+        old: Option<&crate::Entity>,
+        new: Option<&crate::Entity>,
+    ) -> (Vec<Vec<u8>>, Vec<Vec<u8>>);
+}
+
+/// Value of a present derived key (an absent one is `DERIVED_ABSENT`).
+pub const DERIVED_PRESENT: &[u8] = &[1];
+pub const DERIVED_ABSENT: &[u8] = &[0];
 
 impl Default for Options {
     fn default() -> Self {
@@ -54,6 +78,7 @@ impl Default for Options {
             create_if_missing: false,
             read_only: false,
             auto_checkpoint: true,
+            deriver: None,
         }
     }
 }
@@ -106,6 +131,9 @@ pub struct ContentStats {
     pub history_versions: u64,
     /// Their bytes (keys, values, LSNs) before block framing.
     pub history_bytes: u64,
+    /// Versions and bytes of index entries (derived, kept in the same runs).
+    pub index_versions: u64,
+    pub index_bytes: u64,
 }
 
 /// What a store holds on disk and in memory.
@@ -434,22 +462,30 @@ impl Store {
                 }
             }
         }
+        // History is what entities and edges keep; derived keys (indexes) are
+        // counted apart.
+        let mut count = |key: &[u8], n: usize, bytes: u64| {
+            if key.first() == Some(&b'x') {
+                out.index_versions += n as u64;
+                out.index_bytes += bytes;
+            } else {
+                out.history_versions += n as u64;
+                out.history_bytes += bytes;
+            }
+        };
         for r in &st.runs {
             r.scan_prefix(&[], |e| {
-                out.history_versions += e.versions.len() as u64;
-                out.history_bytes += e
+                let bytes = e
                     .versions
                     .iter()
                     .map(|(_, v)| (v.len() + e.key.len() + 8) as u64)
-                    .sum::<u64>();
+                    .sum();
+                count(&e.key, e.versions.len(), bytes);
             })?;
         }
         for (k, vs) in st.mem.iter() {
-            out.history_versions += vs.len() as u64;
-            out.history_bytes += vs
-                .iter()
-                .map(|(_, v)| (v.len() + k.len() + 8) as u64)
-                .sum::<u64>();
+            let bytes = vs.iter().map(|(_, v)| (v.len() + k.len() + 8) as u64).sum();
+            count(k, vs.len(), bytes);
         }
         Ok(out)
     }
@@ -624,6 +660,7 @@ impl Inner {
             extensions: Mutex::new(HashMap::new()),
             checkpointing: Mutex::new(()),
         };
+        inner.rebuild_derived_if_stale()?;
         if let Some(lock) = &inner.lock {
             // Recovery by the lock holder: cut a torn tail, refuse mid-log damage.
             let held = lock.acquire(inner.opts.lock_timeout)?;
@@ -662,6 +699,48 @@ impl Inner {
         }
     }
 
+    fn derived_version(&self) -> u32 {
+        self.opts.deriver.as_ref().map_or(0, |d| d.version())
+    }
+
+    /// When some run lacks this process's derived entries (a store made before
+    /// them, or by a process without them), rebuilds them from the entities into
+    /// the delta, at the checkpoint LSN. The next checkpoint merges every run, so
+    /// the rebuilt entries become part of the runs. Logged as a warning on stderr:
+    /// it costs a scan of the store.
+    fn rebuild_derived_if_stale(&self) -> Result<()> {
+        let Some(d) = &self.opts.deriver else {
+            return Ok(());
+        };
+        let mut st = self.state.write();
+        if st.runs.iter().all(|r| r.derived_version == d.version()) {
+            return Ok(());
+        }
+        let ckpt = st.manifest.checkpoint_lsn;
+        let want = derive_all(&st, d.as_ref(), ckpt)?;
+        let have = derived_present(&st, ckpt)?;
+        let (mut added, mut removed) = (0usize, 0usize);
+        for k in have.difference(&want) {
+            if st.mem.versions(k).is_none() {
+                st.mem.insert(k.clone(), ckpt, Arc::from(DERIVED_ABSENT));
+                removed += 1;
+            }
+        }
+        for k in want.difference(&have) {
+            if st.mem.versions(k).is_none() {
+                st.mem.insert(k.clone(), ckpt, Arc::from(DERIVED_PRESENT));
+                added += 1;
+            }
+        }
+        if added + removed > 0 {
+            eprintln!(
+                "got: warning: rebuilt {added} index entries (and dropped {removed} stale ones) in {}: runs without current indexes; the next checkpoint stores them",
+                self.dir.display()
+            );
+        }
+        Ok(())
+    }
+
     /// Applies frames (idempotently: LSNs at or below `applied_lsn` are skipped).
     fn apply(&self, rd: &mut ReaderState, frames: Vec<wal::Frame>) -> Result<()> {
         if frames.is_empty() {
@@ -683,7 +762,19 @@ impl Inner {
                     }
                     for (k, v) in rec.writes {
                         if k.first() == Some(&b'e') {
-                            changed.push(String::from_utf8_lossy(&k[1..]).into_owned());
+                            let id = String::from_utf8_lossy(&k[1..]).into_owned();
+                            if let Some(d) = &self.opts.deriver {
+                                let old = st.get(&k, lsn - 1)?;
+                                derive(
+                                    &mut st,
+                                    d.as_ref(),
+                                    &id,
+                                    old.map(|(_, b)| b),
+                                    Some(&v),
+                                    lsn,
+                                )?;
+                            }
+                            changed.push(id);
                         }
                         st.mem.insert(k, lsn, Arc::from(v));
                     }
@@ -743,6 +834,7 @@ impl Inner {
                     l.everything_changed();
                 }
             }
+            self.rebuild_derived_if_stale()?;
             return Ok(());
         }
     }
@@ -896,8 +988,18 @@ impl Inner {
             let sizes: Vec<u64> = std::iter::once(st.mem.approx_bytes() as u64)
                 .chain(st.runs.iter().map(|r| r.meta.bytes))
                 .collect();
-            // The delta plus the `merge - 1` newest runs become one run.
-            let merge = runs_to_merge(&sizes, self.opts.max_runs);
+            // The delta plus the `merge - 1` newest runs become one run; all of
+            // them while some run lacks this process's derived entries (they were
+            // rebuilt in memory, and only a run holding them makes that last).
+            let merge = if st
+                .runs
+                .iter()
+                .any(|r| r.derived_version != self.derived_version())
+            {
+                st.runs.len() + 1
+            } else {
+                runs_to_merge(&sizes, self.opts.max_runs)
+            };
             // Under the lock nothing newer than `ckpt` can be applied: the copy
             // holds exactly the versions at or below it.
             (
@@ -923,6 +1025,7 @@ impl Inner {
             &runs_dir,
             &name,
             self.store_id,
+            self.derived_version(),
             entries.iter().map(|(k, v)| (k.as_slice(), v)),
         )?;
         drop(entries);
@@ -987,6 +1090,63 @@ impl Inner {
             segments_retired: retired,
         })
     }
+}
+
+fn entity_of(id: &str, bytes: Option<&[u8]>) -> Result<Option<crate::Entity>> {
+    match bytes {
+        Some(b) => Ok(model::decode::<EntityRecord>(b, "entity record")?.to_entity(id)),
+        None => Ok(None),
+    }
+}
+
+/// Applies the derived-entry changes of one entity change at `lsn`.
+fn derive(
+    st: &mut State,
+    d: &dyn Deriver,
+    id: &str,
+    old: Option<Arc<[u8]>>,
+    new: Option<&[u8]>,
+    lsn: u64,
+) -> Result<()> {
+    let old = entity_of(id, old.as_deref())?;
+    let new = entity_of(id, new)?;
+    let (removed, added) = d.entity_changed(id, old.as_ref(), new.as_ref());
+    for k in removed {
+        debug_assert_eq!(k.first(), Some(&b'x'));
+        st.mem.insert(k, lsn, Arc::from(DERIVED_ABSENT));
+    }
+    for k in added {
+        debug_assert_eq!(k.first(), Some(&b'x'));
+        st.mem.insert(k, lsn, Arc::from(DERIVED_PRESENT));
+    }
+    Ok(())
+}
+
+/// Every derived entry, made afresh from the entities as of `lsn`: what the
+/// derived keys present in the state must equal.
+pub(crate) fn derive_all(
+    st: &State,
+    d: &dyn Deriver,
+    lsn: u64,
+) -> Result<std::collections::BTreeSet<Vec<u8>>> {
+    let mut out = std::collections::BTreeSet::new();
+    for (k, (_, v)) in st.scan_prefix(b"e", lsn)? {
+        let id = String::from_utf8_lossy(&k[1..]).into_owned();
+        if let Some(e) = entity_of(&id, Some(&v))? {
+            out.extend(d.entity_changed(&id, None, Some(&e)).1);
+        }
+    }
+    Ok(out)
+}
+
+/// The derived keys present in the state as of `lsn`.
+pub(crate) fn derived_present(st: &State, lsn: u64) -> Result<std::collections::BTreeSet<Vec<u8>>> {
+    Ok(st
+        .scan_prefix(b"x", lsn)?
+        .into_iter()
+        .filter(|(_, (_, v))| &v[..] == DERIVED_PRESENT)
+        .map(|(k, _)| k)
+        .collect())
 }
 
 /// How many of the newest sources (the delta first, then the runs newest first,

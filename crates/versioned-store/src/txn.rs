@@ -322,6 +322,32 @@ impl<'s> Transaction<'s> {
         Ok(out)
     }
 
+    /// Derived keys (indexes, tag `x`) under `prefix` that are present as of the
+    /// snapshot. They reflect committed entities only, not this transaction's own
+    /// writes (see [`Transaction::written_ids`]); not part of the read set.
+    pub fn derived(&mut self, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
+        debug_assert_eq!(prefix.first(), Some(&b'x'));
+        Ok(self
+            .store
+            .inner
+            .state
+            .read()
+            .scan_prefix(prefix, self.snapshot)?
+            .into_iter()
+            .filter(|(_, (_, v))| &v[..] == crate::store::DERIVED_PRESENT)
+            .map(|(k, _)| k)
+            .collect())
+    }
+
+    /// Ids of the entities this transaction has written so far.
+    pub fn written_ids(&self) -> Vec<String> {
+        self.writes
+            .keys()
+            .filter(|k| k.first() == Some(&b'e'))
+            .map(|k| String::from_utf8_lossy(&k[1..]).into_owned())
+            .collect()
+    }
+
     /// Commits: under the lock, validates the read set and the invariants against the
     /// latest state (`Conflict`, nothing written, if anything changed), appends one
     /// WAL record and, by default, returns only after it is durable.

@@ -1,0 +1,169 @@
+//! Indexes stay equal to a rebuild from the entities through commits, deletes,
+//! checkpoints, compactions, reopens and other processes' commits; stores whose
+//! runs have no indexes get them rebuilt.
+
+use got::query::{Filter, Query};
+use got::wal::{SimVfs, Vfs};
+use got::{Options, Props, Store, Value};
+use std::path::Path;
+use std::sync::Arc;
+
+const DIR: &str = "/i/.got";
+
+fn opts() -> Options {
+    Options {
+        create_if_missing: true,
+        segment_size_bytes: 8192,
+        checkpoint_wal_bytes: 4096,
+        max_runs: 3,
+        ..Options::default()
+    }
+}
+
+fn indexes_healthy(vfs: &Arc<SimVfs>, ctx: &str) {
+    let rep = got::verify(vfs.clone() as Arc<dyn Vfs>, Path::new(DIR)).unwrap();
+    assert!(rep.healthy(), "{ctx}: {:?}", rep.findings);
+    assert!(
+        rep.index_entries > 0,
+        "{ctx}: no index entries were checked"
+    );
+}
+
+#[test]
+fn indexes_equal_a_rebuild_after_every_step_and_queries_equal_scans() {
+    let seed: u64 = std::env::var("GOT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(11);
+    let steps = if std::env::var("GOT_LONG_TESTS").is_ok() {
+        3000
+    } else {
+        400
+    };
+    let mut x = seed | 1;
+    let mut next = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let vfs = SimVfs::new();
+    let mut procs: Vec<Store> = (0..2)
+        .map(|_| Store::open_with_vfs(vfs.clone() as Arc<dyn Vfs>, DIR, opts()).unwrap())
+        .collect();
+    let statuses = ["pending", "blocked", "completed"];
+    let words = ["torn", "tail", "lock", "wal", "cli"];
+    for step in 0..steps {
+        let ctx = format!("seed {seed} step {step}");
+        let p = next(2) as usize;
+        match next(10) {
+            0..=5 => {
+                let id = format!("t{}", next(25));
+                let mut props = Props::new();
+                props.insert("status".into(), statuses[next(3) as usize].into());
+                props.insert("priority".into(), Value::Int(next(4) as i64));
+                let labels: Vec<Value> = words
+                    .iter()
+                    .filter(|_| next(3) == 0)
+                    .map(|w| Value::from(*w))
+                    .collect();
+                props.insert("labels".into(), Value::List(labels));
+                let t: Vec<&str> = (0..2).map(|_| words[next(5) as usize]).collect();
+                props.insert("title".into(), t.join(" ").into());
+                let kind = if next(4) == 0 { "epic" } else { "task" };
+                procs[p]
+                    .transaction(|tx| tx.put(&id, kind, props.clone()))
+                    .unwrap();
+            }
+            6 => {
+                let id = format!("t{}", next(25));
+                let _ = procs[p].transaction(|tx| tx.delete(&id).map(|_| ()));
+            }
+            7 => {
+                procs[p].checkpoint().unwrap();
+            }
+            8 => {
+                // A process restarts.
+                procs[p] = Store::open_with_vfs(vfs.clone() as Arc<dyn Vfs>, DIR, opts()).unwrap();
+            }
+            _ => {
+                let q = Query {
+                    kind: Some(if next(2) == 0 { "task" } else { "epic" }.into()),
+                    filters: match next(4) {
+                        0 => vec![Filter::Eq(
+                            "status".into(),
+                            statuses[next(3) as usize].into(),
+                        )],
+                        1 => vec![Filter::Label(words[next(5) as usize].into())],
+                        2 => vec![Filter::Text(words[next(5) as usize].into())],
+                        _ => vec![Filter::In(
+                            "priority".into(),
+                            vec![Value::Int(next(4) as i64), Value::Float(next(4) as f64)],
+                        )],
+                    },
+                    ..Query::default()
+                };
+                let mut tx = procs[p].begin().unwrap();
+                let indexed = q.run(&mut tx).unwrap();
+                // The same query without using indexes: read everything.
+                let scanned: Vec<_> = tx
+                    .list(None, None)
+                    .unwrap()
+                    .into_iter()
+                    .filter(|e| Some(e.kind.as_str()) == q.kind.as_deref())
+                    .filter(|e| q.filters.iter().all(|f| f.matches(e)))
+                    .collect();
+                assert_eq!(indexed, scanned, "{ctx}: {q:?}");
+            }
+        }
+        if step % 50 == 49 {
+            indexes_healthy(&vfs, &ctx);
+        }
+    }
+    indexes_healthy(&vfs, "end");
+}
+
+#[test]
+fn a_store_whose_runs_hold_no_indexes_gets_them_rebuilt() {
+    // A store written without a deriver (as before indexes existed), then
+    // checkpointed: its run has derived-data version 0.
+    let vfs = SimVfs::new();
+    let plain = got::versioned_store::Store::open_with_vfs(
+        vfs.clone() as Arc<dyn Vfs>,
+        DIR,
+        Options {
+            create_if_missing: true,
+            auto_checkpoint: false,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    for i in 0..30 {
+        let mut p = Props::new();
+        p.insert(
+            "status".into(),
+            if i % 3 == 0 { "pending" } else { "completed" }.into(),
+        );
+        plain
+            .transaction(|tx| tx.put(&format!("t{i:02}"), "task", p.clone()))
+            .unwrap();
+    }
+    plain.checkpoint().unwrap();
+    drop(plain);
+    // Opened with indexes: rebuilt from the entities, and queries use them.
+    let s = Store::open_with_vfs(vfs.clone() as Arc<dyn Vfs>, DIR, opts()).unwrap();
+    let q = Query {
+        kind: Some("task".into()),
+        filters: vec![Filter::Eq("status".into(), "pending".into())],
+        ..Query::default()
+    };
+    assert_eq!(q.run(&mut s.begin().unwrap()).unwrap().len(), 10);
+    indexes_healthy(&vfs, "after rebuild");
+    // The next checkpoint stores them (merging every run), so a later open need
+    // not rebuild: the run now carries the index version.
+    s.checkpoint().unwrap();
+    drop(s);
+    let s = Store::open_with_vfs(vfs.clone() as Arc<dyn Vfs>, DIR, opts()).unwrap();
+    assert_eq!(q.run(&mut s.begin().unwrap()).unwrap().len(), 10);
+    indexes_healthy(&vfs, "after the checkpoint");
+}
