@@ -34,6 +34,7 @@ pub mod graph;
 pub mod index;
 pub mod json;
 pub mod query;
+pub mod ready;
 mod store;
 
 pub use cache::CacheStats;

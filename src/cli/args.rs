@@ -160,6 +160,12 @@ pub enum QueryCmd {
         #[arg(long = "kind", value_name = "KIND")]
         kinds: Vec<String>,
     },
+    /// Tasks ready to start: pending, unassigned, every depends_on target
+    /// completed; by priority (critical first), then age, then id.
+    Ready {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
     /// A topological order, dependencies first (an edge a -> b puts b before a);
     /// exits 4 (conflict) naming a cycle if there is one.
     Topo {

@@ -382,6 +382,19 @@ fn query(ctx: &Ctx, q: QueryCmd) -> CmdResult {
                 }
             });
         }
+        QueryCmd::Ready { limit } => {
+            let r = got::ready::ready(&mut tx, Some(limit))?;
+            ctx.print(
+                json!(r.iter().map(entity_to_json).collect::<Vec<_>>()),
+                || {
+                    if r.is_empty() {
+                        "nothing ready".into()
+                    } else {
+                        r.iter().map(entity_text).collect::<Vec<_>>().join("\n")
+                    }
+                },
+            );
+        }
         QueryCmd::Topo { of, kinds } => {
             let f = graph::EdgeFilter {
                 kinds,
