@@ -45,6 +45,11 @@ impl MemTable {
         self.map.iter()
     }
 
+    /// Consumes the table: every key with its versions, in key order.
+    pub fn into_entries(self) -> impl Iterator<Item = (Vec<u8>, Versions)> {
+        self.map.into_iter()
+    }
+
     /// Drops every version at or below `lsn` (now held by a run).
     pub fn prune_through(&mut self, lsn: u64) {
         self.map.retain(|_, v| {

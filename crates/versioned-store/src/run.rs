@@ -74,13 +74,13 @@ pub struct RunMeta {
 
 /// Writes a run from entries in ascending key order. Returns its meta once the file
 /// is durable under its final name and has been read back and verified.
-pub fn write_run<'a>(
+pub fn write_run(
     vfs: &dyn Vfs,
     runs_dir: &Path,
     name: &str,
     store_id: [u8; 16],
     derived_version: u32,
-    entries: impl Iterator<Item = (&'a [u8], &'a Versions)>,
+    entries: impl Iterator<Item = Result<(Vec<u8>, Versions)>>,
 ) -> Result<RunMeta> {
     let tmp = runs_dir.join(format!(
         "{name}.{}.{:016x}.tmp",
@@ -96,32 +96,45 @@ pub fn write_run<'a>(
             off: HEADER_BYTES,
         };
         let mut index = Vec::new();
-        let mut block: Vec<RunEntryRef> = Vec::new();
+        // One block's entries at a time: a run is written in bounded memory.
+        let mut block: Vec<(Vec<u8>, Versions)> = Vec::new();
         let mut block_bytes = 0usize;
         let (mut min_lsn, mut max_lsn, mut keys) = (u64::MAX, 0u64, 0u64);
-        let mut last_key: Option<&[u8]> = None;
-        for (key, versions) in entries {
-            assert!(last_key.is_none_or(|k| k < key), "run keys must ascend");
-            last_key = Some(key);
+        let mut last_key: Option<Vec<u8>> = None;
+        let flush = |w: &mut Writer, block: &mut Vec<(Vec<u8>, Versions)>| -> Result<IndexEntry> {
+            let refs: Vec<RunEntryRef> = block
+                .iter()
+                .map(|(key, versions)| RunEntryRef {
+                    key,
+                    versions: versions.iter().map(|(l, v)| (*l, &v[..])).collect(),
+                })
+                .collect();
+            let e = w.block(&refs)?;
+            block.clear();
+            Ok(e)
+        };
+        for item in entries {
+            let (key, versions) = item?;
+            assert!(
+                last_key.as_deref().is_none_or(|k| k < key.as_slice()),
+                "run keys must ascend"
+            );
             keys += 1;
-            for (l, v) in versions {
+            for (l, v) in &versions {
                 min_lsn = min_lsn.min(*l);
                 max_lsn = max_lsn.max(*l);
                 block_bytes += v.len() + 10;
             }
             block_bytes += key.len() + 4;
-            block.push(RunEntryRef {
-                key,
-                versions: versions.iter().map(|(l, v)| (*l, &v[..])).collect(),
-            });
+            last_key = Some(key.clone());
+            block.push((key, versions));
             if block_bytes >= BLOCK_TARGET_BYTES {
-                index.push(w.block(&block)?);
-                block.clear();
+                index.push(flush(&mut w, &mut block)?);
                 block_bytes = 0;
             }
         }
         if !block.is_empty() {
-            index.push(w.block(&block)?);
+            index.push(flush(&mut w, &mut block)?);
         }
         if keys == 0 {
             min_lsn = 0;
@@ -290,6 +303,17 @@ impl Run {
         if let Some(b) = self.blocks.lock().get(&i) {
             return Ok(b.clone());
         }
+        let b = Arc::new(self.read_block(i)?);
+        let mut cache = self.blocks.lock();
+        if cache.len() >= BLOCK_CACHE_BLOCKS {
+            cache.clear();
+        }
+        cache.insert(i, b.clone());
+        Ok(b)
+    }
+
+    /// Reads block `i` from the file and checks it.
+    fn read_block(&self, i: usize) -> Result<Vec<RunEntry>> {
         let e = &self.index[i];
         let mut buf = vec![0u8; e.len as usize];
         self.file
@@ -303,14 +327,7 @@ impl Run {
                 detail: format!("block {i} at offset {} fails its checksum", e.offset),
             });
         }
-        let entries: Vec<RunEntry> = crate::model::decode(&buf[8..], "run block")?;
-        let b = Arc::new(entries);
-        let mut cache = self.blocks.lock();
-        if cache.len() >= BLOCK_CACHE_BLOCKS {
-            cache.clear();
-        }
-        cache.insert(i, b.clone());
-        Ok(b)
+        crate::model::decode(&buf[8..], "run block")
     }
 
     /// All versions of `key`, oldest first.
@@ -357,6 +374,30 @@ impl Run {
             i += 1;
         }
         Ok(())
+    }
+
+    /// Every entry in key order, reading each block once (bypassing the block
+    /// cache, so that a merge does not evict what readers use).
+    pub fn entries(self: &Arc<Self>) -> impl Iterator<Item = Result<(Vec<u8>, Versions)>> {
+        let run = self.clone();
+        (0..self.index.len()).flat_map(move |i| {
+            let block: Vec<Result<(Vec<u8>, Versions)>> = match run.read_block(i) {
+                Ok(entries) => entries
+                    .into_iter()
+                    .map(|e| {
+                        Ok((
+                            e.key,
+                            e.versions
+                                .into_iter()
+                                .map(|(l, v)| (l, Arc::from(v)))
+                                .collect(),
+                        ))
+                    })
+                    .collect(),
+                Err(e) => vec![Err(e)],
+            };
+            block
+        })
     }
 
     /// Reads and checks every block.

@@ -1018,17 +1018,14 @@ impl Inner {
             if merged > 0 { "m" } else { "" },
             random_u64() as u32
         );
-        let entries = merge_versions(&inputs, &delta)?;
-        drop(delta);
         let new_meta = run::write_run(
             self.vfs.as_ref(),
             &runs_dir,
             &name,
             self.store_id,
             self.derived_version(),
-            entries.iter().map(|(k, v)| (k.as_slice(), v)),
+            merge_versions(&inputs, delta),
         )?;
-        drop(entries);
         let held = lock.acquire(self.opts.lock_timeout)?;
         let now = manifest::read(self.vfs.as_ref(), &self.dir)?;
         if now.generation != old.generation {
@@ -1167,30 +1164,42 @@ fn runs_to_merge(sizes: &[u64], max_runs: usize) -> usize {
     k.max((n + 1).saturating_sub(max_runs.max(1)))
 }
 
-/// All versions of every key in `runs` and the delta, merged.
-fn merge_versions(runs: &[Arc<Run>], mem: &MemTable) -> Result<BTreeMap<Vec<u8>, Versions>> {
-    if runs.is_empty() {
-        return Ok(mem.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
-    }
-    let mut out: BTreeMap<Vec<u8>, BTreeMap<u64, Arc<[u8]>>> = BTreeMap::new();
-    for r in runs {
-        r.scan_prefix(&[], |e| {
-            let slot = out.entry(e.key.clone()).or_default();
-            for (l, v) in &e.versions {
-                slot.insert(*l, Arc::from(v.as_slice()));
+type Entry = Result<(Vec<u8>, Versions)>;
+
+/// Every version of every key in `runs` (newest first, as a manifest lists them)
+/// and the delta, merged in key order as a stream: one block per run in memory,
+/// not the whole merge.
+fn merge_versions(runs: &[Arc<Run>], mem: MemTable) -> impl Iterator<Item = Entry> {
+    // Oldest source first, so concatenated versions come out in LSN order.
+    let mut sources: Vec<std::iter::Peekable<Box<dyn Iterator<Item = Entry>>>> = runs
+        .iter()
+        .rev()
+        .map(|r| (Box::new(r.entries()) as Box<dyn Iterator<Item = Entry>>).peekable())
+        .collect();
+    sources
+        .push((Box::new(mem.into_entries().map(Ok)) as Box<dyn Iterator<Item = Entry>>).peekable());
+    std::iter::from_fn(move || {
+        let mut min: Option<Vec<u8>> = None;
+        for s in sources.iter_mut() {
+            match s.peek() {
+                Some(Err(_)) => return s.next(),
+                Some(Ok((k, _))) if min.as_ref().is_none_or(|m| k < m) => min = Some(k.clone()),
+                _ => {}
             }
-        })?;
-    }
-    for (k, vs) in mem.iter() {
-        let slot = out.entry(k.clone()).or_default();
-        for (l, v) in vs {
-            slot.insert(*l, v.clone());
         }
-    }
-    Ok(out
-        .into_iter()
-        .map(|(k, vs)| (k, vs.into_iter().collect()))
-        .collect())
+        let key = min?;
+        let mut versions: Versions = Vec::new();
+        for s in sources.iter_mut() {
+            if matches!(s.peek(), Some(Ok((k, _))) if *k == key) {
+                if let Some(Ok((_, vs))) = s.next() {
+                    versions.extend(vs);
+                }
+            }
+        }
+        // Sources hold disjoint LSN ranges; keep the order strict regardless.
+        versions.dedup_by_key(|(l, _)| *l);
+        Some(Ok((key, versions)))
+    })
 }
 
 #[cfg(test)]
