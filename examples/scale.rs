@@ -6,10 +6,19 @@ use got::{Options, Props, Store, Value};
 use std::time::Instant;
 
 fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
     let tmp = tempfile::tempdir().unwrap();
-    let dir = std::env::args().nth(2).map(std::path::PathBuf::from).unwrap_or(tmp.path().join(".got"));
-    let opts = Options { create_if_missing: true, ..Options::default() };
+    let dir = std::env::args()
+        .nth(2)
+        .map(std::path::PathBuf::from)
+        .unwrap_or(tmp.path().join(".got"));
+    let opts = Options {
+        create_if_missing: true,
+        ..Options::default()
+    };
     let store = Store::open(&dir, opts.clone()).unwrap();
     let statuses = ["pending", "in_progress", "blocked", "completed"];
     let prios = ["low", "medium", "high", "critical"];
@@ -30,13 +39,21 @@ fn main() {
                     let mut p = Props::new();
                     p.insert("status".into(), statuses[rnd(4) as usize].into());
                     p.insert("priority".into(), prios[rnd(4) as usize].into());
-                    p.insert("labels".into(), Value::List(vec![labels[rnd(6) as usize].into()]));
+                    p.insert(
+                        "labels".into(),
+                        Value::List(vec![labels[rnd(6) as usize].into()]),
+                    );
                     p.insert("title".into(), format!("task number {i}").into());
                     tx.put(&format!("T-{i:08}"), "task", p)?;
                     for _ in 0..3 {
                         if i > 0 {
                             let to = format!("T-{:08}", rnd(i as u64));
-                            tx.add_edge(&format!("T-{i:08}"), "depends_on", &to, Default::default())?;
+                            tx.add_edge(
+                                &format!("T-{i:08}"),
+                                "depends_on",
+                                &to,
+                                Default::default(),
+                            )?;
                         }
                     }
                 }
@@ -49,18 +66,34 @@ fn main() {
     // Durable single-entity commits at this size.
     let t = Instant::now();
     for i in 0..200 {
-        store.transaction(|tx| tx.put(&format!("C-{i}"), "note", Props::new())).unwrap();
+        store
+            .transaction(|tx| tx.put(&format!("C-{i}"), "note", Props::new()))
+            .unwrap();
     }
     println!("durable commit at {n}: {:?} each", t.elapsed() / 200);
     drop(store);
     // A fresh handle (as a new process would): open + get one entity.
     let t = Instant::now();
-    let s = Store::open(&dir, Options { read_only: true, ..Options::default() }).unwrap();
+    let s = Store::open(
+        &dir,
+        Options {
+            read_only: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
     let e = s.get(&format!("T-{:08}", n / 2)).unwrap();
-    println!("fresh open + get by id: {:?} (found {})", t.elapsed(), e.is_some());
+    println!(
+        "fresh open + get by id: {:?} (found {})",
+        t.elapsed(),
+        e.is_some()
+    );
     let q = Query {
         kind: Some("task".into()),
-        filters: vec![Filter::Eq("status".into(), "pending".into()), Filter::Label("x".into())],
+        filters: vec![
+            Filter::Eq("status".into(), "pending".into()),
+            Filter::Label("x".into()),
+        ],
         limit: Some(20),
         ..Query::default()
     };
@@ -70,7 +103,10 @@ fn main() {
     for _ in 0..20 {
         let _ = q.run(&mut tx).unwrap();
     }
-    println!("20 pending tasks with label x (warm): {:?}", t.elapsed() / 20);
+    println!(
+        "20 pending tasks with label x (warm): {:?}",
+        t.elapsed() / 20
+    );
     let t = Instant::now();
     let r = got::ready::ready(&mut tx, Some(20)).unwrap();
     println!("top 20 ready: {:?} ({} found)", t.elapsed(), r.len());

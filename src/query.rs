@@ -227,9 +227,76 @@ impl Query {
         Ok(Some(set))
     }
 
+    /// The index prefix that can drive an id-ordered query: the first declared
+    /// equality, else a label, else the first text word, else the kind.
+    fn driving_prefix(&self, kind: &str) -> Vec<u8> {
+        for f in &self.filters {
+            match f {
+                Filter::Eq(p, v) if indexer::DEFAULT_DECLARED.contains(&p.as_str()) => {
+                    if let Some(prefix) = indexer::prop_prefix(kind, p, &index_value(v)) {
+                        return prefix;
+                    }
+                }
+                Filter::Label(l) => {
+                    let v = indexer::IndexValue::Str(l.clone());
+                    return indexer::prop_prefix(kind, "labels", &v).expect("a string");
+                }
+                _ => {}
+            }
+        }
+        for f in &self.filters {
+            if let Filter::Text(t) = f {
+                if let Some(w) = words(t).into_iter().next() {
+                    return indexer::word_prefix(kind, &w);
+                }
+            }
+        }
+        indexer::kind_prefix(kind)
+    }
+
+    /// Id order with a limit and nothing written by the transaction: walk one index
+    /// in id order (its keys end with the id) and stop at the limit.
+    fn run_in_index_order(
+        &self,
+        tx: &mut Transaction<'_>,
+        kind: &str,
+        limit: usize,
+    ) -> Result<Vec<Entity>> {
+        let mut out = Vec::with_capacity(limit.min(1024));
+        let prefix = self.driving_prefix(kind);
+        for key in tx.derived_iter(&prefix) {
+            if out.len() >= limit {
+                break;
+            }
+            let key = key?;
+            let Some(id) = indexer::id_of(&key) else {
+                continue;
+            };
+            if self.after.as_deref().is_some_and(|a| id <= a) {
+                continue;
+            }
+            if let Some(e) = tx.get(id)? {
+                if e.kind == kind && self.filters.iter().all(|f| f.matches(&e)) {
+                    out.push(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Runs the query in `tx`: candidates from the indexes when a kind is given
     /// (every filter is still checked on each candidate), else a scan.
     pub fn run(&self, tx: &mut Transaction<'_>) -> Result<Vec<Entity>> {
+        if let (Some(kind), Some(limit), SortKey::Id, false) = (
+            self.kind.as_deref(),
+            self.limit,
+            &self.sort,
+            self.descending,
+        ) {
+            if tx.written_ids().is_empty() {
+                return self.run_in_index_order(tx, kind, limit);
+            }
+        }
         let mut found: Vec<Entity> = match self.candidates(tx)? {
             Some(ids) => {
                 let mut v = Vec::with_capacity(ids.len());

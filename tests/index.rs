@@ -101,6 +101,8 @@ fn indexes_equal_a_rebuild_after_every_step_and_queries_equal_scans() {
                             vec![Value::Int(next(4) as i64), Value::Float(next(4) as f64)],
                         )],
                     },
+                    // With a limit, queries walk an index in id order and stop early.
+                    limit: (next(2) == 0).then(|| 1 + next(6) as usize),
                     ..Query::default()
                 };
                 let mut tx = procs[p].begin().unwrap();
@@ -112,6 +114,7 @@ fn indexes_equal_a_rebuild_after_every_step_and_queries_equal_scans() {
                     .into_iter()
                     .filter(|e| Some(e.kind.as_str()) == q.kind.as_deref())
                     .filter(|e| q.filters.iter().all(|f| f.matches(e)))
+                    .take(q.limit.unwrap_or(usize::MAX))
                     .collect();
                 assert_eq!(indexed, scanned, "{ctx}: {q:?}");
             }

@@ -376,6 +376,59 @@ impl Run {
         Ok(())
     }
 
+    /// The newest version at or below `lsn` of each key starting with `prefix`, in
+    /// key order, lazily: blocks are read (through the block cache) only as the
+    /// iteration reaches them, so a caller that stops early reads little.
+    pub fn iter_prefix(
+        self: &Arc<Self>,
+        prefix: &[u8],
+        lsn: u64,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, (u64, Arc<[u8]>))>> {
+        let run = self.clone();
+        let prefix = prefix.to_vec();
+        let mut block_i = self
+            .index
+            .partition_point(|e| e.last_key.as_slice() < prefix.as_slice());
+        let mut block: Option<Arc<Vec<RunEntry>>> = None;
+        let mut pos = 0usize;
+        let mut done = false;
+        std::iter::from_fn(move || loop {
+            if done {
+                return None;
+            }
+            if block.as_ref().is_none_or(|b| pos >= b.len()) {
+                if block.is_some() {
+                    block_i += 1;
+                }
+                if block_i >= run.index.len() {
+                    done = true;
+                    return None;
+                }
+                match run.block(block_i) {
+                    Ok(b) => block = Some(b),
+                    Err(e) => {
+                        done = true;
+                        return Some(Err(e));
+                    }
+                }
+                pos = 0;
+            }
+            let b = block.as_ref().expect("loaded");
+            let e = &b[pos];
+            pos += 1;
+            if e.key.as_slice() < prefix.as_slice() {
+                continue;
+            }
+            if !e.key.starts_with(&prefix) {
+                done = true;
+                return None;
+            }
+            if let Some((l, v)) = e.versions.iter().rev().find(|(l, _)| *l <= lsn) {
+                return Some(Ok((e.key.clone(), (*l, Arc::from(v.as_slice())))));
+            }
+        })
+    }
+
     /// Every entry in key order, reading each block once (bypassing the block
     /// cache, so that a merge does not evict what readers use).
     pub fn entries(self: &Arc<Self>) -> impl Iterator<Item = Result<(Vec<u8>, Versions)>> {

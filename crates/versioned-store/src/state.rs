@@ -57,6 +57,56 @@ impl State {
         Ok(out)
     }
 
+    /// Like [`State::scan_prefix`], but lazy: a k-way merge of the delta (copied:
+    /// it is small) and the runs (read block by block as reached), holding no lock,
+    /// so the caller may stop early and may read the state while iterating.
+    pub fn iter_prefix(
+        &self,
+        prefix: &[u8],
+        lsn: u64,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Version)>> + use<> {
+        type Src = std::iter::Peekable<Box<dyn Iterator<Item = Result<(Vec<u8>, Version)>>>>;
+        let mem: Vec<Result<(Vec<u8>, Version)>> = self
+            .mem
+            .prefix(prefix)
+            .filter_map(|(k, vs)| {
+                vs.iter()
+                    .rev()
+                    .find(|(l, _)| *l <= lsn)
+                    .map(|(l, v)| Ok((k.clone(), (*l, v.clone()))))
+            })
+            .collect();
+        // Newest source first: where keys tie, the first source's version wins.
+        let mut sources: Vec<Src> = vec![(Box::new(mem.into_iter())
+            as Box<dyn Iterator<Item = Result<(Vec<u8>, Version)>>>)
+            .peekable()];
+        for run in &self.runs {
+            sources.push(
+                (Box::new(run.iter_prefix(prefix, lsn)) as Box<dyn Iterator<Item = _>>).peekable(),
+            );
+        }
+        std::iter::from_fn(move || {
+            let mut min: Option<Vec<u8>> = None;
+            for s in sources.iter_mut() {
+                match s.peek() {
+                    Some(Err(_)) => return s.next(),
+                    Some(Ok((k, _))) if min.as_ref().is_none_or(|m| k < m) => min = Some(k.clone()),
+                    _ => {}
+                }
+            }
+            let key = min?;
+            let mut found = None;
+            for s in sources.iter_mut() {
+                if matches!(s.peek(), Some(Ok((k, _))) if *k == key) {
+                    if let Some(Ok(item)) = s.next() {
+                        found.get_or_insert(item);
+                    }
+                }
+            }
+            found.map(Ok)
+        })
+    }
+
     /// Every version of `key`, oldest first.
     pub fn history(&self, key: &[u8]) -> Result<Vec<Version>> {
         let mut out: BTreeMap<u64, Arc<[u8]>> = BTreeMap::new();

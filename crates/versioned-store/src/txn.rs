@@ -339,6 +339,21 @@ impl<'s> Transaction<'s> {
             .collect())
     }
 
+    /// Like [`Transaction::derived`], lazily and in key order: for queries that
+    /// stop after a few results.
+    pub fn derived_iter(&self, prefix: &[u8]) -> impl Iterator<Item = Result<Vec<u8>>> + use<> {
+        debug_assert_eq!(prefix.first(), Some(&b'x'));
+        self.store
+            .inner
+            .state
+            .read()
+            .iter_prefix(prefix, self.snapshot)
+            .filter_map(|r| match r {
+                Ok((k, (_, v))) => (&v[..] == crate::store::DERIVED_PRESENT).then_some(Ok(k)),
+                Err(e) => Some(Err(e)),
+            })
+    }
+
     /// Ids of the entities this transaction has written so far.
     pub fn written_ids(&self) -> Vec<String> {
         self.writes
