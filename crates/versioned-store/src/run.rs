@@ -383,7 +383,7 @@ impl Run {
         self: &Arc<Self>,
         prefix: &[u8],
         lsn: u64,
-    ) -> impl Iterator<Item = Result<(Vec<u8>, (u64, Arc<[u8]>))>> {
+    ) -> impl Iterator<Item = Result<(Vec<u8>, crate::state::Version)>> {
         let run = self.clone();
         let prefix = prefix.to_vec();
         let mut block_i = self
