@@ -1,16 +1,18 @@
 //! The indexes got keeps: the `indexer`'s entries, derived by the store as it
 //! applies every commit (see `versioned_store::Deriver`).
 
-use crate::{Entity, Value};
+use crate::{Direction, Entity, Value};
 use indexer::{Doc, IndexValue};
+use std::collections::BTreeSet;
 use std::sync::Arc;
+use versioned_store::StateView;
 
 /// Bumped whenever what is indexed, or how, changes: stores whose runs hold
 /// another version get their indexes rebuilt.
-pub const INDEX_VERSION: u32 = 1;
+pub const INDEX_VERSION: u32 = 2;
 
-/// Indexes by kind, by (kind, property, value) for the declared properties, and
-/// by title/description words.
+/// Indexes by kind, by (kind, property, value) for the declared properties, by
+/// title/description words, and the ready queue of tasks.
 #[derive(Debug)]
 pub struct IndexDeriver {
     declared: Vec<String>,
@@ -78,11 +80,104 @@ impl versioned_store::Deriver for IndexDeriver {
         _id: &str,
         old: Option<&Entity>,
         new: Option<&Entity>,
-    ) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    ) -> versioned_store::KeyChanges {
         let declared: Vec<&str> = self.declared.iter().map(String::as_str).collect();
         let (o, n) = (old.map(doc), new.map(doc));
         indexer::delta(o.as_ref(), n.as_ref(), &declared)
     }
+
+    /// Keeps the ready queue: a commit can change whether a task is ready by
+    /// changing the task, its `depends_on` edges, or the status of a task it
+    /// depends on; each such task's ready key is recomputed before and after.
+    fn transaction_applied(
+        &self,
+        view: &dyn StateView,
+        lsn: u64,
+        keys: &[Vec<u8>],
+    ) -> versioned_store::Result<versioned_store::KeyChanges> {
+        let mut affected = BTreeSet::new();
+        for k in keys {
+            match k.first() {
+                Some(b'e') => {
+                    let id = String::from_utf8_lossy(&k[1..]).into_owned();
+                    let status = |lsn| -> versioned_store::Result<Option<Value>> {
+                        Ok(view
+                            .entity(&id, lsn)?
+                            .and_then(|e| e.props.get("status").cloned()))
+                    };
+                    if status(lsn - 1)? != status(lsn)? {
+                        for at in [lsn - 1, lsn] {
+                            affected.extend(view.neighbors(
+                                &id,
+                                Direction::In,
+                                "depends_on",
+                                at,
+                            )?);
+                        }
+                    }
+                    affected.insert(id);
+                }
+                Some(b'o') => {
+                    if let Some((from, kind, _)) = versioned_store::model::edge_of_key(k) {
+                        if kind == "depends_on" {
+                            affected.insert(from);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let (mut removed, mut added) = (Vec::new(), Vec::new());
+        for t in affected {
+            let before = ready_key_at(view, &t, lsn - 1)?;
+            let after = ready_key_at(view, &t, lsn)?;
+            if before != after {
+                removed.extend(before);
+                added.extend(after);
+            }
+        }
+        Ok((removed, added))
+    }
+
+    fn all_cross_entries(
+        &self,
+        view: &dyn StateView,
+        lsn: u64,
+    ) -> versioned_store::Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        for id in view.entity_ids(lsn)? {
+            out.extend(ready_key_at(view, &id, lsn)?);
+        }
+        Ok(out)
+    }
+}
+
+/// The task's key in the ready queue as of `lsn`, if it is ready then: a pending,
+/// unassigned task whose every `depends_on` target is a completed task.
+fn ready_key_at(
+    view: &dyn StateView,
+    id: &str,
+    lsn: u64,
+) -> versioned_store::Result<Option<Vec<u8>>> {
+    let Some(t) = view.entity(id, lsn)? else {
+        return Ok(None);
+    };
+    if !crate::ready::is_ready_itself(&t) {
+        return Ok(None);
+    }
+    for d in view.neighbors(id, Direction::Out, "depends_on", lsn)? {
+        let done = view
+            .entity(&d, lsn)?
+            .is_some_and(|e| crate::ready::is_completed(&e));
+        if !done {
+            return Ok(None);
+        }
+    }
+    Ok(Some(indexer::ready_key(
+        crate::ready::priority_rank(&t),
+        t.created_at,
+        &t.id,
+    )))
 }
 
 /// The deriver `got` opens stores with.

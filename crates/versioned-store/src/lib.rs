@@ -19,7 +19,7 @@ pub use maintenance::{repair, verify, verify_with, DamageReport, RepairReport, V
 pub use model::{Edge, Entity};
 pub use store::{
     init, init_with, ChangeListener, CheckpointInfo, CommitInfo, ContentStats, Deriver, DiskStats,
-    HistoryEntry, Options, Store,
+    HistoryEntry, KeyChanges, Options, StateView, Store,
 };
 pub use txn::{Direction, Transaction};
 pub use value::{props, Props, Value};

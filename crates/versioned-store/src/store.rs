@@ -57,7 +57,90 @@ pub trait Deriver: Send + Sync + std::fmt::Debug {
         id: &str,
         old: Option<&crate::Entity>,
         new: Option<&crate::Entity>,
-    ) -> (Vec<Vec<u8>>, Vec<Vec<u8>>);
+    ) -> KeyChanges;
+
+    /// After a whole transaction was applied at `lsn` (`keys`: what it wrote),
+    /// keys to remove and add for entries that depend on several entities (a task
+    /// is ready only while its dependencies are completed). `view` reads the state
+    /// at any LSN, so `lsn - 1` is the state before.
+    fn transaction_applied(
+        &self,
+        view: &dyn StateView,
+        lsn: u64,
+        keys: &[Vec<u8>],
+    ) -> Result<KeyChanges> {
+        let _ = (view, lsn, keys);
+        Ok((Vec::new(), Vec::new()))
+    }
+
+    /// Every entry that spans entities, made afresh as of `lsn` (rebuilds, verify).
+    fn all_cross_entries(&self, view: &dyn StateView, lsn: u64) -> Result<Vec<Vec<u8>>> {
+        let _ = (view, lsn);
+        Ok(Vec::new())
+    }
+}
+
+/// Derived keys to remove and to add.
+pub type KeyChanges = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+
+/// Reads of the state at a given LSN, for derivers.
+pub trait StateView {
+    fn entity(&self, id: &str, lsn: u64) -> Result<Option<crate::Entity>>;
+    /// The other ends of `id`'s live edges of `kind` (out: targets; in: sources).
+    fn neighbors(
+        &self,
+        id: &str,
+        dir: crate::Direction,
+        kind: &str,
+        lsn: u64,
+    ) -> Result<Vec<String>>;
+    /// Ids of every live entity.
+    fn entity_ids(&self, lsn: u64) -> Result<Vec<String>>;
+}
+
+impl StateView for State {
+    fn entity(&self, id: &str, lsn: u64) -> Result<Option<crate::Entity>> {
+        match self.get(&model::entity_key(id), lsn)? {
+            Some((_, b)) => entity_of(id, Some(&b)),
+            None => Ok(None),
+        }
+    }
+    fn neighbors(
+        &self,
+        id: &str,
+        dir: crate::Direction,
+        kind: &str,
+        lsn: u64,
+    ) -> Result<Vec<String>> {
+        let tags: &[u8] = match dir {
+            crate::Direction::Out => b"o",
+            crate::Direction::In => b"i",
+            crate::Direction::Both => b"oi",
+        };
+        let mut out = Vec::new();
+        for &tag in tags {
+            let mut prefix = model::edge_prefix(tag, id);
+            prefix.extend_from_slice(kind.as_bytes());
+            prefix.push(0);
+            for (k, (_, v)) in self.scan_prefix(&prefix, lsn)? {
+                if model::decode::<EdgeRecord>(&v, "edge record")?.present {
+                    if let Some((_, _, _, other)) = model::split_edge_key(&k) {
+                        out.push(other);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+    fn entity_ids(&self, lsn: u64) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for (k, (_, v)) in self.scan_prefix(b"e", lsn)? {
+            if !model::decode::<EntityRecord>(&v, "entity record")?.deleted {
+                out.push(String::from_utf8_lossy(&k[1..]).into_owned());
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Value of a present derived key (an absent one is `DERIVED_ABSENT`).
@@ -760,6 +843,11 @@ impl Inner {
                     if lsn <= st.applied_lsn {
                         continue;
                     }
+                    let written: Vec<Vec<u8>> = if self.opts.deriver.is_some() {
+                        rec.writes.iter().map(|(k, _)| k.clone()).collect()
+                    } else {
+                        Vec::new()
+                    };
                     for (k, v) in rec.writes {
                         if k.first() == Some(&b'e') {
                             let id = String::from_utf8_lossy(&k[1..]).into_owned();
@@ -777,6 +865,15 @@ impl Inner {
                             changed.push(id);
                         }
                         st.mem.insert(k, lsn, Arc::from(v));
+                    }
+                    if let Some(d) = &self.opts.deriver {
+                        let (removed, added) = d.transaction_applied(&*st, lsn, &written)?;
+                        for k in removed {
+                            st.mem.insert(k, lsn, Arc::from(DERIVED_ABSENT));
+                        }
+                        for k in added {
+                            st.mem.insert(k, lsn, Arc::from(DERIVED_PRESENT));
+                        }
                     }
                     st.applied_lsn = lsn;
                 }
@@ -1133,6 +1230,7 @@ pub(crate) fn derive_all(
             out.extend(d.entity_changed(&id, None, Some(&e)).1);
         }
     }
+    out.extend(d.all_cross_entries(st, lsn)?);
     Ok(out)
 }
 
