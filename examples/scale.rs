@@ -110,4 +110,16 @@ fn main() {
     let t = Instant::now();
     let r = got::ready::ready(&mut tx, Some(20)).unwrap();
     println!("top 20 ready: {:?} ({} found)", t.elapsed(), r.len());
+    let t = Instant::now();
+    for _ in 0..20 {
+        let _ = got::ready::ready(&mut tx, Some(20)).unwrap();
+    }
+    println!("top 20 ready (warm): {:?}", t.elapsed() / 20);
+    drop(tx);
+    drop(s);
+    // A fresh handle asking for the next ready task, as `got query ready --limit 1`.
+    let t = Instant::now();
+    let s = Store::open(&dir, Options { read_only: true, ..Options::default() }).unwrap();
+    let next = got::ready::ready(&mut s.begin().unwrap(), Some(1)).unwrap();
+    println!("fresh open + next ready task: {:?} ({} found)", t.elapsed(), next.len());
 }
