@@ -119,7 +119,18 @@ fn main() {
     drop(s);
     // A fresh handle asking for the next ready task, as `got query ready --limit 1`.
     let t = Instant::now();
-    let s = Store::open(&dir, Options { read_only: true, ..Options::default() }).unwrap();
+    let s = Store::open(
+        &dir,
+        Options {
+            read_only: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
     let next = got::ready::ready(&mut s.begin().unwrap(), Some(1)).unwrap();
-    println!("fresh open + next ready task: {:?} ({} found)", t.elapsed(), next.len());
+    println!(
+        "fresh open + next ready task: {:?} ({} found)",
+        t.elapsed(),
+        next.len()
+    );
 }
