@@ -41,20 +41,7 @@ impl State {
 
     /// The newest version at or below `lsn` of every key starting with `prefix`.
     pub fn scan_prefix(&self, prefix: &[u8], lsn: u64) -> Result<BTreeMap<Vec<u8>, Version>> {
-        let mut out: BTreeMap<Vec<u8>, Version> = BTreeMap::new();
-        for run in self.runs.iter().rev() {
-            run.scan_prefix(prefix, |e| {
-                if let Some((l, v)) = e.versions.iter().rev().find(|(l, _)| *l <= lsn) {
-                    out.insert(e.key.clone(), (*l, Arc::from(v.as_slice())));
-                }
-            })?;
-        }
-        for (k, vs) in self.mem.prefix(prefix) {
-            if let Some((l, v)) = vs.iter().rev().find(|(l, _)| *l <= lsn) {
-                out.insert(k.clone(), (*l, v.clone()));
-            }
-        }
-        Ok(out)
+        self.iter_prefix(prefix, lsn).collect()
     }
 
     /// Like [`State::scan_prefix`], but lazy: a k-way merge of the delta (copied:

@@ -436,15 +436,7 @@ impl Store {
     /// (for a cache in front of the store, which refreshes once per read).
     pub fn get_applied(&self, id: &str) -> Result<Option<crate::Entity>> {
         model::check_id(id)?;
-        let v = self
-            .inner
-            .state
-            .read()
-            .get(&model::entity_key(id), u64::MAX)?;
-        match v {
-            Some((_, b)) => Ok(model::decode::<EntityRecord>(&b, "entity record")?.to_entity(id)),
-            None => Ok(None),
-        }
+        StateView::entity(&*self.inner.state.read(), id, u64::MAX)
     }
 
     /// Entities, optionally of one kind, in id order.
@@ -475,11 +467,7 @@ impl Store {
     /// The entity as it was at `lsn` (`None` if absent or deleted then).
     pub fn get_at(&self, id: &str, lsn: u64) -> Result<Option<crate::Entity>> {
         self.inner.catch_up()?;
-        let v = self.inner.state.read().get(&model::entity_key(id), lsn)?;
-        match v {
-            Some((_, b)) => Ok(model::decode::<EntityRecord>(&b, "entity record")?.to_entity(id)),
-            None => Ok(None),
-        }
+        StateView::entity(&*self.inner.state.read(), id, lsn)
     }
 
     /// Flushes the delta into a new run and retires WAL segments it covers;
@@ -494,8 +482,10 @@ impl Store {
         Ok(self.inner.state.read().applied_lsn)
     }
 
-    /// The last automatic-checkpoint failure, if any (commits stay durable; the
-    /// checkpoint is retried after the next commit).
+    /// The last failure of the work a commit does after it is durable (the
+    /// automatic checkpoint, or preallocating the next segment), if the latest
+    /// attempt failed. The commit itself stayed durable; both are retried after the
+    /// next commit.
     pub fn last_checkpoint_error(&self) -> Option<String> {
         self.inner.checkpoint_error.lock().clone()
     }
@@ -939,12 +929,15 @@ impl Inner {
     /// Lock-free catch-up to the published durable LSN.
     pub(crate) fn catch_up(&self) -> Result<()> {
         let mut rd = self.reader.lock();
-        if self.wal.published()?.generation != rd.generation {
+        let published = self.wal.published()?;
+        if published.generation != rd.generation {
             self.reload(&mut rd)?;
         }
         for _ in 0..20 {
             let mut frames = Vec::new();
-            let stop = self.wal.read_committed(&mut rd.cursor, &mut frames)?;
+            let stop = self
+                .wal
+                .read_committed(published.lsn, &mut rd.cursor, &mut frames)?;
             self.apply(&mut rd, frames)?;
             if stop != ScanStop::MissingSegment {
                 return Ok(());
@@ -960,17 +953,20 @@ impl Inner {
         let mut rd = self.reader.lock();
         // DURABLE is not synced, so a power loss may leave it garbled: the lock
         // holder then asks CURRENT directly, and recovery rewrites DURABLE.
-        let fresh = match self.wal.published() {
-            Ok(p) => p.generation == rd.generation,
+        let published = match self.wal.published() {
+            Ok(p) => Some(p),
             Err(e @ wal::Error::TooNew { .. }) => return Err(e.into()),
-            Err(_) => false,
+            Err(_) => None,
         };
-        if !fresh {
+        if published.is_none_or(|p| p.generation != rd.generation) {
             self.reload(&mut rd)?;
         }
+        let published_lsn = published.map(|p| p.lsn);
         for _ in 0..20 {
             let mut frames = Vec::new();
-            let complete = self.wal.recover(held, &mut rd.cursor, &mut frames)?;
+            let complete = self
+                .wal
+                .recover(held, &mut rd.cursor, &mut frames, published_lsn)?;
             self.apply(&mut rd, frames)?;
             if complete {
                 return Ok(rd.cursor);

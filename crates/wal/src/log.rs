@@ -272,6 +272,18 @@ impl Wal {
         }
     }
 
+    /// A segment that must exist (the cursor is in it), with its path.
+    fn existing_segment(&self, segment: u64) -> Result<(PathBuf, Arc<dyn VfsFile>)> {
+        let path = self.segment_path(segment);
+        match self.segment_file(segment)? {
+            Some(f) => Ok((path, f)),
+            None => Err(Error::BadFile {
+                file: path,
+                detail: "segment vanished while in use".into(),
+            }),
+        }
+    }
+
     /// A cursor just after `after_lsn` (a checkpoint LSN, or 0 for the start).
     pub fn position(&self, after_lsn: u64) -> Result<Cursor> {
         let segs = segment::list_segments(self.vfs.as_ref(), &self.wal_dir)?;
@@ -408,10 +420,15 @@ impl Wal {
         }
     }
 
-    /// Lock-free catch-up: frames from `cur` up to the published durable LSN. Stops
-    /// quietly at anything invalid (only the lock holder classifies damage).
-    pub fn read_committed(&self, cur: &mut Cursor, out: &mut Vec<Frame>) -> Result<ScanStop> {
-        let durable = self.durable.read()?.lsn;
+    /// Lock-free catch-up: frames from `cur` up to `durable` (the LSN the caller
+    /// read from [`Wal::published`]). Stops quietly at a torn-looking end; damage
+    /// proven by later durable frames is an error.
+    pub fn read_committed(
+        &self,
+        durable: u64,
+        cur: &mut Cursor,
+        out: &mut Vec<Frame>,
+    ) -> Result<ScanStop> {
         if cur.last_lsn() >= durable {
             return Ok(ScanStop::Bound);
         }
@@ -442,12 +459,15 @@ impl Wal {
     /// after `cur` (other processes' commits, or a dead writer's unsynced batch, which
     /// is synced here before anything acts on it), cuts a torn tail into
     /// `quarantine/`, refuses mid-log damage, and publishes `DURABLE`.
+    /// `published` is what the caller read from `DURABLE` under the lock (`None` if
+    /// it did not validate: a power loss can garble it, as it is never synced).
     /// Returns `false` if `cur`'s segment was retired (reload from CURRENT first).
     pub fn recover(
         &self,
         _held: &LockHeld,
         cur: &mut Cursor,
         out: &mut Vec<Frame>,
+        published: Option<u64>,
     ) -> Result<bool> {
         self.check_poisoned()?;
         let mut stop = self.scan(cur, None, out, usize::MAX)?;
@@ -494,13 +514,6 @@ impl Wal {
             }
         }
         let last = cur.last_lsn();
-        // A DURABLE garbled by a power loss (it is never synced) reads as None and
-        // is rewritten below.
-        let published = match self.durable.read() {
-            Ok(p) => Some(p.lsn),
-            Err(e @ Error::TooNew { .. }) => return Err(e),
-            Err(_) => None,
-        };
         if published.is_none_or(|p| last > p) && self.opts.durability == Durability::Immediate {
             // Frames a dead writer wrote but may not have synced: make them durable
             // before anything (our own commit included) builds on them.
@@ -576,13 +589,7 @@ impl Wal {
     /// Reads the bytes from `cur` to the segment's end. `None` when all are zero and
     /// no later segment exists (a clean end of log).
     fn find_damage(&self, cur: &Cursor, reason: &str) -> Result<Option<(Damage, Vec<u8>)>> {
-        let path = self.segment_path(cur.segment);
-        let file = self
-            .segment_file(cur.segment)?
-            .ok_or_else(|| Error::BadFile {
-                file: path.clone(),
-                detail: "segment vanished during recovery".into(),
-            })?;
+        let (path, file) = self.existing_segment(cur.segment)?;
         let seg_len = file.len().at(&path)?;
         let start = cur.offset.max(SEGMENT_HEADER_BYTES).min(seg_len);
         let mut rest = vec![0u8; (seg_len - start) as usize];
@@ -704,18 +711,11 @@ impl Wal {
 
     /// For `got repair --truncate-at-corruption`: moves the damaged frame and all
     /// after it to `quarantine/`, zeroes, syncs, publishes `DURABLE`.
-    pub fn truncate_at(&self, held: &LockHeld, d: &Damage) -> Result<()> {
-        let _ = held;
-        let path = &d.file;
-        let file = self
-            .segment_file(d.segment)?
-            .ok_or_else(|| Error::BadFile {
-                file: path.clone(),
-                detail: "segment vanished".into(),
-            })?;
-        let seg_len = file.len().at(path)?;
+    pub fn truncate_at(&self, _held: &LockHeld, d: &Damage) -> Result<()> {
+        let (path, file) = self.existing_segment(d.segment)?;
+        let seg_len = file.len().at(&path)?;
         let mut rest = vec![0u8; (seg_len - d.offset) as usize];
-        file.read_exact_at(&mut rest, d.offset).at(path)?;
+        file.read_exact_at(&mut rest, d.offset).at(&path)?;
         let n = rest.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
         rest.truncate(n);
         self.cut(d, &rest)?;
@@ -759,13 +759,8 @@ impl Wal {
         if len > max {
             return Err(Error::FrameTooLarge { size: len, max });
         }
-        let mut file = self
-            .segment_file(cur.segment)?
-            .ok_or_else(|| Error::BadFile {
-                file: self.segment_path(cur.segment),
-                detail: "current segment is missing".into(),
-            })?;
-        let seg_len = file.len().at(&self.segment_path(cur.segment))?;
+        let (seg_path, mut file) = self.existing_segment(cur.segment)?;
+        let seg_len = file.len().at(&seg_path)?;
         if cur.offset + len as u64 + eos_len > seg_len {
             file = self.rotate(cur, &file)?;
         }
@@ -803,21 +798,12 @@ impl Wal {
         cur.next_lsn += count as u64;
         // DURABLE is a visibility hint; recovery republishes it, so a failed publish
         // does not change the (durable) outcome of this commit.
-        if let Err(e) = self.publish_unchecked(cur.last_lsn()) {
-            self.deep_checked.store(false, Ordering::SeqCst);
-            let _ = e;
-        }
+        let _ = self.publish_unchecked(cur.last_lsn());
         Ok(first)
     }
 
     fn rewrite_header(&self, cur: &mut Cursor) -> Result<()> {
-        let path = self.segment_path(cur.segment);
-        let file = self
-            .segment_file(cur.segment)?
-            .ok_or_else(|| Error::BadFile {
-                file: path.clone(),
-                detail: "segment vanished during recovery".into(),
-            })?;
+        let (path, file) = self.existing_segment(cur.segment)?;
         let size = file.len().at(&path)?;
         file.write_at(
             &segment::encode_header(&self.store_id, cur.segment, size),
