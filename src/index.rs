@@ -30,6 +30,38 @@ impl Default for IndexDeriver {
 }
 
 impl IndexDeriver {
+    /// got's indexes with `extra` properties indexed by (kind, property, value)
+    /// besides the defaults ([`indexer::DEFAULT_DECLARED`]), for queries that
+    /// filter on them:
+    ///
+    /// ```
+    /// use got::index::IndexDeriver;
+    /// use std::sync::Arc;
+    /// let opts = got::Options {
+    ///     deriver: Some(Arc::new(IndexDeriver::with_declared(["component"]))),
+    ///     create_if_missing: true,
+    ///     ..got::Options::default()
+    /// };
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = got::Store::open(dir.path().join(".got"), opts).unwrap();
+    /// ```
+    ///
+    /// Every process that opens the store should declare the same set (the `got`
+    /// CLI declares the defaults): the set is part of the indexes' version, so a
+    /// process with another set rebuilds the indexes from the entities when it
+    /// opens the store (correct, with a warning, but a scan of the whole store).
+    pub fn with_declared<S: Into<String>>(extra: impl IntoIterator<Item = S>) -> IndexDeriver {
+        let mut d = IndexDeriver::default();
+        for p in extra {
+            let p = p.into();
+            if !d.declared.contains(&p) {
+                d.declared.push(p);
+            }
+        }
+        d
+    }
+
+    /// The properties indexed by (kind, property, value).
     pub fn declared(&self) -> &[String] {
         &self.declared
     }
@@ -72,8 +104,24 @@ fn doc(e: &Entity) -> Doc<'_> {
 }
 
 impl versioned_store::Deriver for IndexDeriver {
+    /// [`INDEX_VERSION`] with the defaults; with other declared properties, a
+    /// checksum of the version and the sorted set (high bit set, so it never
+    /// equals a plain version).
     fn version(&self) -> u32 {
-        INDEX_VERSION
+        let mut set: Vec<&str> = self.declared.iter().map(String::as_str).collect();
+        set.sort_unstable();
+        let mut default: Vec<&str> = indexer::DEFAULT_DECLARED.to_vec();
+        default.sort_unstable();
+        if set == default {
+            return INDEX_VERSION;
+        }
+        let mut h = crc32fast::Hasher::new();
+        h.update(&INDEX_VERSION.to_le_bytes());
+        for p in set {
+            h.update(p.as_bytes());
+            h.update(&[0]);
+        }
+        h.finalize() | 1 << 31
     }
     fn entity_changed(
         &self,
@@ -178,6 +226,12 @@ fn ready_key_at(
         t.created_at,
         &t.id,
     )))
+}
+
+/// The store's deriver, if it is an [`IndexDeriver`].
+pub fn deriver_of(store: &versioned_store::Store) -> Option<&IndexDeriver> {
+    let d: &dyn std::any::Any = store.options().deriver.as_deref()?;
+    d.downcast_ref::<IndexDeriver>()
 }
 
 /// The deriver `got` opens stores with.

@@ -38,7 +38,7 @@ pub mod ready;
 mod store;
 
 pub use cache::CacheStats;
-pub use store::{verify, EntityCache, Store};
+pub use store::{verify, verify_indexes, EntityCache, Store};
 
 /// The store internals (formats, runs, manifest).
 pub use versioned_store;

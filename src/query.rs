@@ -165,7 +165,8 @@ impl Query {
         let Some(kind) = self.kind.as_deref() else {
             return Ok(None);
         };
-        let declared = |p: &str| indexer::DEFAULT_DECLARED.contains(&p);
+        let declared_list = declared_props(tx);
+        let declared = |p: &str| declared_list.iter().any(|d| d == p);
         let ids = |tx: &mut Transaction<'_>, prefix: Vec<u8>| -> Result<BTreeSet<String>> {
             Ok(tx
                 .derived(&prefix)?
@@ -227,55 +228,72 @@ impl Query {
         Ok(Some(set))
     }
 
-    /// The index prefix that can drive an id-ordered query: the first declared
-    /// equality, else a label, else the first text word, else the kind.
-    fn driving_prefix(&self, kind: &str) -> Vec<u8> {
+    /// Index prefixes that answer the filters, as a conjunction of unions: an id
+    /// matches every filter the indexes can answer when, for each inner list, it is
+    /// under one of its prefixes. An equality or label is one prefix, an `In` one
+    /// prefix per value, a text filter one list per word. Empty: only the kind.
+    fn index_conjuncts(&self, kind: &str, declared: &dyn Fn(&str) -> bool) -> Vec<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
         for f in &self.filters {
             match f {
-                Filter::Eq(p, v) if indexer::DEFAULT_DECLARED.contains(&p.as_str()) => {
+                Filter::Eq(p, v) if declared(p) => {
                     if let Some(prefix) = indexer::prop_prefix(kind, p, &index_value(v)) {
-                        return prefix;
+                        out.push(vec![prefix]);
+                    }
+                }
+                Filter::In(p, vs) if declared(p) => {
+                    let prefixes: Option<Vec<Vec<u8>>> = vs
+                        .iter()
+                        .map(|v| indexer::prop_prefix(kind, p, &index_value(v)))
+                        .collect();
+                    if let Some(prefixes) = prefixes {
+                        out.push(prefixes);
                     }
                 }
                 Filter::Label(l) => {
                     let v = indexer::IndexValue::Str(l.clone());
-                    return indexer::prop_prefix(kind, "labels", &v).expect("a string");
+                    out.push(vec![
+                        indexer::prop_prefix(kind, "labels", &v).expect("a string")
+                    ]);
+                }
+                Filter::Text(t) => {
+                    for w in words(t) {
+                        out.push(vec![indexer::word_prefix(kind, &w)]);
+                    }
                 }
                 _ => {}
             }
         }
-        for f in &self.filters {
-            if let Filter::Text(t) = f {
-                if let Some(w) = words(t).into_iter().next() {
-                    return indexer::word_prefix(kind, &w);
-                }
-            }
+        if out.is_empty() {
+            out.push(vec![indexer::kind_prefix(kind)]);
         }
-        indexer::kind_prefix(kind)
+        out
     }
 
-    /// Id order with a limit and nothing written by the transaction: walk one index
-    /// in id order (its keys end with the id) and stop at the limit.
+    /// Id order with a limit and nothing written by the transaction: every index
+    /// that answers a filter is walked in id order (its keys end with the id) and
+    /// the walks are intersected, so only ids that pass every indexed filter are
+    /// read, and the walk stops at the limit.
     fn run_in_index_order(
         &self,
         tx: &mut Transaction<'_>,
         kind: &str,
         limit: usize,
     ) -> Result<Vec<Entity>> {
+        let declared = declared_props(tx);
+        let is_declared = |p: &str| declared.iter().any(|d| d == p);
+        let mut streams: Vec<IdStream> = self
+            .index_conjuncts(kind, &is_declared)
+            .into_iter()
+            .map(|prefixes| IdStream::new(tx, prefixes))
+            .collect();
         let mut out = Vec::with_capacity(limit.min(1024));
-        let prefix = self.driving_prefix(kind);
-        for key in tx.derived_iter(&prefix) {
-            if out.len() >= limit {
+        let floor = self.after.clone().unwrap_or_default();
+        while out.len() < limit {
+            let Some(id) = intersect_next(&mut streams, &floor)? else {
                 break;
-            }
-            let key = key?;
-            let Some(id) = indexer::id_of(&key) else {
-                continue;
             };
-            if self.after.as_deref().is_some_and(|a| id <= a) {
-                continue;
-            }
-            if let Some(e) = tx.get(id)? {
+            if let Some(e) = tx.get(&id)? {
                 if e.kind == kind && self.filters.iter().all(|f| f.matches(&e)) {
                     out.push(e);
                 }
@@ -329,6 +347,122 @@ impl Query {
             found.truncate(l);
         }
         Ok(found)
+    }
+}
+
+/// The properties the store's indexes cover: those of its [`IndexDeriver`], or
+/// none when it is opened with another deriver (queries then read every entity of
+/// the kind, and stay right).
+fn declared_props(tx: &Transaction<'_>) -> Vec<String> {
+    crate::index::deriver_of(tx.store())
+        .map(|d| d.declared().to_vec())
+        .unwrap_or_default()
+}
+
+type KeyIter = Box<dyn Iterator<Item = Result<Vec<u8>>>>;
+
+/// The ids under any of some index prefixes, ascending, each once: a merge of one
+/// lazy walk per prefix.
+struct IdStream {
+    /// Each walk with the length of its prefix: the id is what follows it.
+    walks: Vec<(std::iter::Peekable<KeyIter>, usize)>,
+    head: Option<String>,
+    started: bool,
+}
+
+impl IdStream {
+    fn new(tx: &Transaction<'_>, prefixes: Vec<Vec<u8>>) -> IdStream {
+        IdStream {
+            walks: prefixes
+                .into_iter()
+                .map(|p| {
+                    (
+                        (Box::new(tx.derived_iter(&p)) as KeyIter).peekable(),
+                        p.len(),
+                    )
+                })
+                .collect(),
+            head: None,
+            started: false,
+        }
+    }
+
+    /// The current id (after `advance` was called at least once).
+    fn advance(&mut self) -> Result<()> {
+        self.started = true;
+        let mut min: Option<String> = None;
+        for (w, prefix_len) in self.walks.iter_mut() {
+            loop {
+                match w.peek() {
+                    None => break,
+                    Some(Err(_)) => {
+                        return Err(w.next().expect("peeked").expect_err("an error"));
+                    }
+                    Some(Ok(k)) => {
+                        // Keys under a prefix end with the id (see `indexer`).
+                        let Some(id) = k
+                            .get(*prefix_len..)
+                            .and_then(|b| std::str::from_utf8(b).ok())
+                        else {
+                            w.next();
+                            continue;
+                        };
+                        if self.head.as_deref().is_some_and(|h| id <= h) {
+                            w.next();
+                            continue;
+                        }
+                        if min.as_deref().is_none_or(|m| id < m) {
+                            min = Some(id.to_string());
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        self.head = min;
+        Ok(())
+    }
+
+    /// Moves to the first id at or above `target` (strictly above when `strict`).
+    fn seek(&mut self, target: &str, strict: bool) -> Result<()> {
+        if !self.started {
+            self.advance()?;
+        }
+        while let Some(h) = self.head.as_deref() {
+            if h > target || (!strict && h == target) {
+                break;
+            }
+            self.advance()?;
+        }
+        Ok(())
+    }
+}
+
+/// The next id above `floor` (and above the last one returned) present in every
+/// stream: each stream is moved up to the largest head until all agree.
+fn intersect_next(streams: &mut [IdStream], floor: &str) -> Result<Option<String>> {
+    let first = &mut streams[0];
+    let prev = first.head.clone();
+    match prev {
+        Some(p) if first.started => first.seek(&p, true)?,
+        _ => first.seek(floor, true)?,
+    }
+    let Some(mut target) = streams[0].head.clone() else {
+        return Ok(None);
+    };
+    'again: loop {
+        for s in streams.iter_mut() {
+            s.seek(&target, false)?;
+            match s.head.as_deref() {
+                None => return Ok(None),
+                Some(h) if h != target => {
+                    target = h.to_string();
+                    continue 'again;
+                }
+                _ => {}
+            }
+        }
+        return Ok(Some(target));
     }
 }
 

@@ -72,7 +72,17 @@ fn with_indexes(mut opts: Options) -> Options {
 /// Checks a store like [`versioned_store::verify`], and its indexes against a
 /// rebuild from the entities.
 pub fn verify(vfs: Arc<dyn wal::Vfs>, dir: &Path) -> Result<versioned_store::VerifyReport> {
-    versioned_store::verify_with(vfs, dir, Some(crate::index::default_deriver()))
+    verify_indexes(vfs, dir, crate::index::default_deriver())
+}
+
+/// [`verify`] for a store whose indexes are `deriver`'s (declared properties
+/// beyond the defaults, see [`crate::index::IndexDeriver::with_declared`]).
+pub fn verify_indexes(
+    vfs: Arc<dyn wal::Vfs>,
+    dir: &Path,
+    deriver: Arc<crate::index::IndexDeriver>,
+) -> Result<versioned_store::VerifyReport> {
+    versioned_store::verify_with(vfs, dir, Some(deriver))
 }
 
 impl Store {

@@ -405,20 +405,20 @@ impl Run {
                     return None;
                 }
                 match run.block(block_i) {
-                    Ok(b) => block = Some(b),
+                    Ok(b) => {
+                        // The first block may start below the prefix.
+                        pos = b.partition_point(|e| e.key.as_slice() < prefix.as_slice());
+                        block = Some(b);
+                    }
                     Err(e) => {
                         done = true;
                         return Some(Err(e));
                     }
                 }
-                pos = 0;
             }
             let b = block.as_ref().expect("loaded");
             let e = &b[pos];
             pos += 1;
-            if e.key.as_slice() < prefix.as_slice() {
-                continue;
-            }
             if !e.key.starts_with(&prefix) {
                 done = true;
                 return None;

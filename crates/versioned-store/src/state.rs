@@ -52,8 +52,9 @@ impl State {
         prefix: &[u8],
         lsn: u64,
     ) -> impl Iterator<Item = Result<(Vec<u8>, Version)>> + use<> {
-        type Src = std::iter::Peekable<Box<dyn Iterator<Item = Result<(Vec<u8>, Version)>>>>;
-        let mem: Vec<Result<(Vec<u8>, Version)>> = self
+        type Item = Result<(Vec<u8>, Version)>;
+        type Src = Box<dyn Iterator<Item = Item>>;
+        let mem: Vec<Item> = self
             .mem
             .prefix(prefix)
             .filter_map(|(k, vs)| {
@@ -64,33 +65,41 @@ impl State {
             })
             .collect();
         // Newest source first: where keys tie, the first source's version wins.
-        let mut sources: Vec<Src> = vec![(Box::new(mem.into_iter())
-            as Box<dyn Iterator<Item = Result<(Vec<u8>, Version)>>>)
-            .peekable()];
+        let mut sources: Vec<Src> = vec![Box::new(mem.into_iter())];
         for run in &self.runs {
-            sources.push(
-                (Box::new(run.iter_prefix(prefix, lsn)) as Box<dyn Iterator<Item = _>>).peekable(),
-            );
+            sources.push(Box::new(run.iter_prefix(prefix, lsn)));
         }
+        // Each source's next entry, so the merge compares keys without copying them.
+        let mut heads: Vec<Option<Item>> = sources.iter_mut().map(|s| s.next()).collect();
         std::iter::from_fn(move || {
-            let mut min: Option<Vec<u8>> = None;
-            for s in sources.iter_mut() {
-                match s.peek() {
-                    Some(Err(_)) => return s.next(),
-                    Some(Ok((k, _))) if min.as_ref().is_none_or(|m| k < m) => min = Some(k.clone()),
-                    _ => {}
-                }
-            }
-            let key = min?;
-            let mut found = None;
-            for s in sources.iter_mut() {
-                if matches!(s.peek(), Some(Ok((k, _))) if *k == key) {
-                    if let Some(Ok(item)) = s.next() {
-                        found.get_or_insert(item);
+            let mut min: Option<usize> = None;
+            for i in 0..heads.len() {
+                match &heads[i] {
+                    Some(Err(_)) => return heads[i].take(),
+                    Some(Ok((k, _))) => {
+                        let smaller = match min.map(|m| &heads[m]) {
+                            Some(Some(Ok((mk, _)))) => k < mk,
+                            _ => true,
+                        };
+                        if smaller {
+                            min = Some(i);
+                        }
                     }
+                    None => {}
                 }
             }
-            found.map(Ok)
+            let m = min?;
+            let found = std::mem::replace(&mut heads[m], sources[m].next());
+            let Some(Ok(found)) = found else {
+                unreachable!("a head holding a key");
+            };
+            // Older versions of the same key in the other sources are shadowed.
+            for (h, s) in heads.iter_mut().zip(sources.iter_mut()) {
+                while matches!(h, Some(Ok((k, _))) if *k == found.0) {
+                    *h = s.next();
+                }
+            }
+            Some(Ok(found))
         })
     }
 

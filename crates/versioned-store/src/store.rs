@@ -46,7 +46,7 @@ pub struct Options {
 /// this crate (by the `got` layer, with the `indexer`). Derived entries are never
 /// logged: every process derives them as it applies commits, and checkpoints write
 /// them into runs with the entities.
-pub trait Deriver: Send + Sync + std::fmt::Debug {
+pub trait Deriver: Send + Sync + std::fmt::Debug + std::any::Any {
     /// Which derived data this is; runs record it, and a store whose runs hold
     /// another version has its derived entries rebuilt from the entities.
     fn version(&self) -> u32;
@@ -1296,48 +1296,6 @@ fn merge_versions(runs: &[Arc<Run>], mem: MemTable) -> impl Iterator<Item = Entr
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::runs_to_merge;
-
-    #[test]
-    fn merging_is_size_tiered_and_keeps_the_run_count_bounded() {
-        // Under the limit: only the delta is written.
-        assert_eq!(runs_to_merge(&[10, 100, 1000], 8), 1);
-        // Similar sizes merge even under the limit.
-        assert_eq!(runs_to_merge(&[10, 10, 1000], 8), 2);
-        // Over it: small new runs merge, the big old one is left alone.
-        assert_eq!(runs_to_merge(&[10, 10, 20, 1000], 3), 3);
-        // Over it, with nothing size-similar: merge just enough.
-        assert_eq!(runs_to_merge(&[1, 100, 10_000, 1_000_000], 3), 2);
-        // Everything similar: merge it all.
-        assert_eq!(runs_to_merge(&[5, 5, 5, 5], 3), 4);
-    }
-
-    #[test]
-    fn repeated_checkpoints_rewrite_far_less_than_everything() {
-        // Simulate 1,000 checkpoints of equal deltas: the bytes rewritten stay
-        // near n log2 n, not n^2, and the run count near log2 n.
-        let mut runs: Vec<u64> = Vec::new();
-        let mut written = 0u64;
-        for _ in 0..1000 {
-            let mut sizes = vec![1u64];
-            sizes.extend(&runs);
-            let k = runs_to_merge(&sizes, 16);
-            let merged: u64 = sizes[..k].iter().sum();
-            written += merged;
-            runs = std::iter::once(merged)
-                .chain(runs[k - 1..].iter().copied())
-                .collect();
-            assert!(runs.len() <= 11, "{} runs: {runs:?}", runs.len());
-        }
-        assert!(
-            written < 1000 * 12,
-            "rewrote {written} units for 1000 deltas"
-        );
-    }
-}
-
 /// The newest value of `key` as of the batch so far: own writes, then earlier
 /// members of the batch, then the state.
 fn latest(
@@ -1528,4 +1486,46 @@ pub(crate) fn encode_record(
             .map(|(k, v)| (k.clone(), v.to_vec()))
             .collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs_to_merge;
+
+    #[test]
+    fn merging_is_size_tiered_and_keeps_the_run_count_bounded() {
+        // Under the limit: only the delta is written.
+        assert_eq!(runs_to_merge(&[10, 100, 1000], 8), 1);
+        // Similar sizes merge even under the limit.
+        assert_eq!(runs_to_merge(&[10, 10, 1000], 8), 2);
+        // Over it: small new runs merge, the big old one is left alone.
+        assert_eq!(runs_to_merge(&[10, 10, 20, 1000], 3), 3);
+        // Over it, with nothing size-similar: merge just enough.
+        assert_eq!(runs_to_merge(&[1, 100, 10_000, 1_000_000], 3), 2);
+        // Everything similar: merge it all.
+        assert_eq!(runs_to_merge(&[5, 5, 5, 5], 3), 4);
+    }
+
+    #[test]
+    fn repeated_checkpoints_rewrite_far_less_than_everything() {
+        // Simulate 1,000 checkpoints of equal deltas: the bytes rewritten stay
+        // near n log2 n, not n^2, and the run count near log2 n.
+        let mut runs: Vec<u64> = Vec::new();
+        let mut written = 0u64;
+        for _ in 0..1000 {
+            let mut sizes = vec![1u64];
+            sizes.extend(&runs);
+            let k = runs_to_merge(&sizes, 16);
+            let merged: u64 = sizes[..k].iter().sum();
+            written += merged;
+            runs = std::iter::once(merged)
+                .chain(runs[k - 1..].iter().copied())
+                .collect();
+            assert!(runs.len() <= 11, "{} runs: {runs:?}", runs.len());
+        }
+        assert!(
+            written < 1000 * 12,
+            "rewrote {written} units for 1000 deltas"
+        );
+    }
 }

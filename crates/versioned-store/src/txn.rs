@@ -354,6 +354,11 @@ impl<'s> Transaction<'s> {
             })
     }
 
+    /// The store this transaction reads and commits to.
+    pub fn store(&self) -> &'s Store {
+        self.store
+    }
+
     /// Ids of the entities this transaction has written so far.
     pub fn written_ids(&self) -> Vec<String> {
         self.writes
