@@ -170,3 +170,141 @@ fn a_store_whose_runs_hold_no_indexes_gets_them_rebuilt() {
     assert_eq!(q.run(&mut s.begin().unwrap()).unwrap().len(), 10);
     indexes_healthy(&vfs, "after the checkpoint");
 }
+
+/// A damaged index block is never trusted: verify names it (exit 7 from the CLI),
+/// readers rebuild the indexes from the entities with a warning and answer
+/// exactly as before, and the next checkpoint rewrites the run without it.
+#[test]
+fn a_damaged_index_block_is_rebuilt_from_the_entities_with_a_warning() {
+    use got::versioned_store::{manifest, run::Run};
+    use got::wal::RealVfs;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(".got");
+    let store = Store::open(
+        &dir,
+        Options {
+            create_if_missing: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let labels = ["wal", "cli", "x"];
+    store
+        .transaction(|tx| {
+            for i in 0..1500 {
+                let mut p = Props::new();
+                p.insert("status".into(), ["pending", "completed"][i % 2].into());
+                p.insert("labels".into(), Value::List(vec![labels[i % 3].into()]));
+                p.insert("title".into(), format!("task {i} of the torn tail").into());
+                tx.put(&format!("t{i:05}"), "task", p)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    store.checkpoint().unwrap();
+    let queries = [
+        Query {
+            kind: Some("task".into()),
+            filters: vec![
+                Filter::Eq("status".into(), "pending".into()),
+                Filter::Label("x".into()),
+            ],
+            limit: Some(20),
+            ..Query::default()
+        },
+        Query {
+            kind: Some("task".into()),
+            filters: vec![Filter::Text("torn".into())],
+            ..Query::default()
+        },
+    ];
+    let answers = |s: &Store| -> Vec<Vec<String>> {
+        let mut tx = s.begin().unwrap();
+        let mut out: Vec<Vec<String>> = queries
+            .iter()
+            .map(|q| q.run(&mut tx).unwrap().into_iter().map(|e| e.id).collect())
+            .collect();
+        out.push(
+            got::ready::ready(&mut tx, Some(50))
+                .unwrap()
+                .into_iter()
+                .map(|e| e.id)
+                .collect(),
+        );
+        out
+    };
+    let before = answers(&store);
+    assert_eq!(before[0].len(), 20);
+    assert_eq!(before[1].len(), 1500);
+    drop(store);
+
+    // Damage one block that holds only index entries.
+    let m = manifest::read(&RealVfs, &dir).unwrap();
+    assert_eq!(m.runs.len(), 1);
+    let run = Run::open(&RealVfs, &dir.join("runs"), &m.runs[0], m.store_id).unwrap();
+    let spans = run.block_spans();
+    assert!(spans.iter().any(|s| !s.2), "some blocks hold entities");
+    let (off, len, _) = *spans
+        .iter()
+        .rev()
+        .find(|s| s.2)
+        .expect("an index-only block");
+    let path = run.path().to_path_buf();
+    drop(run);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[(off + len as u64 / 2) as usize] ^= 0x20;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let rep = got::verify(Arc::new(RealVfs), &dir).unwrap();
+    assert!(!rep.healthy());
+    assert!(
+        rep.findings
+            .iter()
+            .any(|f| f.contains("index entries only")),
+        "{:?}",
+        rep.findings
+    );
+    let got_cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_got"))
+            .arg("--store")
+            .arg(&dir)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert_eq!(got_cli(&["verify"]).status.code(), Some(7));
+
+    // A reader: the same answers, and a warning that says what happened.
+    let o = got_cli(&[
+        "entity", "list", "--kind", "task", "--text", "torn", "--json",
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning") && stderr.contains("damaged"),
+        "{stderr}"
+    );
+    let store = Store::open(&dir, Options::default()).unwrap();
+    assert_eq!(answers(&store), before);
+    // Commits after the rebuild keep the indexes right.
+    store
+        .transaction(|tx| {
+            let mut p = Props::new();
+            p.insert("status".into(), "pending".into());
+            p.insert("labels".into(), Value::List(vec!["x".into()]));
+            tx.put("a0000", "task", p)
+        })
+        .unwrap();
+    let now = answers(&store);
+    assert_eq!(now[0][0], "a0000");
+    assert_eq!(now[0][1..], before[0][..19]);
+
+    // The checkpoint rewrites the run from entities and rebuilt indexes.
+    store.checkpoint().unwrap();
+    assert!(!path.exists(), "the damaged run is retired");
+    drop(store);
+    let rep = got::verify(Arc::new(RealVfs), &dir).unwrap();
+    assert!(rep.healthy(), "{:?}", rep.findings);
+    let o = got_cli(&["entity", "list", "--kind", "task", "--text", "torn"]);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("warning"));
+}

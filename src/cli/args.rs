@@ -93,6 +93,8 @@ pub enum EntityCmd {
     /// Repeating --where on one property matches any of its values; different
     /// properties must all match. Page on with --after set to the last id shown.
     List {
+        /// Only entities of this kind (answered from the indexes; without it,
+        /// every entity is read).
         #[arg(long)]
         kind: Option<String>,
         /// PROP=VALUE; VALUE is JSON when it parses (2, true, "x"), else a string.
@@ -208,6 +210,7 @@ pub enum EdgeCmd {
     /// The edges of an entity.
     List {
         id: String,
+        /// Only edges of this kind, e.g. `depends_on`.
         #[arg(long)]
         kind: Option<String>,
         #[arg(long, value_enum, default_value_t = Dir::Both)]

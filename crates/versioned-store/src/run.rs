@@ -9,11 +9,16 @@
 //!   16 16  store id
 //!   32  8  min LSN held (u64 LE)
 //!   40  8  max LSN held (u64 LE)
-//!   48 12  reserved, zero
+//!   48  4  first derived block + 1 (u32 LE): blocks from it on hold only derived
+//!          keys ('x'), so a damaged one loses nothing that cannot be rebuilt;
+//!          0: none, or a run written before this field (then a block is known
+//!          to be derived-only when the block before it ends with a derived key)
+//!   52  8  reserved, zero
 //!   60  4  crc32 of bytes [0, 60)
 //! blocks, each: len:u32 LE  crc32(payload):u32 LE  payload = postcard(Vec<RunEntry>)
 //!   RunEntry = { key: bytes, versions: [(lsn: u64, value: bytes)] oldest first }
-//!   keys ascend across the whole file; a block holds about 32 KiB
+//!   keys ascend across the whole file; a block holds about 32 KiB; the first
+//!   derived key starts a new block
 //! index: postcard(Vec<IndexEntry { last_key: bytes, offset: u64, len: u32 }>)
 //! footer (48 bytes)
 //!    0  8  index offset      8  8  index length     16  8  key count
@@ -29,6 +34,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use wal::{OpenMode, Vfs, VfsFile};
 
@@ -38,6 +44,8 @@ const HEADER_BYTES: u64 = 64;
 const FOOTER_BYTES: u64 = 48;
 const BLOCK_TARGET_BYTES: usize = 32 << 10;
 const BLOCK_CACHE_BLOCKS: usize = 256;
+/// The first byte of every derived key (index entries).
+const DERIVED_TAG: u8 = b'x';
 
 #[derive(Serialize)]
 struct RunEntryRef<'a> {
@@ -113,12 +121,21 @@ pub fn write_run(
             block.clear();
             Ok(e)
         };
+        let mut first_derived_block: Option<usize> = None;
         for item in entries {
             let (key, versions) = item?;
             assert!(
                 last_key.as_deref().is_none_or(|k| k < key.as_slice()),
                 "run keys must ascend"
             );
+            if first_derived_block.is_none() && key.first() == Some(&DERIVED_TAG) {
+                // Derived keys never share a block with entities or edges.
+                if !block.is_empty() {
+                    index.push(flush(&mut w, &mut block)?);
+                    block_bytes = 0;
+                }
+                first_derived_block = Some(index.len());
+            }
             keys += 1;
             for (l, v) in &versions {
                 min_lsn = min_lsn.min(*l);
@@ -159,6 +176,8 @@ pub fn write_run(
         h[16..32].copy_from_slice(&store_id);
         h[32..40].copy_from_slice(&min_lsn.to_le_bytes());
         h[40..48].copy_from_slice(&max_lsn.to_le_bytes());
+        let derived_from = first_derived_block.map_or(0, |b| b as u32 + 1);
+        h[48..52].copy_from_slice(&derived_from.to_le_bytes());
         let crc = crc32fast::hash(&h[0..60]);
         h[60..64].copy_from_slice(&crc.to_le_bytes());
         f.write_at(&h, 0).map_err(io_at(&tmp))?;
@@ -233,6 +252,11 @@ pub struct Run {
     path: PathBuf,
     file: Arc<dyn VfsFile>,
     index: Vec<IndexEntry>,
+    /// Header field: the first derived-only block + 1 (0: not recorded).
+    derived_from: u32,
+    /// Set when a derived-only block failed its checks: this run's derived keys
+    /// are no longer read, and the store rebuilds them from the entities.
+    derived_damaged: AtomicBool,
     blocks: Mutex<HashMap<usize, Arc<Vec<RunEntry>>>>,
 }
 
@@ -295,6 +319,8 @@ impl Run {
             path,
             file,
             index,
+            derived_from: u32::from_le_bytes(h[48..52].try_into().unwrap()),
+            derived_damaged: AtomicBool::new(false),
             blocks: Mutex::new(HashMap::new()),
         })
     }
@@ -312,8 +338,44 @@ impl Run {
         Ok(b)
     }
 
-    /// Reads block `i` from the file and checks it.
+    /// Whether block `i` holds only derived keys (index entries).
+    pub fn derived_only(&self, i: usize) -> bool {
+        if self.derived_from > 0 {
+            return i + 1 >= self.derived_from as usize;
+        }
+        i > 0 && self.index[i - 1].last_key.first() == Some(&DERIVED_TAG)
+    }
+
+    /// Whether a derived-only block of this run was found damaged.
+    pub fn derived_damaged(&self) -> bool {
+        self.derived_damaged.load(Ordering::Acquire)
+    }
+
+    /// Each block's position in the file: `(offset, length, derived_only)`, for
+    /// tools and tests that inspect or damage runs.
+    pub fn block_spans(&self) -> Vec<(u64, u32, bool)> {
+        (0..self.index.len())
+            .map(|i| {
+                (
+                    self.index[i].offset,
+                    self.index[i].len,
+                    self.derived_only(i),
+                )
+            })
+            .collect()
+    }
+
+    /// Reads block `i` from the file and checks it. A derived-only block that
+    /// fails marks the run's derived keys damaged (see [`Run::derived_damaged`]).
     fn read_block(&self, i: usize) -> Result<Vec<RunEntry>> {
+        let r = self.read_block_unmarked(i);
+        if r.is_err() && self.derived_only(i) {
+            self.derived_damaged.store(true, Ordering::Release);
+        }
+        r
+    }
+
+    fn read_block_unmarked(&self, i: usize) -> Result<Vec<RunEntry>> {
         let e = &self.index[i];
         let mut buf = vec![0u8; e.len as usize];
         self.file
@@ -322,16 +384,29 @@ impl Run {
         let len = u32::from_le_bytes(buf[0..4].try_into().unwrap()) as usize;
         let crc = u32::from_le_bytes(buf[4..8].try_into().unwrap());
         if len + 8 != buf.len() || crc32fast::hash(&buf[8..]) != crc {
+            let what = if self.derived_only(i) {
+                "index block"
+            } else {
+                "block"
+            };
             return Err(Error::CorruptFile {
                 file: self.path.clone(),
-                detail: format!("block {i} at offset {} fails its checksum", e.offset),
+                detail: format!("{what} {i} at offset {} fails its checksum", e.offset),
             });
         }
         crate::model::decode(&buf[8..], "run block")
     }
 
+    /// Whether `key` is a derived key this run no longer answers for.
+    fn shunned(&self, key: &[u8]) -> bool {
+        key.first() == Some(&DERIVED_TAG) && self.derived_damaged()
+    }
+
     /// All versions of `key`, oldest first.
     pub fn get(&self, key: &[u8]) -> Result<Option<StoredVersions>> {
+        if self.shunned(key) {
+            return Ok(None);
+        }
         let i = self.index.partition_point(|e| e.last_key.as_slice() < key);
         if i >= self.index.len() {
             return Ok(None);
@@ -345,6 +420,9 @@ impl Run {
     /// The newest version of `key` at or below `lsn` (without copying the others:
     /// a hot key may have a long history).
     pub fn get_at(&self, key: &[u8], lsn: u64) -> Result<Option<(u64, Vec<u8>)>> {
+        if self.shunned(key) {
+            return Ok(None);
+        }
         let i = self.index.partition_point(|e| e.last_key.as_slice() < key);
         if i >= self.index.len() {
             return Ok(None);
@@ -360,10 +438,10 @@ impl Run {
         let mut i = self
             .index
             .partition_point(|e| e.last_key.as_slice() < prefix);
-        while i < self.index.len() {
+        while i < self.index.len() && !(self.derived_damaged() && self.derived_only(i)) {
             let b = self.block(i)?;
             for e in b.iter() {
-                if e.key.as_slice() < prefix {
+                if e.key.as_slice() < prefix || self.shunned(&e.key) {
                     continue;
                 }
                 if !e.key.starts_with(prefix) {
@@ -400,7 +478,9 @@ impl Run {
                 if block.is_some() {
                     block_i += 1;
                 }
-                if block_i >= run.index.len() {
+                if block_i >= run.index.len()
+                    || (run.derived_damaged() && run.derived_only(block_i))
+                {
                     done = true;
                     return None;
                 }
@@ -423,6 +503,9 @@ impl Run {
                 done = true;
                 return None;
             }
+            if run.shunned(&e.key) {
+                continue;
+            }
             if let Some((l, v)) = e.versions.iter().rev().find(|(l, _)| *l <= lsn) {
                 return Some(Ok((e.key.clone(), (*l, Arc::from(v.as_slice())))));
             }
@@ -430,13 +513,19 @@ impl Run {
     }
 
     /// Every entry in key order, reading each block once (bypassing the block
-    /// cache, so that a merge does not evict what readers use).
+    /// cache, so that a merge does not evict what readers use). Once the run's
+    /// derived keys are damaged, they are left out (the store rebuilt them).
     pub fn entries(self: &Arc<Self>) -> impl Iterator<Item = Result<(Vec<u8>, Versions)>> {
         let run = self.clone();
+        let skip_derived = self.derived_damaged();
         (0..self.index.len()).flat_map(move |i| {
+            if skip_derived && run.derived_only(i) {
+                return Vec::new();
+            }
             let block: Vec<Result<(Vec<u8>, Versions)>> = match run.read_block(i) {
                 Ok(entries) => entries
                     .into_iter()
+                    .filter(|e| !(skip_derived && e.key.first() == Some(&DERIVED_TAG)))
                     .map(|e| {
                         Ok((
                             e.key,

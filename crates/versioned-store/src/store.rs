@@ -472,8 +472,14 @@ impl Store {
 
     /// Flushes the delta into a new run and retires WAL segments it covers;
     /// compacts when there are too many runs.
+    ///
+    /// A merge that meets a damaged index block rebuilds the indexes from the
+    /// entities and checkpoints again, leaving the damaged blocks behind.
     pub fn checkpoint(&self) -> Result<CheckpointInfo> {
-        self.inner.checkpoint()
+        match self.inner.checkpoint() {
+            Err(_) if self.inner.heal_derived()? => self.inner.checkpoint(),
+            r => r,
+        }
     }
 
     /// The highest LSN this handle has applied.
@@ -772,6 +778,16 @@ impl Inner {
         }
     }
 
+    /// After a read failed: when the failure was a damaged index block (the run
+    /// marked itself), rebuilds the derived entries and says so (`true`: retry).
+    pub(crate) fn heal_derived(&self) -> Result<bool> {
+        if !self.state.read().runs.iter().any(|r| r.derived_damaged()) {
+            return Ok(false);
+        }
+        self.rebuild_derived_if_stale()?;
+        Ok(true)
+    }
+
     fn derived_version(&self) -> u32 {
         self.opts.deriver.as_ref().map_or(0, |d| d.version())
     }
@@ -781,12 +797,22 @@ impl Inner {
     /// the delta, at the checkpoint LSN. The next checkpoint merges every run, so
     /// the rebuilt entries become part of the runs. Logged as a warning on stderr:
     /// it costs a scan of the store.
+    ///
+    /// The same when a run's index blocks were found damaged: that run's derived
+    /// keys are no longer read, and the rebuild puts the full set in the delta;
+    /// the next checkpoint merges every run, leaving the damaged blocks behind.
     fn rebuild_derived_if_stale(&self) -> Result<()> {
         let Some(d) = &self.opts.deriver else {
             return Ok(());
         };
         let mut st = self.state.write();
-        if st.runs.iter().all(|r| r.derived_version == d.version()) {
+        let damaged: Vec<String> = st
+            .runs
+            .iter()
+            .filter(|r| r.derived_damaged())
+            .map(|r| r.meta.name.clone())
+            .collect();
+        if damaged.is_empty() && st.runs.iter().all(|r| r.derived_version == d.version()) {
             return Ok(());
         }
         let ckpt = st.manifest.checkpoint_lsn;
@@ -805,7 +831,13 @@ impl Inner {
                 added += 1;
             }
         }
-        if added + removed > 0 {
+        if !damaged.is_empty() {
+            eprintln!(
+                "got: warning: index blocks of run {} in {} are damaged; rebuilt {added} index entries from the entities (the next checkpoint rewrites the run)",
+                damaged.join(", "),
+                self.dir.display()
+            );
+        } else if added + removed > 0 {
             eprintln!(
                 "got: warning: rebuilt {added} index entries (and dropped {removed} stale ones) in {}: runs without current indexes; the next checkpoint stores them",
                 self.dir.display()
@@ -1087,7 +1119,7 @@ impl Inner {
             let merge = if st
                 .runs
                 .iter()
-                .any(|r| r.derived_version != self.derived_version())
+                .any(|r| r.derived_version != self.derived_version() || r.derived_damaged())
             {
                 st.runs.len() + 1
             } else {

@@ -325,33 +325,54 @@ impl<'s> Transaction<'s> {
     /// Derived keys (indexes, tag `x`) under `prefix` that are present as of the
     /// snapshot. They reflect committed entities only, not this transaction's own
     /// writes (see [`Transaction::written_ids`]); not part of the read set.
+    ///
+    /// Derived keys are never trusted past their checks: a damaged index block
+    /// makes the store rebuild the indexes from the entities (with a warning) and
+    /// the read is answered from the rebuild.
     pub fn derived(&mut self, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
-        debug_assert_eq!(prefix.first(), Some(&b'x'));
-        Ok(self
-            .store
-            .inner
-            .state
-            .read()
-            .scan_prefix(prefix, self.snapshot)?
-            .into_iter()
-            .filter(|(_, (_, v))| &v[..] == crate::store::DERIVED_PRESENT)
-            .map(|(k, _)| k)
-            .collect())
+        self.derived_iter(prefix).collect()
     }
 
     /// Like [`Transaction::derived`], lazily and in key order: for queries that
     /// stop after a few results.
     pub fn derived_iter(&self, prefix: &[u8]) -> impl Iterator<Item = Result<Vec<u8>>> + use<> {
         debug_assert_eq!(prefix.first(), Some(&b'x'));
-        self.store
-            .inner
-            .state
-            .read()
-            .iter_prefix(prefix, self.snapshot)
-            .filter_map(|r| match r {
-                Ok((k, (_, v))) => (&v[..] == crate::store::DERIVED_PRESENT).then_some(Ok(k)),
-                Err(e) => Some(Err(e)),
-            })
+        type Walk = Box<dyn Iterator<Item = Result<(Vec<u8>, crate::state::Version)>>>;
+        let store = self.store.clone();
+        let (prefix, snapshot) = (prefix.to_vec(), self.snapshot);
+        let walk = move |store: &Store, prefix: &[u8]| -> Walk {
+            Box::new(store.inner.state.read().iter_prefix(prefix, snapshot))
+        };
+        let mut inner = walk(&store, &prefix);
+        // The last key met, so a walk restarted after a rebuild resumes past it.
+        let mut last: Option<Vec<u8>> = None;
+        let mut healed = false;
+        std::iter::from_fn(move || loop {
+            match inner.next()? {
+                Ok((k, (_, v))) => {
+                    if last.as_ref().is_some_and(|l| k <= *l) {
+                        continue;
+                    }
+                    last = Some(k.clone());
+                    if &v[..] == crate::store::DERIVED_PRESENT {
+                        return Some(Ok(k));
+                    }
+                }
+                Err(e) => {
+                    if healed {
+                        return Some(Err(e));
+                    }
+                    match store.inner.heal_derived() {
+                        Ok(true) => {
+                            healed = true;
+                            inner = walk(&store, &prefix);
+                        }
+                        Ok(false) => return Some(Err(e)),
+                        Err(e2) => return Some(Err(e2)),
+                    }
+                }
+            }
+        })
     }
 
     /// The store this transaction reads and commits to.
