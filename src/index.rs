@@ -201,7 +201,7 @@ impl versioned_store::Deriver for IndexDeriver {
 }
 
 /// The task's key in the ready queue as of `lsn`, if it is ready then: a pending,
-/// unassigned task whose every `depends_on` target is a completed task.
+/// unassigned task whose every `depends_on` target has status `completed` (of any kind).
 fn ready_key_at(
     view: &dyn StateView,
     id: &str,

@@ -177,13 +177,13 @@ impl Query {
         let mut best: Option<BTreeSet<String>> = None;
         for f in &self.filters {
             let found = match f {
-                Filter::Eq(p, v) if declared(p) => {
+                Filter::Eq(p, v) if declared(p) && indexed_value(v) => {
                     match indexer::prop_prefix(kind, p, &index_value(v)) {
                         Some(prefix) => Some(ids(tx, prefix)?),
                         None => None,
                     }
                 }
-                Filter::In(p, vs) if declared(p) => {
+                Filter::In(p, vs) if declared(p) && vs.iter().all(indexed_value) => {
                     let mut all = BTreeSet::new();
                     let mut ok = true;
                     for v in vs {
@@ -236,12 +236,12 @@ impl Query {
         let mut out = Vec::new();
         for f in &self.filters {
             match f {
-                Filter::Eq(p, v) if declared(p) => {
+                Filter::Eq(p, v) if declared(p) && indexed_value(v) => {
                     if let Some(prefix) = indexer::prop_prefix(kind, p, &index_value(v)) {
                         out.push(vec![prefix]);
                     }
                 }
-                Filter::In(p, vs) if declared(p) => {
+                Filter::In(p, vs) if declared(p) && vs.iter().all(indexed_value) => {
                     let prefixes: Option<Vec<Vec<u8>>> = vs
                         .iter()
                         .map(|v| indexer::prop_prefix(kind, p, &index_value(v)))
@@ -348,6 +348,12 @@ impl Query {
         }
         Ok(found)
     }
+}
+
+/// Whether the index can answer "equals `v`": not for null, which a missing
+/// property also equals but which the index has no entry for.
+fn indexed_value(v: &Value) -> bool {
+    !matches!(v, Value::Null)
 }
 
 /// The properties the store's indexes cover: those of its [`IndexDeriver`], or

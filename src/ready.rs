@@ -37,7 +37,7 @@ fn unassigned(e: &Entity) -> bool {
         || e.props.get("assignee").and_then(Value::as_str) == Some("")
 }
 
-/// Whether every `depends_on` target of `id` is a completed task.
+/// Whether every `depends_on` target of `id` has status `completed` (of any kind).
 pub fn dependencies_done(tx: &mut Transaction<'_>, id: &str) -> Result<bool> {
     for e in tx.edges(id, Direction::Out, Some("depends_on"))? {
         let done = tx.get(&e.to)?.is_some_and(|t| is_completed(&t));

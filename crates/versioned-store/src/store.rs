@@ -527,14 +527,16 @@ impl Store {
         self.inner.catch_up()?;
         let st = self.inner.state.read();
         let mut out = ContentStats::default();
-        for (k, (_, v)) in st.scan_prefix(b"e", u64::MAX)? {
+        // Streamed, not collected: memory stays flat however large the store.
+        for item in st.iter_prefix(b"e", u64::MAX) {
+            let (_, (_, v)) = item?;
             let r: EntityRecord = model::decode(&v, "entity record")?;
             if !r.deleted {
                 *out.entities_by_kind.entry(r.kind).or_default() += 1;
             }
-            let _ = k;
         }
-        for (k, (_, v)) in st.scan_prefix(b"o", u64::MAX)? {
+        for item in st.iter_prefix(b"o", u64::MAX) {
+            let (k, (_, v)) = item?;
             if model::decode::<EdgeRecord>(&v, "edge record")?.present {
                 if let Some((_, kind, _)) = model::edge_of_key(&k) {
                     *out.edges_by_kind.entry(kind).or_default() += 1;
