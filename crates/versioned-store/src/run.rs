@@ -32,9 +32,8 @@ use crate::error::{io_at, Error, Result};
 use crate::memtable::Versions;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use wal::{OpenMode, Vfs, VfsFile};
 
@@ -43,7 +42,9 @@ pub const RUN_FORMAT_VERSION: u32 = 1;
 const HEADER_BYTES: u64 = 64;
 const FOOTER_BYTES: u64 = 48;
 const BLOCK_TARGET_BYTES: usize = 32 << 10;
-const BLOCK_CACHE_BLOCKS: usize = 256;
+/// What the decoded blocks of every run open in the process may hold, counted as
+/// twice their bytes on disk (decoding adds about that much in allocations).
+pub const BLOCK_CACHE_BYTES: usize = 16 << 20;
 /// The first byte of every derived key (index entries).
 const DERIVED_TAG: u8 = b'x';
 
@@ -257,8 +258,35 @@ pub struct Run {
     /// Set when a derived-only block failed its checks: this run's derived keys
     /// are no longer read, and the store rebuilds them from the entities.
     derived_damaged: AtomicBool,
-    blocks: Mutex<HashMap<usize, Arc<Vec<RunEntry>>>>,
+    /// This open run's key in the block cache.
+    uid: u64,
 }
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        self.forget_blocks();
+    }
+}
+
+type Block = Arc<Vec<RunEntry>>;
+
+/// Decoded blocks of every open run in the process, least recently used dropped
+/// first: memory for reads stays within [`BLOCK_CACHE_BYTES`] however many runs
+/// and however large the store.
+struct BlockCache {
+    /// (run uid, block number) → (decoded block, its cost in bytes).
+    lru: lru::LruCache<(u64, usize), (Block, usize)>,
+    bytes: usize,
+}
+
+static BLOCK_CACHE: std::sync::LazyLock<Mutex<BlockCache>> = std::sync::LazyLock::new(|| {
+    Mutex::new(BlockCache {
+        lru: lru::LruCache::unbounded(),
+        bytes: 0,
+    })
+});
+
+static NEXT_RUN_UID: AtomicU64 = AtomicU64::new(1);
 
 impl Run {
     pub fn open(vfs: &dyn Vfs, runs_dir: &Path, meta: &RunMeta, store_id: [u8; 16]) -> Result<Run> {
@@ -321,21 +349,38 @@ impl Run {
             index,
             derived_from: u32::from_le_bytes(h[48..52].try_into().unwrap()),
             derived_damaged: AtomicBool::new(false),
-            blocks: Mutex::new(HashMap::new()),
+            uid: NEXT_RUN_UID.fetch_add(1, Ordering::Relaxed),
         })
     }
 
     fn block(&self, i: usize) -> Result<Arc<Vec<RunEntry>>> {
-        if let Some(b) = self.blocks.lock().get(&i) {
+        if let Some((b, _)) = BLOCK_CACHE.lock().lru.get(&(self.uid, i)) {
             return Ok(b.clone());
         }
         let b = Arc::new(self.read_block(i)?);
-        let mut cache = self.blocks.lock();
-        if cache.len() >= BLOCK_CACHE_BLOCKS {
-            cache.clear();
+        let cost = 2 * self.index[i].len as usize;
+        let mut cache = BLOCK_CACHE.lock();
+        if let Some((_, old)) = cache.lru.put((self.uid, i), (b.clone(), cost)) {
+            cache.bytes -= old;
         }
-        cache.insert(i, b.clone());
+        cache.bytes += cost;
+        while cache.bytes > BLOCK_CACHE_BYTES {
+            let Some((_, (_, c))) = cache.lru.pop_lru() else {
+                break;
+            };
+            cache.bytes -= c;
+        }
         Ok(b)
+    }
+
+    /// Drops this run's blocks from the block cache.
+    fn forget_blocks(&self) {
+        let mut cache = BLOCK_CACHE.lock();
+        for i in 0..self.index.len() {
+            if let Some((_, c)) = cache.lru.pop(&(self.uid, i)) {
+                cache.bytes -= c;
+            }
+        }
     }
 
     /// Whether block `i` holds only derived keys (index entries).
@@ -542,13 +587,12 @@ impl Run {
         })
     }
 
-    /// Reads and checks every block.
+    /// Reads and checks every block (bypassing the block cache).
     pub fn verify(&self) -> Result<()> {
         let mut keys = 0u64;
         for i in 0..self.index.len() {
-            keys += self.block(i)?.len() as u64;
+            keys += self.read_block(i)?.len() as u64;
         }
-        self.blocks.lock().clear();
         if keys != self.meta.keys {
             return Err(Error::CorruptFile {
                 file: self.path.clone(),
