@@ -36,6 +36,7 @@ pub mod json;
 pub mod query;
 pub mod ready;
 mod store;
+pub mod tasks;
 
 pub use cache::CacheStats;
 pub use store::{verify, verify_indexes, EntityCache, Store};

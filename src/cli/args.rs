@@ -22,8 +22,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
     /// Who is acting, recorded on every write (default: $GOT_AGENT, else the user name).
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, value_name = "NAME", env = "GOT_AGENT")]
     pub agent: Option<String>,
+    /// Print only ids (one a line), for scripts.
+    #[arg(long, short, global = true, conflicts_with = "json")]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -60,6 +63,18 @@ pub enum Command {
     /// Explain damage in the WAL; with --truncate-at-corruption, move the damaged
     /// frame and everything after it to quarantine/.
     Repair(RepairArgs),
+    /// Tasks: create, list, claim, start, complete, block, depend.
+    #[command(subcommand)]
+    Task(TaskCmd),
+    /// The ready queue: pending, unassigned tasks whose dependencies are all
+    /// completed, by priority, then age.
+    Ready {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Tasks that cannot proceed: blocked by hand (with reasons), and pending tasks
+    /// waiting on open dependencies (with what they wait on).
+    Blocked,
 }
 
 #[derive(Args, Debug)]
@@ -215,5 +230,162 @@ pub enum EdgeCmd {
         kind: Option<String>,
         #[arg(long, value_enum, default_value_t = Dir::Both)]
         direction: Dir,
+    },
+}
+
+/// Task fields shared by `create` and `update`.
+#[derive(Args, Debug, Default)]
+pub struct TaskFields {
+    /// critical, high, medium (the default for new tasks) or low.
+    #[arg(long)]
+    pub priority: Option<String>,
+    /// arch, feature, bugfix, test, docs, refactor, debt, devex, security or
+    /// performance.
+    #[arg(long)]
+    pub category: Option<String>,
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Estimated hours of work.
+    #[arg(long, value_name = "HOURS")]
+    pub estimate: Option<f64>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TaskCmd {
+    /// Create a task; prints its id.
+    #[command(
+        after_help = "Example:\n  got task create \"Cut the torn tail\" --priority high --label wal --depends-on T-4k2m"
+    )]
+    Create {
+        title: String,
+        #[command(flatten)]
+        fields: TaskFields,
+        /// A label (repeatable).
+        #[arg(long = "label", value_name = "LABEL")]
+        labels: Vec<String>,
+        /// A task this one waits for (repeatable).
+        #[arg(long = "depends-on", value_name = "ID")]
+        depends_on: Vec<String>,
+        /// A task that waits for this one (repeatable): it gets a depends_on edge.
+        #[arg(long, value_name = "ID")]
+        blocks: Vec<String>,
+        /// The parent task.
+        #[arg(long, value_name = "ID")]
+        parent: Option<String>,
+        /// The sprint this task is part of.
+        #[arg(long, value_name = "ID")]
+        sprint: Option<String>,
+        /// The epic this task is part of.
+        #[arg(long, value_name = "ID")]
+        epic: Option<String>,
+    },
+    /// List tasks (id order), from the indexes.
+    List {
+        /// pending, in_progress, blocked or completed (repeatable: any of them).
+        #[arg(long)]
+        status: Vec<String>,
+        /// Repeatable: any of them.
+        #[arg(long)]
+        priority: Vec<String>,
+        #[arg(long)]
+        category: Option<String>,
+        /// Repeatable: all of them.
+        #[arg(long)]
+        label: Vec<String>,
+        #[arg(long)]
+        assignee: Option<String>,
+        /// Only the ready queue (as `got ready`).
+        #[arg(long, conflicts_with_all = ["status", "blocked"])]
+        ready: bool,
+        /// Only tasks that cannot proceed (as `got blocked`).
+        #[arg(long)]
+        blocked: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Start after this id (the last one of the previous page).
+        #[arg(long, value_name = "ID")]
+        after: Option<String>,
+    },
+    /// One task with its dependencies, dependents, notes and history count.
+    Show { id: String },
+    /// Start work: in progress, assigned to you.
+    Start { id: String },
+    /// Complete a task.
+    Complete {
+        id: String,
+        /// What went well, what did not.
+        #[arg(long)]
+        retrospective: Option<String>,
+    },
+    /// Block a task by hand.
+    Block {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Unblock a task blocked by hand.
+    Unblock { id: String },
+    /// Change fields of a task.
+    Update {
+        id: String,
+        #[arg(long)]
+        title: Option<String>,
+        #[command(flatten)]
+        fields: TaskFields,
+        /// Add a label (repeatable).
+        #[arg(long = "add-label", value_name = "LABEL")]
+        add_labels: Vec<String>,
+        /// Remove a label (repeatable).
+        #[arg(long = "remove-label", value_name = "LABEL")]
+        remove_labels: Vec<String>,
+        /// Refuse (exit 4) unless the task is at this version.
+        #[arg(long, value_name = "N")]
+        if_version: Option<u64>,
+    },
+    /// Delete a task and its edges (refused while others depend on it).
+    Delete {
+        id: String,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Append a timestamped note.
+    Note { id: String, text: String },
+    /// Make ID depend on OTHER (refused, naming the cycle, if it would close one).
+    Depends {
+        id: String,
+        #[arg(long, value_name = "OTHER")]
+        on: String,
+        /// Remove the dependency instead.
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Claim a ready task, atomically: of racing agents exactly one wins; the
+    /// others exit 4 naming the winner.
+    Claim {
+        id: String,
+        /// How long the claim holds without renewal (90s, 30m, 2h; 0: forever).
+        #[arg(long, default_value = "1h")]
+        lease: String,
+    },
+    /// Give a claimed task back (pending, unassigned).
+    Release {
+        id: String,
+        /// Release a task someone else holds.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Release every claim whose lease has run out.
+    Reclaim {
+        /// Required: what to reclaim (expired leases).
+        #[arg(long, required = true)]
+        stale: bool,
+    },
+    /// The first task of the ready queue; with --claim, claim it (N agents asking
+    /// at once get N different tasks). Exit 3 when nothing is ready.
+    Next {
+        #[arg(long)]
+        claim: bool,
+        #[arg(long, default_value = "1h")]
+        lease: String,
     },
 }

@@ -2,15 +2,16 @@
 
 use super::args::{Cli, Command, Dir, EdgeCmd, EntityCmd, Follow, QueryCmd};
 use super::{exit, CmdResult, Failure};
-use got::json::{entity_to_json, props_from_json_str, props_to_json};
+use got::json::{entity_to_json, format_ms, props_from_json_str, props_to_json};
 use got::{Direction, Entity, Options, Store};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-struct Ctx {
+pub(super) struct Ctx {
     store_flag: Option<PathBuf>,
-    json: bool,
+    pub(super) json: bool,
+    pub(super) quiet: bool,
     agent: Option<String>,
 }
 
@@ -45,11 +46,18 @@ impl Ctx {
         }
     }
 
-    fn open(&self) -> Result<Store, Failure> {
+    /// Who is acting: `--agent`, else `GOT_AGENT`, else the user name.
+    pub(super) fn agent(&self) -> String {
+        self.agent
+            .clone()
+            .unwrap_or_else(got::versioned_store::store::default_actor)
+    }
+
+    pub(super) fn open(&self) -> Result<Store, Failure> {
         Ok(Store::open(self.store_dir()?, self.options())?)
     }
 
-    fn open_read_only(&self) -> Result<Store, Failure> {
+    pub(super) fn open_read_only(&self) -> Result<Store, Failure> {
         Ok(Store::open(
             self.store_dir()?,
             Options {
@@ -59,7 +67,9 @@ impl Ctx {
         )?)
     }
 
-    fn print(&self, j: serde_json::Value, text: impl FnOnce() -> String) {
+    /// Prints JSON with `--json`, else the text (`--quiet`: commands print ids
+    /// through [`Ctx::print_ids`] instead).
+    pub(super) fn print(&self, j: serde_json::Value, text: impl FnOnce() -> String) {
         if self.json {
             println!("{j}");
         } else {
@@ -75,6 +85,7 @@ pub fn dispatch(cli: Cli) -> CmdResult {
     let ctx = Ctx {
         store_flag: cli.store,
         json: cli.json,
+        quiet: cli.quiet,
         agent: cli.agent,
     };
     match cli.command {
@@ -88,6 +99,9 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Stats => stats(&ctx),
         Command::Verify => verify(&ctx),
         Command::Repair(a) => repair(&ctx, a.truncate_at_corruption),
+        Command::Task(c) => super::tasks::task(&ctx, c),
+        Command::Ready { limit } => super::tasks::ready(&ctx, limit),
+        Command::Blocked => super::tasks::blocked(&ctx),
     }
 }
 
@@ -454,29 +468,6 @@ fn history(ctx: &Ctx, id: &str) -> CmdResult {
         },
     );
     Ok(())
-}
-
-/// Unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).
-pub fn format_ms(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms.rem_euclid(1000)
-    )
 }
 
 fn checkpoint(ctx: &Ctx) -> CmdResult {

@@ -91,6 +91,31 @@ impl<'s> Transaction<'s> {
         Ok(self.record(id)?.and_then(|r| r.to_entity(id)))
     }
 
+    /// Ids of live committed entities (as of the snapshot) that start with
+    /// `prefix`, in order, at most `limit` of them: for resolving abbreviated ids.
+    pub fn ids_with_prefix(&mut self, prefix: &str, limit: usize) -> Result<Vec<String>> {
+        let mut key = vec![b'e'];
+        key.extend_from_slice(prefix.as_bytes());
+        let walk = self
+            .store
+            .inner
+            .state
+            .read()
+            .iter_prefix(&key, self.snapshot);
+        let mut out = Vec::new();
+        for item in walk {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, (_, v)) = item?;
+            let rec: EntityRecord = model::decode(&v, "entity record")?;
+            if !rec.deleted {
+                out.push(String::from_utf8_lossy(&k[1..]).into_owned());
+            }
+        }
+        Ok(out)
+    }
+
     fn write_entity(&mut self, id: &str, rec: &EntityRecord) {
         self.writes
             .insert(model::entity_key(id), Arc::from(model::encode(rec)));
