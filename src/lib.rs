@@ -30,7 +30,9 @@ pub use versioned_store::{
     HistoryEntry, Options, Props, Result, Transaction, Value,
 };
 
+pub mod decisions;
 pub mod graph;
+pub mod handoffs;
 pub mod index;
 pub mod json;
 pub mod query;

@@ -75,6 +75,12 @@ pub enum Command {
     /// Tasks that cannot proceed: blocked by hand (with reasons), and pending tasks
     /// waiting on open dependencies (with what they wait on).
     Blocked,
+    /// Handing a task to another agent: initiate, accept, complete, reject.
+    #[command(subcommand)]
+    Handoff(HandoffCmd),
+    /// Decisions: what was decided, why, the alternatives, what it affects.
+    #[command(subcommand)]
+    Decision(DecisionCmd),
 }
 
 #[derive(Args, Debug)]
@@ -388,4 +394,84 @@ pub enum TaskCmd {
         #[arg(long, default_value = "1h")]
         lease: String,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HandoffCmd {
+    /// Hand TASK to another agent.
+    #[command(
+        after_help = "Example:\n  got handoff initiate T-4k2m --to agent-3 --instructions \"finish the tests\" --context '{\"branch\": \"wal-tail\"}'"
+    )]
+    Initiate {
+        task: String,
+        /// The agent taking it over.
+        #[arg(long)]
+        to: String,
+        /// The agent handing it over (default: --agent).
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        instructions: String,
+        /// A JSON object: branch, files_modified, files_to_review, blockers, notes.
+        #[arg(long, value_name = "JSON")]
+        context: Option<String>,
+    },
+    /// Accept a handoff made to you.
+    Accept { id: String },
+    /// Complete a handoff you accepted.
+    Complete {
+        id: String,
+        /// A JSON object: success, summary, next_steps, commits.
+        #[arg(long, value_name = "JSON")]
+        result: Option<String>,
+        /// A file or link produced (repeatable).
+        #[arg(long = "artifact", value_name = "PATH")]
+        artifacts: Vec<String>,
+    },
+    /// Reject a handoff made to you (before accepting it).
+    Reject {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Handoffs, optionally by status and target agent.
+    List {
+        /// initiated, accepted, completed or rejected.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// One handoff.
+    Show { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DecisionCmd {
+    /// Record a decision.
+    #[command(
+        after_help = "Example:\n  got decision log \"Zero-fill segments\" --rationale \"fallocate extents journal on first write\" --alternative fallocate --affects T-4k2m"
+    )]
+    Log {
+        title: String,
+        #[arg(long)]
+        rationale: String,
+        /// An option considered and not taken (repeatable).
+        #[arg(long = "alternative", value_name = "TEXT")]
+        alternatives: Vec<String>,
+        /// A task or other entity the decision bears on (repeatable).
+        #[arg(long, value_name = "ID")]
+        affects: Vec<String>,
+    },
+    /// Decisions, newest first.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// One decision with what it affects.
+    Show { id: String },
+    /// The decisions that affect a task (or any entity), oldest first.
+    Why { id: String },
 }

@@ -102,6 +102,8 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Task(c) => super::tasks::task(&ctx, c),
         Command::Ready { limit } => super::tasks::ready(&ctx, limit),
         Command::Blocked => super::tasks::blocked(&ctx),
+        Command::Handoff(c) => super::work::handoff(&ctx, c),
+        Command::Decision(c) => super::work::decision(&ctx, c),
     }
 }
 

@@ -3,6 +3,7 @@
 mod args;
 mod commands;
 mod tasks;
+mod work;
 
 use args::Cli;
 use clap::Parser;
