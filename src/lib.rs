@@ -35,6 +35,7 @@ pub mod graph;
 pub mod handoffs;
 pub mod index;
 pub mod json;
+pub mod plans;
 pub mod query;
 pub mod ready;
 mod store;

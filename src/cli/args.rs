@@ -81,6 +81,12 @@ pub enum Command {
     /// Decisions: what was decided, why, the alternatives, what it affects.
     #[command(subcommand)]
     Decision(DecisionCmd),
+    /// Sprints: groups of tasks with goals, claimed by an agent.
+    #[command(subcommand)]
+    Sprint(SprintCmd),
+    /// Epics: groups of sprints and tasks, with progress.
+    #[command(subcommand)]
+    Epic(EpicCmd),
 }
 
 #[derive(Args, Debug)]
@@ -474,4 +480,66 @@ pub enum DecisionCmd {
     Show { id: String },
     /// The decisions that affect a task (or any entity), oldest first.
     Why { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SprintCmd {
+    /// Create a sprint (numbered one past the highest unless --number).
+    Create {
+        title: String,
+        #[arg(long)]
+        number: Option<i64>,
+        /// The epic it belongs to.
+        #[arg(long, value_name = "ID")]
+        epic: Option<String>,
+        /// A goal (repeatable).
+        #[arg(long = "goal", value_name = "TEXT")]
+        goals: Vec<String>,
+    },
+    /// Sprints with their progress.
+    List,
+    /// One sprint: goals, tasks, progress.
+    Show { id: String },
+    /// available or blocked -> in_progress.
+    Start { id: String },
+    /// -> completed.
+    Complete { id: String },
+    /// Claim a sprint (exactly one of racing agents wins; the others exit 4).
+    Claim { id: String },
+    /// Give a claimed sprint back.
+    Release {
+        id: String,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Put a task in a sprint.
+    Add { sprint: String, task: String },
+    /// Sprint goals.
+    #[command(subcommand)]
+    Goal(GoalCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GoalCmd {
+    /// Add a goal.
+    Add { sprint: String, description: String },
+    /// The goals, numbered.
+    List { sprint: String },
+    /// Mark goal N (as `goal list` numbers it) done.
+    Complete { sprint: String, n: usize },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EpicCmd {
+    /// Create an epic.
+    Create {
+        title: String,
+        /// A phase (repeatable, in order).
+        #[arg(long = "phase", value_name = "TEXT")]
+        phases: Vec<String>,
+    },
+    /// Epics with their progress.
+    List,
+    /// One epic: sprints, tasks, progress.
+    Show { id: String },
 }

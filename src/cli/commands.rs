@@ -104,6 +104,8 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Blocked => super::tasks::blocked(&ctx),
         Command::Handoff(c) => super::work::handoff(&ctx, c),
         Command::Decision(c) => super::work::decision(&ctx, c),
+        Command::Sprint(c) => super::work::sprint(&ctx, c),
+        Command::Epic(c) => super::work::epic(&ctx, c),
     }
 }
 

@@ -1,12 +1,12 @@
-//! `got handoff …` and `got decision …`.
+//! `got handoff …`, `got decision …`, `got sprint …`, `got epic …`.
 
-use super::args::{DecisionCmd, HandoffCmd};
+use super::args::{DecisionCmd, EpicCmd, GoalCmd, HandoffCmd, SprintCmd};
 use super::commands::Ctx;
 use super::tasks::{task_json as flat_json, SCHEMA_VERSION};
 use super::{exit, CmdResult, Failure};
 use got::json::{format_ms, from_json, to_json};
 use got::tasks::prop_str;
-use got::{decisions, handoffs, Entity, Value};
+use got::{decisions, handoffs, plans, Entity, Value};
 use serde_json::{json, Value as Json};
 
 /// A `--context`/`--result` argument: a JSON object.
@@ -225,6 +225,217 @@ pub fn decision(ctx: &Ctx, c: DecisionCmd) -> CmdResult {
                 )
             });
         }
+    }
+    Ok(())
+}
+
+fn progress_json(p: &plans::Progress) -> Json {
+    json!({"tasks": p.tasks, "completed": p.completed, "in_progress": p.in_progress,
+           "blocked": p.blocked, "pending": p.pending, "percent": p.percent()})
+}
+
+fn progress_text(p: &plans::Progress) -> String {
+    format!(
+        "{}% ({}/{} done, {} in progress, {} blocked)",
+        p.percent(),
+        p.completed,
+        p.tasks,
+        p.in_progress,
+        p.blocked
+    )
+}
+
+/// Prints groups (sprints or epics) with their progress.
+fn print_groups(ctx: &Ctx, key: &str, store: &got::Store, kind: &str) -> CmdResult {
+    let mut tx = store.begin()?;
+    let gs = plans::list(&mut tx, kind)?;
+    if ctx.quiet {
+        for g in &gs {
+            println!("{}", g.id);
+        }
+        return Ok(());
+    }
+    let mut rows = Vec::new();
+    for g in &gs {
+        rows.push((g, plans::progress(&mut tx, &g.id)?));
+    }
+    ctx.print(
+        json!({"schema_version": SCHEMA_VERSION, key: rows.iter().map(|(g, p)| {
+            let mut j = flat_json(g);
+            j["progress"] = progress_json(p);
+            j
+        }).collect::<Vec<_>>()}),
+        || {
+            if rows.is_empty() {
+                return format!("(no {key})");
+            }
+            rows.iter()
+                .map(|(g, p)| {
+                    format!(
+                        "{}  {:<11}  {}  {}",
+                        g.id,
+                        prop_str(g, "status").unwrap_or("-"),
+                        prop_str(g, "title").unwrap_or(""),
+                        progress_text(p)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        },
+    );
+    Ok(())
+}
+
+/// Prints one sprint or epic with members and progress.
+fn show_group(ctx: &Ctx, key: &str, id: &str, kind: &str) -> CmdResult {
+    let store = ctx.open_read_only()?;
+    let mut tx = store.begin()?;
+    let g = plans::get(&mut tx, id, kind)?;
+    let members = plans::members(&mut tx, &g.id)?;
+    let p = plans::progress(&mut tx, &g.id)?;
+    if ctx.quiet {
+        println!("{}", g.id);
+        return Ok(());
+    }
+    let brief: Vec<Json> = members
+        .iter()
+        .map(|m| json!({"id": m.id, "kind": m.kind, "status": prop_str(m, "status"), "title": prop_str(m, "title")}))
+        .collect();
+    ctx.print(
+        json!({"schema_version": SCHEMA_VERSION, key: flat_json(&g), "members": brief, "progress": progress_json(&p)}),
+        || {
+            let mut s = format!(
+                "{}  {}  ({})\nprogress: {}",
+                g.id,
+                prop_str(&g, "title").unwrap_or(""),
+                prop_str(&g, "status").unwrap_or("-"),
+                progress_text(&p)
+            );
+            if let Some(c) = prop_str(&g, "claimed_by").filter(|c| !c.is_empty()) {
+                s.push_str(&format!("\nclaimed by: {c}"));
+            }
+            for (i, (d, done)) in plans::goals(&g).iter().enumerate() {
+                s.push_str(&format!(
+                    "\ngoal {}: [{}] {d}",
+                    i + 1,
+                    if *done { "x" } else { " " }
+                ));
+            }
+            if let Some(Value::List(ps)) = g.props.get("phases") {
+                for ph in ps.iter().filter_map(Value::as_str) {
+                    s.push_str(&format!("\nphase: {ph}"));
+                }
+            }
+            for m in &members {
+                s.push_str(&format!(
+                    "\n  {} {:<7} {:<11} {}",
+                    m.id,
+                    m.kind,
+                    prop_str(m, "status").unwrap_or("-"),
+                    prop_str(m, "title").unwrap_or("")
+                ));
+            }
+            s
+        },
+    );
+    Ok(())
+}
+
+pub fn sprint(ctx: &Ctx, c: SprintCmd) -> CmdResult {
+    let agent = ctx.agent();
+    let done = |ctx: &Ctx, s: &Entity, what: &str| {
+        print_one(ctx, "sprint", s, || format!("{} {what}", s.id));
+    };
+    match c {
+        SprintCmd::Create {
+            title,
+            number,
+            epic,
+            goals,
+        } => {
+            let s = plans::create_sprint(
+                &ctx.open()?,
+                &agent,
+                &title,
+                number,
+                epic.as_deref(),
+                &goals,
+            )?;
+            print_one(ctx, "sprint", &s, || format!("created {}  {title}", s.id));
+        }
+        SprintCmd::List => print_groups(ctx, "sprints", &ctx.open_read_only()?, plans::SPRINT)?,
+        SprintCmd::Show { id } => show_group(ctx, "sprint", &id, plans::SPRINT)?,
+        SprintCmd::Start { id } => done(ctx, &plans::start(&ctx.open()?, &id)?, "in progress"),
+        SprintCmd::Complete { id } => done(ctx, &plans::complete(&ctx.open()?, &id)?, "completed"),
+        SprintCmd::Claim { id } => {
+            let s = plans::claim(&ctx.open()?, &id, &agent)?;
+            done(ctx, &s, &format!("claimed by {agent}"));
+        }
+        SprintCmd::Release { id, force } => done(
+            ctx,
+            &plans::release(&ctx.open()?, &id, &agent, force)?,
+            "released",
+        ),
+        SprintCmd::Add { sprint, task } => {
+            let (s, t) = plans::add_task(&ctx.open()?, &sprint, &task)?;
+            if ctx.quiet {
+                println!("{t}");
+            } else {
+                ctx.print(
+                    json!({"schema_version": SCHEMA_VERSION, "from": t, "kind": plans::PART_OF, "to": s}),
+                    || format!("{t} is part of {s}"),
+                );
+            }
+        }
+        SprintCmd::Goal(g) => match g {
+            GoalCmd::Add {
+                sprint,
+                description,
+            } => done(
+                ctx,
+                &plans::add_goal(&ctx.open()?, &sprint, &description)?,
+                "has a new goal",
+            ),
+            GoalCmd::Complete { sprint, n } => done(
+                ctx,
+                &plans::complete_goal(&ctx.open()?, &sprint, n)?,
+                &format!("goal {n} done"),
+            ),
+            GoalCmd::List { sprint } => {
+                let store = ctx.open_read_only()?;
+                let s = plans::get(&mut store.begin()?, &sprint, plans::SPRINT)?;
+                let goals = plans::goals(&s);
+                ctx.print(
+                    json!({"schema_version": SCHEMA_VERSION, "sprint": s.id,
+                           "goals": goals.iter().enumerate().map(|(i, (d, done))| json!({"n": i + 1, "description": d, "done": done})).collect::<Vec<_>>()}),
+                    || {
+                        if goals.is_empty() {
+                            return "(no goals)".into();
+                        }
+                        goals
+                            .iter()
+                            .enumerate()
+                            .map(|(i, (d, done))| {
+                                format!("{}. [{}] {d}", i + 1, if *done { "x" } else { " " })
+                            })
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    },
+                );
+            }
+        },
+    }
+    Ok(())
+}
+
+pub fn epic(ctx: &Ctx, c: EpicCmd) -> CmdResult {
+    match c {
+        EpicCmd::Create { title, phases } => {
+            let e = plans::create_epic(&ctx.open()?, &ctx.agent(), &title, &phases)?;
+            print_one(ctx, "epic", &e, || format!("created {}  {title}", e.id));
+        }
+        EpicCmd::List => print_groups(ctx, "epics", &ctx.open_read_only()?, plans::EPIC)?,
+        EpicCmd::Show { id } => show_group(ctx, "epic", &id, plans::EPIC)?,
     }
     Ok(())
 }
