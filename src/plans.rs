@@ -143,11 +143,9 @@ pub struct Progress {
 
 impl Progress {
     pub fn percent(&self) -> u32 {
-        if self.tasks == 0 {
-            0
-        } else {
-            (self.completed * 100 / self.tasks) as u32
-        }
+        (self.completed * 100)
+            .checked_div(self.tasks)
+            .map_or(0, |p| p as u32)
     }
 }
 
