@@ -87,6 +87,27 @@ pub enum Command {
     /// Epics: groups of sprints and tasks, with progress.
     #[command(subcommand)]
     Epic(EpicCmd),
+    /// One screen: counts by status, ready work, work in progress by agent,
+    /// blocked with reasons, pending handoffs, recent decisions, sprint progress.
+    /// Colour on a terminal, none when piped or NO_COLOR is set.
+    Dashboard,
+    /// The dependency graph (all tasks, or around ID) as a picture source.
+    #[command(after_help = "Example:\n  got graph --format dot | dot -Tsvg > tasks.svg")]
+    Graph {
+        id: Option<String>,
+        /// How many depends_on edges away from ID (default: all).
+        #[arg(long)]
+        depth: Option<usize>,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+    Json,
 }
 
 #[derive(Args, Debug)]

@@ -106,6 +106,16 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Decision(c) => super::work::decision(&ctx, c),
         Command::Sprint(c) => super::work::sprint(&ctx, c),
         Command::Epic(c) => super::work::epic(&ctx, c),
+        Command::Dashboard => super::board::dashboard(&ctx),
+        Command::Graph { id, depth, format } => {
+            // --json picks the JSON format.
+            let format = if ctx.json {
+                super::args::GraphFormat::Json
+            } else {
+                format
+            };
+            super::board::graph(&ctx, id, depth, format)
+        }
     }
 }
 

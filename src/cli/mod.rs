@@ -1,6 +1,7 @@
 //! The CLI: flags in, library calls, text or JSON out, one exit code per outcome.
 
 mod args;
+mod board;
 mod commands;
 mod tasks;
 mod work;

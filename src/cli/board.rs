@@ -1,0 +1,298 @@
+//! `got dashboard` (one screen of the state of the work) and `got graph` (the
+//! dependency graph as DOT, Mermaid or JSON).
+
+use super::args::GraphFormat;
+use super::commands::Ctx;
+use super::tasks::{task_json, SCHEMA_VERSION};
+use super::CmdResult;
+use got::graph::{bfs, EdgeFilter};
+use got::json::format_ms;
+use got::tasks::{self, prop_str};
+use got::{decisions, handoffs, plans, Direction, Entity};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::IsTerminal;
+
+/// ANSI styling, only on a terminal and only without `NO_COLOR`.
+struct Paint(bool);
+
+impl Paint {
+    fn detect() -> Paint {
+        Paint(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+    }
+    fn code(&self, code: &str, s: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+    fn head(&self, s: &str) -> String {
+        self.code("1", s)
+    }
+    fn status(&self, st: &str) -> String {
+        let c = match st {
+            "completed" => "32",
+            "in_progress" => "36",
+            "blocked" => "31",
+            _ => "33",
+        };
+        self.code(c, st)
+    }
+}
+
+fn title(e: &Entity) -> &str {
+    prop_str(e, "title").unwrap_or("")
+}
+
+pub fn dashboard(ctx: &Ctx) -> CmdResult {
+    let store = ctx.open_read_only()?;
+    let mut tx = store.begin()?;
+    let all = tasks::list(&mut tx, &tasks::TaskFilter::default())?;
+    let mut counts: BTreeMap<&str, usize> = tasks::STATUSES.iter().map(|s| (*s, 0)).collect();
+    let mut wip: BTreeMap<String, Vec<&Entity>> = BTreeMap::new();
+    for t in &all {
+        *counts.entry(tasks::status(t)).or_default() += 1;
+        if tasks::status(t) == "in_progress" {
+            wip.entry(tasks::assignee(t).unwrap_or("(nobody)").to_string())
+                .or_default()
+                .push(t);
+        }
+    }
+    let ready = got::ready::ready(&mut tx, Some(10))?;
+    let blocked = tasks::blocked(&mut tx)?;
+    let mut pending_handoffs = handoffs::list(&mut tx, Some("initiated"), None, None)?;
+    pending_handoffs.extend(handoffs::list(&mut tx, Some("accepted"), None, None)?);
+    let recent = decisions::list(&mut tx, Some(5))?;
+    let mut sprints = Vec::new();
+    for s in plans::list(&mut tx, plans::SPRINT)? {
+        if prop_str(&s, "status") != Some("completed") {
+            let p = plans::progress(&mut tx, &s.id)?;
+            sprints.push((s, p));
+        }
+    }
+    if ctx.quiet {
+        for t in &ready {
+            println!("{}", t.id);
+        }
+        return Ok(());
+    }
+    let j = json!({
+        "schema_version": SCHEMA_VERSION,
+        "counts": counts,
+        "ready": ready.iter().map(task_json).collect::<Vec<_>>(),
+        "in_progress": wip.iter().map(|(a, ts)| (a.clone(), ts.iter().map(|t| t.id.clone()).collect::<Vec<_>>())).collect::<BTreeMap<_, _>>(),
+        "blocked": blocked.by_hand.iter().map(|t| json!({"id": t.id, "reason": prop_str(t, "blocked_reason")})).collect::<Vec<_>>(),
+        "waiting": blocked.waiting.iter().map(|(t, open)| json!({"id": t.id, "waits_on": open.iter().map(|d| d.id.clone()).collect::<Vec<_>>()})).collect::<Vec<_>>(),
+        "handoffs": pending_handoffs.iter().map(|h| json!({"id": h.id, "status": handoffs::status(h), "to": prop_str(h, "to"), "task": prop_str(h, "task")})).collect::<Vec<_>>(),
+        "decisions": recent.iter().map(|d| json!({"id": d.id, "title": title(d)})).collect::<Vec<_>>(),
+        "sprints": sprints.iter().map(|(s, p)| json!({"id": s.id, "title": title(s), "status": prop_str(s, "status"), "percent": p.percent(), "tasks": p.tasks, "completed": p.completed})).collect::<Vec<_>>(),
+    });
+    let paint = Paint::detect();
+    ctx.print(j, || {
+        let mut s = String::new();
+        let line = |s: &mut String, l: String| {
+            s.push_str(&l);
+            s.push('\n');
+        };
+        line(
+            &mut s,
+            format!(
+                "{}  {}",
+                paint.head("TASKS"),
+                counts
+                    .iter()
+                    .map(|(st, n)| format!("{} {n}", paint.status(st)))
+                    .collect::<Vec<_>>()
+                    .join("  ")
+            ),
+        );
+        line(&mut s, paint.head("\nREADY"));
+        if ready.is_empty() {
+            line(&mut s, "  (nothing ready)".into());
+        }
+        for t in &ready {
+            line(
+                &mut s,
+                format!(
+                    "  {}  {:<8}  {}",
+                    t.id,
+                    prop_str(t, "priority").unwrap_or("-"),
+                    title(t)
+                ),
+            );
+        }
+        line(&mut s, paint.head("\nIN PROGRESS"));
+        if wip.is_empty() {
+            line(&mut s, "  (none)".into());
+        }
+        for (agent, ts) in &wip {
+            for t in ts {
+                let lease = tasks::lease_expires_at(t)
+                    .map(|ms| format!("  lease until {}", format_ms(ms)))
+                    .unwrap_or_default();
+                line(
+                    &mut s,
+                    format!("  {agent:<14}  {}  {}{lease}", t.id, title(t)),
+                );
+            }
+        }
+        line(&mut s, paint.head("\nBLOCKED"));
+        if blocked.by_hand.is_empty() && blocked.waiting.is_empty() {
+            line(&mut s, "  (none)".into());
+        }
+        for t in &blocked.by_hand {
+            line(
+                &mut s,
+                format!(
+                    "  {}  {}  — {}",
+                    t.id,
+                    title(t),
+                    prop_str(t, "blocked_reason").unwrap_or("?")
+                ),
+            );
+        }
+        for (t, open) in &blocked.waiting {
+            let on: Vec<&str> = open.iter().map(|d| d.id.as_str()).collect();
+            line(
+                &mut s,
+                format!("  {}  {}  — waits on {}", t.id, title(t), on.join(", ")),
+            );
+        }
+        line(&mut s, paint.head("\nHANDOFFS"));
+        if pending_handoffs.is_empty() {
+            line(&mut s, "  (none pending)".into());
+        }
+        for h in &pending_handoffs {
+            line(
+                &mut s,
+                format!(
+                    "  {}  {:<9}  {} -> {}  {}",
+                    h.id,
+                    handoffs::status(h),
+                    prop_str(h, "from").unwrap_or("?"),
+                    prop_str(h, "to").unwrap_or("?"),
+                    prop_str(h, "task").unwrap_or("?")
+                ),
+            );
+        }
+        line(&mut s, paint.head("\nDECISIONS"));
+        if recent.is_empty() {
+            line(&mut s, "  (none)".into());
+        }
+        for d in &recent {
+            line(&mut s, format!("  {}  {}", d.id, title(d)));
+        }
+        line(&mut s, paint.head("\nSPRINTS"));
+        if sprints.is_empty() {
+            line(&mut s, "  (none open)".into());
+        }
+        for (sp, p) in &sprints {
+            let bar_len = 20;
+            let filled = (p.percent() as usize * bar_len) / 100;
+            line(
+                &mut s,
+                format!(
+                    "  {}  {:<11}  [{}{}] {:>3}%  {}",
+                    sp.id,
+                    prop_str(sp, "status").unwrap_or("-"),
+                    "#".repeat(filled),
+                    ".".repeat(bar_len - filled),
+                    p.percent(),
+                    title(sp)
+                ),
+            );
+        }
+        s.trim_end().to_string()
+    });
+    Ok(())
+}
+
+/// Node label for pictures: id and title, quotes escaped.
+fn label(e: &Entity) -> String {
+    format!("{}\\n{}", e.id, title(e).replace('"', "'"))
+}
+
+pub fn graph(
+    ctx: &Ctx,
+    id: Option<String>,
+    depth: Option<usize>,
+    format: GraphFormat,
+) -> CmdResult {
+    let store = ctx.open_read_only()?;
+    let mut tx = store.begin()?;
+    // The nodes: the whole task graph, or what `depends_on` edges reach from ID
+    // (either way) within the depth.
+    let nodes: Vec<Entity> = match &id {
+        None => tasks::list(&mut tx, &tasks::TaskFilter::default())?,
+        Some(id) => {
+            let t = tasks::get(&mut tx, id)?;
+            let f = EdgeFilter::out(&[tasks::DEPENDS_ON]).direction(Direction::Both);
+            let mut out = Vec::new();
+            for (n, _) in bfs(&mut tx, &t.id, &f, depth)? {
+                if let Some(e) = tx.get(&n)? {
+                    out.push(e);
+                }
+            }
+            out
+        }
+    };
+    let ids: BTreeSet<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
+    let mut edges = Vec::new();
+    for n in &nodes {
+        for e in tx.edges(&n.id, Direction::Out, Some(tasks::DEPENDS_ON))? {
+            if ids.contains(e.to.as_str()) {
+                edges.push((e.from, e.to));
+            }
+        }
+    }
+    let text = match format {
+        GraphFormat::Json => json!({
+            "schema_version": SCHEMA_VERSION,
+            "nodes": nodes.iter().map(|n| json!({"id": n.id, "title": title(n), "status": tasks::status(n)})).collect::<Vec<_>>(),
+            "edges": edges.iter().map(|(a, b)| json!({"from": a, "kind": tasks::DEPENDS_ON, "to": b})).collect::<Vec<_>>(),
+        })
+        .to_string(),
+        GraphFormat::Dot => {
+            let mut s = String::from("digraph tasks {\n  rankdir=LR;\n  node [shape=box];\n");
+            for n in &nodes {
+                let color = match tasks::status(n) {
+                    "completed" => "palegreen",
+                    "in_progress" => "lightblue",
+                    "blocked" => "salmon",
+                    _ => "white",
+                };
+                s.push_str(&format!(
+                    "  \"{}\" [label=\"{}\", style=filled, fillcolor={color}];\n",
+                    n.id,
+                    label(n)
+                ));
+            }
+            for (a, b) in &edges {
+                s.push_str(&format!("  \"{a}\" -> \"{b}\" [label=\"depends_on\"];\n"));
+            }
+            s.push('}');
+            s
+        }
+        GraphFormat::Mermaid => {
+            let mut s = String::from("graph LR\n");
+            let key = |id: &str| id.replace('-', "_");
+            for n in &nodes {
+                s.push_str(&format!(
+                    "  {}[\"{} {}: {}\"]\n",
+                    key(&n.id),
+                    n.id,
+                    tasks::status(n),
+                    title(n).replace('"', "'")
+                ));
+            }
+            for (a, b) in &edges {
+                s.push_str(&format!("  {} -->|depends_on| {}\n", key(a), key(b)));
+            }
+            s.trim_end().to_string()
+        }
+    };
+    // The format is the output: --json selects nothing more.
+    println!("{text}");
+    Ok(())
+}
