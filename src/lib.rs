@@ -40,6 +40,7 @@ pub mod query;
 pub mod ready;
 mod store;
 pub mod tasks;
+pub mod transfer;
 
 pub use cache::CacheStats;
 pub use store::{verify, verify_indexes, EntityCache, Store};

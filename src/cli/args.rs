@@ -91,6 +91,26 @@ pub enum Command {
     /// blocked with reasons, pending handoffs, recent decisions, sprint progress.
     /// Colour on a terminal, none when piped or NO_COLOR is set.
     Dashboard,
+    /// Every entity and edge as JSON Lines, sorted by id: the same state gives the
+    /// same bytes (merge-friendly in git).
+    Export {
+        /// Write here (atomically: a temporary file renamed into place) instead of
+        /// to stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Import an export (or a beads issues.jsonl with --from beads). The whole
+    /// file is checked before the first write; importing twice changes nothing;
+    /// an entity is written only when its version is above the store's.
+    Import {
+        file: PathBuf,
+        /// The file's format.
+        #[arg(long, value_enum, default_value_t = ImportFormat::Got)]
+        from: ImportFormat,
+        /// Entities and edges per transaction.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+    },
     /// The dependency graph (all tasks, or around ID) as a picture source.
     #[command(after_help = "Example:\n  got graph --format dot | dot -Tsvg > tasks.svg")]
     Graph {
@@ -101,6 +121,14 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
     },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq)]
+pub enum ImportFormat {
+    /// `got export` output.
+    Got,
+    /// A beads `issues.jsonl`.
+    Beads,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

@@ -107,6 +107,8 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Sprint(c) => super::work::sprint(&ctx, c),
         Command::Epic(c) => super::work::epic(&ctx, c),
         Command::Dashboard => super::board::dashboard(&ctx),
+        Command::Export { out } => super::transfer::export(&ctx, out),
+        Command::Import { file, from, batch } => super::transfer::import(&ctx, &file, from, batch),
         Command::Graph { id, depth, format } => {
             // --json picks the JSON format.
             let format = if ctx.json {

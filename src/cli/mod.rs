@@ -4,6 +4,7 @@ mod args;
 mod board;
 mod commands;
 mod tasks;
+mod transfer;
 mod work;
 
 use args::Cli;

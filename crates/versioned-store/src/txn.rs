@@ -116,6 +116,49 @@ impl<'s> Transaction<'s> {
         Ok(out)
     }
 
+    /// Writes `e` as it is, version and times included, when its version is
+    /// above the entity's committed version (a deletion counts): for imports and
+    /// restores, which carry versions over. An equal version with the same kind
+    /// and properties is already here (`Ok(false)`); an equal version with other
+    /// content is a `Conflict`; a lower version is never written (`Ok(false)`: the
+    /// store never rewinds).
+    pub fn import_entity(&mut self, e: &Entity) -> Result<bool> {
+        model::check_id(&e.id)?;
+        model::check_kind(&e.kind)?;
+        if e.version == 0 {
+            return Err(Error::Invalid(format!("entity {}: version 0", e.id)));
+        }
+        let cur = self.committed_record(&e.id)?;
+        let cur_version = cur.as_ref().map_or(0, |r| r.version);
+        if e.version < cur_version {
+            return Ok(false);
+        }
+        if e.version == cur_version {
+            let same = cur
+                .as_ref()
+                .is_some_and(|r| !r.deleted && r.kind == e.kind && r.props == e.props);
+            return if same {
+                Ok(false)
+            } else {
+                Err(Error::Conflict(format!(
+                    "entity {} is at version {cur_version} here with other content",
+                    e.id
+                )))
+            };
+        }
+        let rec = EntityRecord {
+            deleted: false,
+            kind: e.kind.clone(),
+            version: e.version,
+            props: e.props.clone(),
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+            actor: self.store.actor().to_string(),
+        };
+        self.write_entity(&e.id, &rec);
+        Ok(true)
+    }
+
     fn write_entity(&mut self, id: &str, rec: &EntityRecord) {
         self.writes
             .insert(model::entity_key(id), Arc::from(model::encode(rec)));

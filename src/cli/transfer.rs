@@ -1,0 +1,168 @@
+//! `got export` and `got import`.
+
+use super::args::ImportFormat;
+use super::commands::Ctx;
+use super::tasks::SCHEMA_VERSION;
+use super::{exit, CmdResult, Failure};
+use got::transfer;
+use serde_json::json;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+fn io_failure(what: &str, path: &Path, e: std::io::Error) -> Failure {
+    Failure::new("io", exit::ERROR, format!("{what} {}: {e}", path.display()))
+}
+
+pub fn export(ctx: &Ctx, out: Option<PathBuf>) -> CmdResult {
+    let store = ctx.open_read_only()?;
+    let Some(path) = out else {
+        let stdout = std::io::stdout();
+        let mut w = std::io::BufWriter::new(stdout.lock());
+        transfer::export(&store, &mut w)?;
+        w.flush()
+            .map_err(|e| io_failure("writing", Path::new("stdout"), e))?;
+        return Ok(());
+    };
+    // Never a half-written file: write a temporary beside it, sync, rename.
+    let name = path
+        .file_name()
+        .ok_or_else(|| Failure::new("invalid", exit::INVALID, "--out needs a file name"))?;
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| -> Result<(u64, u64), Failure> {
+        let f = std::fs::File::create(&tmp).map_err(|e| io_failure("creating", &tmp, e))?;
+        let mut w = std::io::BufWriter::new(f);
+        let counts = transfer::export(&store, &mut w)?;
+        let f = w
+            .into_inner()
+            .map_err(|e| io_failure("writing", &tmp, e.into_error()))?;
+        f.sync_all().map_err(|e| io_failure("syncing", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| io_failure("renaming", &tmp, e))?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(counts)
+    })();
+    let (entities, edges) = match result {
+        Ok(c) => c,
+        Err(f) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(f);
+        }
+    };
+    ctx.print(
+        json!({"schema_version": SCHEMA_VERSION, "out": path, "entities": entities, "edges": edges}),
+        || format!("exported {entities} entities and {edges} edges to {}", path.display()),
+    );
+    Ok(())
+}
+
+pub fn import(ctx: &Ctx, file: &Path, from: ImportFormat, batch: usize) -> CmdResult {
+    let bytes = std::fs::read(file).map_err(|e| {
+        let (code, exit) = if e.kind() == std::io::ErrorKind::NotFound {
+            ("not_found", exit::NOT_FOUND)
+        } else {
+            ("io", exit::ERROR)
+        };
+        Failure::new(code, exit, format!("reading {}: {e}", file.display()))
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        Failure::new(
+            "invalid",
+            exit::INVALID,
+            format!(
+                "{} is not UTF-8 (byte {} is not); nothing was imported",
+                file.display(),
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })?;
+    let store = ctx.open()?;
+    let items = match from {
+        ImportFormat::Got => transfer::parse(&store, &text),
+        ImportFormat::Beads => transfer::from_beads(&text).and_then(|items| {
+            // The same checks as a got file: ends present, no entity twice.
+            let mut check = String::new();
+            for it in &items {
+                check.push_str(&item_line(it));
+                check.push('\n');
+            }
+            transfer::parse(&store, &check)
+        }),
+    }
+    .map_err(|e| {
+        let mut f = Failure::from(e);
+        f.message = format!("{}; nothing was imported", f.message);
+        f
+    })?;
+    let show_progress = std::io::stderr().is_terminal() && !ctx.json && !ctx.quiet;
+    let rep = transfer::import(&store, &items, batch, |done, total| {
+        if show_progress {
+            let width = 30;
+            let filled = (done * width).checked_div(total).unwrap_or(width);
+            eprint!(
+                "\rimporting [{}{}] {done}/{total}",
+                "#".repeat(filled),
+                ".".repeat(width - filled)
+            );
+        }
+    })?;
+    if show_progress {
+        eprintln!();
+    }
+    ctx.print(
+        json!({
+            "schema_version": SCHEMA_VERSION,
+            "entities_written": rep.entities_written,
+            "entities_skipped": rep.entities_skipped,
+            "edges_written": rep.edges_written,
+            "edges_skipped": rep.edges_skipped,
+            "conflicts": rep.conflicts,
+        }),
+        || {
+            let mut s = format!(
+                "imported {} entities and {} edges; skipped {} entities (already here, or here at a higher version) and {} edges (already here)",
+                rep.entities_written, rep.edges_written, rep.entities_skipped, rep.edges_skipped
+            );
+            for c in &rep.conflicts {
+                s.push_str(&format!("\nconflict (not imported): {c}"));
+            }
+            s
+        },
+    );
+    if rep.conflicts.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::reported(
+            "conflict",
+            exit::CONFLICT,
+            format!(
+                "{} entities conflict with the store (same version, other content)",
+                rep.conflicts.len()
+            ),
+        ))
+    }
+}
+
+/// An item as an export line (to run mapped imports through the same checks).
+fn item_line(it: &transfer::Item) -> String {
+    use got::json::props_to_json;
+    match it {
+        transfer::Item::Entity(e) => json!({
+            "type": "entity", "id": e.id, "kind": e.kind, "version": e.version,
+            "props": props_to_json(&e.props), "created_at": e.created_at, "updated_at": e.updated_at,
+        }),
+        transfer::Item::Edge {
+            from,
+            kind,
+            to,
+            props,
+        } => json!({"type": "edge", "from": from, "kind": kind, "to": to, "props": props_to_json(props)}),
+    }
+    .to_string()
+}

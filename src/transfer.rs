@@ -1,0 +1,430 @@
+//! Export and import: the store as JSON Lines, merge-friendly in git.
+//!
+//! One line per entity, then its out-edges, entities in id order and edges by
+//! (kind, to); object keys sorted; the same state always gives the same bytes:
+//!
+//! ```text
+//! {"created_at":…,"id":"T-…","kind":"task","props":{…},"type":"entity","updated_at":…,"version":3}
+//! {"from":"T-…","kind":"depends_on","props":{},"to":"T-…","type":"edge"}
+//! ```
+//!
+//! Import reads and checks the whole file before the first write, then commits in
+//! batches. Entities carry their versions over: a line is written only when its
+//! version is above the store's (a deletion counts), so importing twice changes
+//! nothing and an import never rewinds; an equal version with other content is a
+//! reported conflict. Edges are added when absent.
+
+use crate::json::{from_json, props_to_json};
+use crate::{Direction, Entity, Error, Props, Result, Store, Value};
+use serde_json::{json, Value as Json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+
+/// Writes every live entity and edge as JSON Lines; returns (entities, edges).
+pub fn export(store: &Store, out: &mut dyn Write) -> Result<(u64, u64)> {
+    let mut tx = store.begin()?;
+    let (mut entities, mut edges) = (0, 0);
+    let io = |e: std::io::Error| {
+        Error::Wal(crate::wal::Error::Io {
+            path: "export output".into(),
+            source: e,
+        })
+    };
+    for e in tx.list(None, None)? {
+        let line = json!({
+            "type": "entity",
+            "id": e.id,
+            "kind": e.kind,
+            "version": e.version,
+            "props": props_to_json(&e.props),
+            "created_at": e.created_at,
+            "updated_at": e.updated_at,
+        });
+        writeln!(out, "{line}").map_err(io)?;
+        entities += 1;
+        let mut out_edges = tx.edges(&e.id, Direction::Out, None)?;
+        out_edges.sort_by(|a, b| (&a.kind, &a.to).cmp(&(&b.kind, &b.to)));
+        for ed in out_edges {
+            let line = json!({
+                "type": "edge",
+                "from": ed.from,
+                "kind": ed.kind,
+                "to": ed.to,
+                "props": props_to_json(&ed.props),
+            });
+            writeln!(out, "{line}").map_err(io)?;
+            edges += 1;
+        }
+    }
+    Ok((entities, edges))
+}
+
+/// One parsed line of an import file.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Item {
+    Entity(Entity),
+    Edge {
+        from: String,
+        kind: String,
+        to: String,
+        props: Props,
+    },
+}
+
+/// What an import did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ImportReport {
+    pub entities_written: u64,
+    /// Already here at that version, or here at a higher one.
+    pub entities_skipped: u64,
+    pub edges_written: u64,
+    pub edges_skipped: u64,
+    /// Entities at an equal version with other content: not written.
+    pub conflicts: Vec<String>,
+}
+
+fn bad(line: usize, msg: impl std::fmt::Display) -> Error {
+    Error::Invalid(format!("line {line}: {msg}"))
+}
+
+fn str_field(o: &serde_json::Map<String, Json>, k: &str, line: usize) -> Result<String> {
+    match o.get(k) {
+        Some(Json::String(s)) => Ok(s.clone()),
+        _ => Err(bad(line, format!("\"{k}\" must be a string"))),
+    }
+}
+
+fn props_field(o: &serde_json::Map<String, Json>, line: usize) -> Result<Props> {
+    match o.get("props") {
+        None => Ok(Props::new()),
+        Some(Json::Object(p)) => Ok(p.iter().map(|(k, v)| (k.clone(), from_json(v))).collect()),
+        Some(_) => Err(bad(line, "\"props\" must be an object")),
+    }
+}
+
+/// Parses and checks a whole export file: every line an entity or an edge, ids
+/// and kinds valid, no entity twice, every edge's ends in the file or the store.
+pub fn parse(store: &Store, text: &str) -> Result<Vec<Item>> {
+    let mut items = Vec::new();
+    let mut ids = BTreeSet::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let j: Json = serde_json::from_str(raw).map_err(|e| bad(line, format!("not JSON: {e}")))?;
+        let Json::Object(o) = j else {
+            return Err(bad(line, "not a JSON object"));
+        };
+        match o.get("type").and_then(Json::as_str) {
+            Some("entity") => {
+                let id = str_field(&o, "id", line)?;
+                let kind = str_field(&o, "kind", line)?;
+                crate::versioned_store::model::check_id(&id).map_err(|e| bad(line, e))?;
+                crate::versioned_store::model::check_kind(&kind).map_err(|e| bad(line, e))?;
+                let version = o
+                    .get("version")
+                    .and_then(Json::as_u64)
+                    .filter(|v| *v >= 1)
+                    .ok_or_else(|| bad(line, "\"version\" must be an integer >= 1"))?;
+                let time = |k: &str| o.get(k).and_then(Json::as_i64).unwrap_or(0);
+                if !ids.insert(id.clone()) {
+                    return Err(bad(line, format!("entity {id} appears twice")));
+                }
+                items.push(Item::Entity(Entity {
+                    id,
+                    kind,
+                    version,
+                    props: props_field(&o, line)?,
+                    created_at: time("created_at"),
+                    updated_at: time("updated_at"),
+                }));
+            }
+            Some("edge") => {
+                let from = str_field(&o, "from", line)?;
+                let kind = str_field(&o, "kind", line)?;
+                let to = str_field(&o, "to", line)?;
+                crate::versioned_store::model::check_kind(&kind).map_err(|e| bad(line, e))?;
+                items.push(Item::Edge {
+                    from,
+                    kind,
+                    to,
+                    props: props_field(&o, line)?,
+                });
+            }
+            _ => return Err(bad(line, "\"type\" must be \"entity\" or \"edge\"")),
+        }
+    }
+    let mut tx = store.begin()?;
+    for it in &items {
+        if let Item::Edge { from, kind, to, .. } = it {
+            for end in [from, to] {
+                if !ids.contains(end) && tx.get(end).ok().flatten().is_none() {
+                    return Err(Error::Invalid(format!(
+                        "edge {from} -{kind}-> {to}: {end} is neither in the file nor in the store"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(items)
+}
+
+/// Imports checked items, `batch` per transaction; `progress(done, total)` after
+/// each batch.
+pub fn import(
+    store: &Store,
+    items: &[Item],
+    batch: usize,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<ImportReport> {
+    let mut rep = ImportReport::default();
+    // Entities first, so every edge finds its ends.
+    let (entities, edges): (Vec<&Item>, Vec<&Item>) =
+        items.iter().partition(|i| matches!(i, Item::Entity(_)));
+    let ordered: Vec<&Item> = entities.into_iter().chain(edges).collect();
+    let total = ordered.len();
+    for (n, chunk) in ordered.chunks(batch.max(1)).enumerate() {
+        let r = crate::tasks::write(store, |tx| {
+            let mut r = ImportReport::default();
+            for it in chunk {
+                match it {
+                    Item::Entity(e) => match tx.import_entity(e) {
+                        Ok(true) => r.entities_written += 1,
+                        Ok(false) => r.entities_skipped += 1,
+                        Err(Error::Conflict(m)) => r.conflicts.push(m),
+                        Err(e) => return Err(e),
+                    },
+                    Item::Edge {
+                        from,
+                        kind,
+                        to,
+                        props,
+                    } => {
+                        let exists = tx
+                            .edges(from, Direction::Out, Some(kind))?
+                            .iter()
+                            .any(|e| &e.to == to);
+                        if exists {
+                            r.edges_skipped += 1;
+                        } else {
+                            tx.add_edge(from, kind, to, props.clone())?;
+                            r.edges_written += 1;
+                        }
+                    }
+                }
+            }
+            Ok(r)
+        })?;
+        rep.entities_written += r.entities_written;
+        rep.entities_skipped += r.entities_skipped;
+        rep.edges_written += r.edges_written;
+        rep.edges_skipped += r.edges_skipped;
+        rep.conflicts.extend(r.conflicts);
+        progress(((n + 1) * batch.max(1)).min(total), total);
+    }
+    Ok(rep)
+}
+
+/// Milliseconds since the epoch of an RFC 3339 time (`2025-10-01T12:00:00Z`,
+/// fractions and offsets allowed).
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &s[19..];
+    let mut ms = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits: String = frac.chars().take_while(char::is_ascii_digit).collect();
+        let padded = format!("{:0<3}", &digits[..digits.len().min(3)]);
+        ms = padded.parse().ok()?;
+        rest = &frac[digits.len()..];
+    }
+    let offset_min = match rest {
+        "Z" | "z" | "" => 0,
+        o if o.len() == 6 && matches!(&o[0..1], "+" | "-") => {
+            let m = o[1..3].parse::<i64>().ok()? * 60 + o[4..6].parse::<i64>().ok()?;
+            if o.starts_with('-') {
+                -m
+            } else {
+                m
+            }
+        }
+        _ => return None,
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let yy = if mo <= 2 { y - 1 } else { y };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86_400 + h * 3600 + mi * 60 + se - offset_min * 60) * 1000) + ms)
+}
+
+/// Maps a beads `issues.jsonl` to import items: each issue a task (`T-` + its
+/// beads id), `blocks` dependencies as `depends_on`, `parent-child` as
+/// `parent_of`, others as `relates_to`.
+pub fn from_beads(text: &str) -> Result<Vec<Item>> {
+    let mut items = Vec::new();
+    let mut edges = Vec::new();
+    let task_id = |bid: &str| {
+        if bid.starts_with("T-") {
+            bid.to_string()
+        } else {
+            format!("T-{bid}")
+        }
+    };
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let j: Json = serde_json::from_str(raw).map_err(|e| bad(line, format!("not JSON: {e}")))?;
+        let Json::Object(o) = j else {
+            return Err(bad(line, "not a JSON object"));
+        };
+        let bid = str_field(&o, "id", line)?;
+        let id = task_id(&bid);
+        crate::versioned_store::model::check_id(&id).map_err(|e| bad(line, e))?;
+        let title = str_field(&o, "title", line)?;
+        let mut p = Props::new();
+        p.insert("title".into(), title.into());
+        if let Some(d) = o.get("description").and_then(Json::as_str) {
+            if !d.is_empty() {
+                p.insert("description".into(), d.into());
+            }
+        }
+        let status = match o.get("status").and_then(Json::as_str).unwrap_or("open") {
+            "open" => "pending",
+            "in_progress" => "in_progress",
+            "blocked" => "blocked",
+            "closed" => "completed",
+            other => return Err(bad(line, format!("unknown beads status {other:?}"))),
+        };
+        p.insert("status".into(), status.into());
+        let priority = match o.get("priority").and_then(Json::as_i64).unwrap_or(2) {
+            0 => "critical",
+            1 => "high",
+            2 => "medium",
+            _ => "low",
+        };
+        p.insert("priority".into(), priority.into());
+        let category = match o.get("issue_type").and_then(Json::as_str) {
+            Some("bug") => Some("bugfix"),
+            Some("feature") => Some("feature"),
+            Some("chore") => Some("devex"),
+            _ => None,
+        };
+        if let Some(c) = category {
+            p.insert("category".into(), c.into());
+        }
+        let mut labels: Vec<Value> = match o.get("labels") {
+            Some(Json::Array(ls)) => ls
+                .iter()
+                .filter_map(|l| l.as_str().map(Value::from))
+                .collect(),
+            _ => Vec::new(),
+        };
+        if o.get("issue_type").and_then(Json::as_str) == Some("epic") {
+            labels.push("epic".into());
+        }
+        p.insert("labels".into(), Value::List(labels));
+        if let Some(a) = o
+            .get("assignee")
+            .and_then(Json::as_str)
+            .filter(|a| !a.is_empty())
+        {
+            p.insert("assignee".into(), a.into());
+        }
+        p.insert("beads_id".into(), bid.as_str().into());
+        let time = |k: &str| o.get(k).and_then(Json::as_str).and_then(parse_rfc3339);
+        let created = time("created_at").unwrap_or(0);
+        let updated = time("updated_at").unwrap_or(created);
+        if status == "completed" {
+            if let Some(c) = time("closed_at") {
+                p.insert("completed_at".into(), Value::Int(c));
+            }
+        }
+        items.push(Item::Entity(Entity {
+            id: id.clone(),
+            kind: "task".into(),
+            version: 1,
+            props: p,
+            created_at: created,
+            updated_at: updated,
+        }));
+        if let Some(Json::Array(deps)) = o.get("dependencies") {
+            for d in deps {
+                let on = d
+                    .get("depends_on_id")
+                    .and_then(Json::as_str)
+                    .ok_or_else(|| bad(line, "a dependency without depends_on_id"))?;
+                let (from, kind, to) =
+                    match d.get("type").and_then(Json::as_str).unwrap_or("blocks") {
+                        "blocks" => (id.clone(), "depends_on", task_id(on)),
+                        "parent-child" => (task_id(on), "parent_of", id.clone()),
+                        _ => (id.clone(), "relates_to", task_id(on)),
+                    };
+                edges.push(Item::Edge {
+                    from,
+                    kind: kind.into(),
+                    to,
+                    props: Props::new(),
+                });
+            }
+        }
+    }
+    items.extend(edges);
+    Ok(items)
+}
+
+/// An item as the export line it would be (for messages).
+pub fn describe(it: &Item) -> String {
+    match it {
+        Item::Entity(e) => format!("entity {} v{}", e.id, e.version),
+        Item::Edge { from, kind, to, .. } => format!("edge {from} -{kind}-> {to}"),
+    }
+}
+
+/// Counts of items by kind, for summaries.
+pub fn count(items: &[Item]) -> BTreeMap<&'static str, usize> {
+    let mut m = BTreeMap::new();
+    for i in items {
+        *m.entry(match i {
+            Item::Entity(_) => "entities",
+            Item::Edge { .. } => "edges",
+        })
+        .or_insert(0) += 1;
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rfc3339;
+
+    #[test]
+    fn rfc3339_times_parse_with_fractions_and_offsets() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339("2026-11-22T02:13:42Z"),
+            Some(1_795_313_622_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-22T02:13:42.5+01:00"),
+            Some(1_795_313_622_500 - 3_600_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2000-02-29T00:00:00.123456Z"),
+            Some(951_782_400_123)
+        );
+        assert_eq!(parse_rfc3339("yesterday"), None);
+        assert_eq!(parse_rfc3339("2026-11-22T02:13:42+0100"), None);
+    }
+}
