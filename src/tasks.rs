@@ -321,6 +321,10 @@ fn update_props(
 ) -> Result<Entity> {
     let mut p = t.props.clone();
     f(&mut p);
+    if p == t.props {
+        // Nothing changes: no new version.
+        return Ok(t.clone());
+    }
     tx.put_if_version(&t.id, &t.kind, p, t.version)
 }
 

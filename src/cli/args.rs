@@ -307,7 +307,7 @@ pub struct TaskFields {
     #[arg(long)]
     pub description: Option<String>,
     /// Estimated hours of work.
-    #[arg(long, value_name = "HOURS")]
+    #[arg(long, value_name = "HOURS", allow_negative_numbers = true)]
     pub estimate: Option<f64>,
 }
 

@@ -85,6 +85,22 @@ pub fn run() -> i32 {
     }));
     let cli = match Cli::try_parse() {
         Ok(c) => c,
+        Err(e) if e.use_stderr() && std::env::args_os().any(|a| a == "--json") => {
+            // With --json even a usage error is one JSON object on stdout: the
+            // error without its usage lines, on one line.
+            let msg = e.to_string();
+            let what = msg.split("\n\nUsage:").next().unwrap_or(&msg);
+            let one_line = what
+                .trim_start_matches("error: ")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            println!(
+                "{}",
+                json!({"error": {"code": "usage", "message": one_line}})
+            );
+            return exit::USAGE;
+        }
         Err(e) => {
             let _ = e.print();
             // --help and --version "fail" to parse but are successes.

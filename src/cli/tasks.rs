@@ -294,7 +294,9 @@ pub fn task(ctx: &Ctx, c: TaskCmd) -> CmdResult {
             }
         }
         TaskCmd::Claim { id, lease: l } => {
-            let t = tasks::claim(&ctx.open()?, &id, &agent, lease(&l)?)?;
+            // A bad --lease is a usage error before the store is opened.
+            let lease = lease(&l)?;
+            let t = tasks::claim(&ctx.open()?, &id, &agent, lease)?;
             print_task(ctx, &t, || {
                 format!("claimed {} for {agent}{}", t.id, lease_text(&t))
             });
