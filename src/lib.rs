@@ -41,6 +41,7 @@ pub mod ready;
 mod store;
 pub mod tasks;
 pub mod transfer;
+pub mod validate;
 
 pub use cache::CacheStats;
 pub use store::{verify, verify_indexes, EntityCache, Store};

@@ -1,6 +1,13 @@
 //! The `got` command-line tool: parses flags, calls the library, prints.
 
 fn main() {
+    // Like other Unix tools: output piped into `head` ends the process quietly
+    // when the reader goes away, instead of failing on a write.
+    // SAFETY: setting a signal's disposition to the default before any thread
+    // starts has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     std::process::exit(got_cli::run());
 }
 

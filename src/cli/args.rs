@@ -111,6 +111,15 @@ pub enum Command {
         #[arg(long, default_value_t = 1000)]
         batch: usize,
     },
+    /// `verify`, then the work graph's own rules: dangling references, dependency
+    /// cycles, impossible states, expired leases, orphan rate. Exit 7 if the bytes
+    /// are damaged, 5 if a rule is broken, 0 otherwise (warnings included).
+    Validate,
+    /// Print a shell completion script: `got completions bash > /etc/bash_completion.d/got`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// The dependency graph (all tasks, or around ID) as a picture source.
     #[command(after_help = "Example:\n  got graph --format dot | dot -Tsvg > tasks.svg")]
     Graph {

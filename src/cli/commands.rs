@@ -107,6 +107,13 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Sprint(c) => super::work::sprint(&ctx, c),
         Command::Epic(c) => super::work::epic(&ctx, c),
         Command::Dashboard => super::board::dashboard(&ctx),
+        Command::Validate => validate(&ctx),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = super::args::Cli::command();
+            clap_complete::generate(shell, &mut cmd, "got", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Export { out } => super::transfer::export(&ctx, out),
         Command::Import { file, from, batch } => super::transfer::import(&ctx, &file, from, batch),
         Command::Graph { id, depth, format } => {
@@ -600,6 +607,52 @@ fn stats(ctx: &Ctx) -> CmdResult {
         out.join("\n")
     });
     Ok(())
+}
+
+fn validate(ctx: &Ctx) -> CmdResult {
+    let dir = ctx.store_dir()?;
+    let rep = got::verify(Arc::new(got::wal::RealVfs), &dir)?;
+    if !rep.healthy() {
+        return Err(Failure::new(
+            "corrupt",
+            exit::CORRUPT,
+            format!(
+                "verify found {} problem(s) in the files ({}); run `got verify` for them",
+                rep.findings.len(),
+                rep.findings.first().map(String::as_str).unwrap_or("")
+            ),
+        ));
+    }
+    let store = ctx.open_read_only()?;
+    let v = got::validate::validate(&mut store.begin()?, got::tasks::now_ms())?;
+    ctx.print(
+        json!({"schema_version": 1, "valid": v.problems.is_empty(), "problems": v.problems,
+               "warnings": v.warnings, "tasks": v.tasks, "orphans": v.orphans,
+               "orphan_rate": v.orphan_rate(), "entities": rep.entities, "edges": rep.edges}),
+        || {
+            let mut out: Vec<String> = v.problems.iter().map(|p| format!("problem: {p}")).collect();
+            out.extend(v.warnings.iter().map(|w| format!("warning: {w}")));
+            out.push(format!(
+                "{}: files healthy; {} tasks, {} with no edge at all ({:.0}% orphans); {} problem(s), {} warning(s)",
+                if v.problems.is_empty() { "valid" } else { "NOT VALID" },
+                v.tasks,
+                v.orphans,
+                v.orphan_rate() * 100.0,
+                v.problems.len(),
+                v.warnings.len()
+            ));
+            out.join("\n")
+        },
+    );
+    if v.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::reported(
+            "invalid",
+            exit::INVALID,
+            format!("validate found {} problem(s)", v.problems.len()),
+        ))
+    }
 }
 
 fn verify(ctx: &Ctx) -> CmdResult {
