@@ -12,7 +12,8 @@
 //! initiated --accept--> accepted --complete--> completed
 //!     \--reject--> rejected
 //! ```
-//! Only the target agent (`to`) accepts, completes or rejects; no step is taken
+//! Accepting hands the task itself to the target agent (assigned, in progress,
+//! no lease). Only the target agent (`to`) accepts, completes or rejects; no step is taken
 //! twice or out of order. Each step is a transaction that reads the handoff and
 //! writes it at the version read, so two racing steps cannot both succeed.
 
@@ -136,10 +137,32 @@ fn step(
         }
         let mut p = h.props.clone();
         f(&mut p);
+        if verb == "accept" {
+            take_over(tx, prop_str(&h, "task").unwrap_or(""), agent)?;
+        }
         tx.put_if_version(&h.id, KIND, p, h.version)
     })
 }
 
+/// The target agent takes the task over (unless it is completed or gone).
+fn take_over(tx: &mut Transaction<'_>, task: &str, agent: &str) -> Result<()> {
+    let Some(t) = tx.get(task)? else {
+        return Ok(());
+    };
+    if tasks::status(&t) == "completed" {
+        return Ok(());
+    }
+    let mut p = t.props.clone();
+    set(&mut p, "assignee", agent);
+    set(&mut p, "status", "in_progress");
+    set(&mut p, "lease_expires_at", Value::Null);
+    p.entry("started_at".into()).or_insert(Value::Int(now_ms()));
+    tx.put_if_version(&t.id, &t.kind, p, t.version)?;
+    Ok(())
+}
+
+/// Accepts a handoff: the target agent now holds the task (assigned, in
+/// progress, no lease), in the same transaction.
 pub fn accept(store: &Store, id: &str, agent: &str) -> Result<Entity> {
     step(store, id, agent, "accept", "initiated", |p| {
         set(p, "status", "accepted");

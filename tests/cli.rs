@@ -235,8 +235,17 @@ fn edges_history_and_delete_work_end_to_end() {
     );
 }
 
+fn got_in(store: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_got"))
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 #[test]
-fn demo_uses_a_new_temporary_store_never_a_discovered_one() {
+fn demo_runs_agents_in_a_new_temporary_store_never_a_discovered_one() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     got(root, &["init"]);
@@ -250,18 +259,27 @@ fn demo_uses_a_new_temporary_store_never_a_discovered_one() {
     let d = json(&o);
     let store = d["store"].as_str().unwrap();
     assert!(!store.starts_with(root.to_str().unwrap()));
-    assert_eq!(d["tasks"].as_array().unwrap().len(), 20);
     // The discovered store was not touched.
     let list = json(&got(root, &["--json", "entity", "list"]));
     assert!(list.as_array().unwrap().is_empty());
-    // Every task but each thread's first depends on the one before it.
-    let with_dep = d["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| !t["depends_on"].as_array().unwrap().is_empty())
-        .count();
-    assert_eq!(with_dep, 16);
+    // The agents completed all eight planned tasks, each exactly once.
+    let done = d["completed"].as_array().unwrap();
+    let mut tasks: Vec<&str> = done.iter().map(|c| c["task"].as_str().unwrap()).collect();
+    tasks.sort();
+    tasks.dedup();
+    assert_eq!((done.len(), tasks.len()), (8, 8), "{d}");
+    let demo = Path::new(store);
+    let v = json(&got_in(demo, &["--json", "dashboard"]));
+    assert_eq!(v["counts"]["completed"], 8, "{v}");
+    assert_eq!(v["counts"]["in_progress"], 1, "the handed-off task");
+    assert_eq!(
+        v["in_progress"]["agent-1"].as_array().unwrap().len(),
+        1,
+        "{v}"
+    );
+    assert_eq!(v["handoffs"][0]["status"], "accepted");
+    assert_eq!(v["decisions"].as_array().unwrap().len(), 1);
+    assert_eq!(v["sprints"][0]["completed"], 8);
     std::fs::remove_dir_all(Path::new(store).parent().unwrap()).unwrap();
 }
 

@@ -100,9 +100,15 @@ fn the_handoff_state_machine_is_enforced_step_by_step() {
     }
     assert_eq!(show()["handoff"]["version"], version);
 
+    ok(got(&s, "alice", &["task", "claim", &t]));
     ok(got(&s, "bob", &["handoff", "accept", &h]));
     let v = show();
     assert_eq!(v["handoff"]["status"], "accepted");
+    // Accepting hands the task itself over.
+    let task = json(got(&s, "x", &["--json", "task", "show", &t]));
+    assert_eq!(task["task"]["assignee"], "bob");
+    assert_eq!(task["task"]["status"], "in_progress");
+    assert!(task["task"]["lease_expires_at"].is_null());
     assert!(v["handoff"]["accepted_at"].is_i64());
     // No step twice; no reject after accepting.
     for args in [
