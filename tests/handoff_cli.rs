@@ -236,6 +236,19 @@ fn the_handoff_state_machine_is_enforced_step_by_step() {
         assert_eq!(c, Some(code), "{args:?}: {err}");
     }
     assert_eq!(ids(&[]).len(), 2, "refusals wrote nothing");
+    let shown = json(got(&s, "x", &["--json", "task", "show", &t]));
+    let mut listed: Vec<&str> = shown["handoffs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap())
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        both.iter().map(String::as_str).collect::<Vec<_>>(),
+        "task show lists its handoffs"
+    );
 }
 
 #[test]
@@ -338,6 +351,13 @@ fn decisions_record_why_and_answer_for_the_tasks_they_affect() {
     };
     assert_eq!(why(&a), vec![d1.clone()]);
     assert_eq!(why(&b), vec![d1.clone(), d2.clone()], "oldest first");
+    let shown = json(got(&s, "x", &["--json", "task", "show", &b]));
+    assert_eq!(
+        shown["decisions"].as_array().unwrap().len(),
+        2,
+        "task show lists its decisions"
+    );
+    assert_eq!(shown["decisions"][0]["id"], d1.as_str());
     let v = json(got(&s, "x", &["--json", "decision", "show", &d1]));
     assert_eq!(v["decision"]["decided_by"], "alice");
     assert_eq!(v["decision"]["alternatives"][1], "sparse files");

@@ -378,6 +378,8 @@ fn show(ctx: &Ctx, id: &str) -> CmdResult {
             dependents.push(d);
         }
     }
+    let hands = got::handoffs::of_task(&mut tx, &t.id)?;
+    let decided = got::decisions::why(&mut tx, &t.id)?;
     drop(tx);
     let history = store.history(&t.id)?.len();
     if ctx.quiet {
@@ -394,6 +396,9 @@ fn show(ctx: &Ctx, id: &str) -> CmdResult {
         "task": task_json(&t),
         "depends_on": brief(&deps),
         "dependents": brief(&dependents),
+        "handoffs": hands.iter().map(|h| json!({"id": h.id, "status": got::handoffs::status(h),
+            "from": tasks::prop_str(h, "from"), "to": tasks::prop_str(h, "to")})).collect::<Vec<_>>(),
+        "decisions": decided.iter().map(|d| json!({"id": d.id, "title": title(d)})).collect::<Vec<_>>(),
         "history_count": history,
     });
     ctx.print(j, || {
@@ -448,6 +453,18 @@ fn show(ctx: &Ctx, id: &str) -> CmdResult {
                     ));
                 }
             }
+        }
+        for h in &hands {
+            s.push_str(&format!(
+                "handoff: {} {} {} -> {}\n",
+                h.id,
+                got::handoffs::status(h),
+                tasks::prop_str(h, "from").unwrap_or("?"),
+                tasks::prop_str(h, "to").unwrap_or("?")
+            ));
+        }
+        for d in &decided {
+            s.push_str(&format!("decision: {} {}\n", d.id, title(d)));
         }
         s.push_str(&format!(
             "version {}, {history} versions in history, created {}",
