@@ -111,6 +111,9 @@ pub enum Command {
         #[arg(long, default_value_t = 1000)]
         batch: usize,
     },
+    /// Backups: consistent copies of the store at one LSN, in backups/.
+    #[command(subcommand)]
+    Backup(BackupCmd),
     /// `verify`, then the work graph's own rules: dangling references, dependency
     /// cycles, impossible states, expired leases, orphan rate. Exit 7 if the bytes
     /// are damaged, 5 if a rule is broken, 0 otherwise (warnings included).
@@ -600,4 +603,21 @@ pub enum EpicCmd {
     List,
     /// One epic: sprints, tasks, progress.
     Show { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BackupCmd {
+    /// Take a backup (runs hard-linked, the rest copied; no lock held).
+    Create {
+        /// Then keep only the newest N backups.
+        #[arg(long, value_name = "N")]
+        keep: Option<usize>,
+    },
+    /// The backups, oldest first.
+    List,
+    /// Check a backup as `got verify` checks a store.
+    Verify { name: String },
+    /// Replace the store's contents with a backup, after backing up the current
+    /// state. Refused while another process holds the store (stop agents first).
+    Restore { name: String },
 }

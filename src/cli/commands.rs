@@ -108,6 +108,7 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Epic(c) => super::work::epic(&ctx, c),
         Command::Dashboard => super::board::dashboard(&ctx),
         Command::Validate => validate(&ctx),
+        Command::Backup(c) => backup(&ctx, c),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = super::args::Cli::command();
@@ -606,6 +607,104 @@ fn stats(ctx: &Ctx) -> CmdResult {
         ));
         out.join("\n")
     });
+    Ok(())
+}
+
+fn backup_json(b: &got::versioned_store::backup::BackupInfo) -> serde_json::Value {
+    json!({"name": b.name, "lsn": b.lsn, "runs": b.runs, "bytes": b.bytes, "path": b.path})
+}
+
+fn backup(ctx: &Ctx, c: super::args::BackupCmd) -> CmdResult {
+    use super::args::BackupCmd;
+    use got::versioned_store::backup;
+    let dir = ctx.store_dir()?;
+    let vfs: Arc<dyn got::wal::Vfs> = Arc::new(got::wal::RealVfs);
+    match c {
+        BackupCmd::Create { keep } => {
+            let store = ctx.open_read_only()?;
+            let b = store.backup(keep)?;
+            ctx.print(
+                json!({"schema_version": 1, "backup": backup_json(&b)}),
+                || {
+                    format!(
+                        "backup {} holds everything through LSN {} ({} runs, {} bytes)",
+                        b.name, b.lsn, b.runs, b.bytes
+                    )
+                },
+            );
+        }
+        BackupCmd::List => {
+            let all = backup::list_backups(vfs.as_ref(), &dir)?;
+            if ctx.quiet {
+                for b in &all {
+                    println!("{}", b.name);
+                }
+                return Ok(());
+            }
+            ctx.print(
+                json!({"schema_version": 1, "backups": all.iter().map(backup_json).collect::<Vec<_>>()}),
+                || {
+                    if all.is_empty() {
+                        return "(no backups; `got backup create` takes one)".into();
+                    }
+                    all.iter()
+                        .map(|b| format!("{}  LSN {:>8}  {:>3} runs  {:>12} bytes", b.name, b.lsn, b.runs, b.bytes))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                },
+            );
+        }
+        BackupCmd::Verify { name } => {
+            let path = dir.join("backups").join(&name);
+            if name.contains('/') || !path.join("CURRENT").is_file() {
+                return Err(Failure::new(
+                    "not_found",
+                    exit::NOT_FOUND,
+                    format!("no backup {name} (see `got backup list`)"),
+                ));
+            }
+            let rep = got::verify(vfs, &path)?;
+            ctx.print(
+                json!({"schema_version": 1, "backup": name, "healthy": rep.healthy(), "findings": rep.findings,
+                       "entities": rep.entities, "edges": rep.edges, "lsn": rep.checkpoint_lsn}),
+                || {
+                    let mut out: Vec<String> = rep.findings.iter().map(|f| format!("finding: {f}")).collect();
+                    out.push(format!(
+                        "backup {name}: {}; {} entities, {} edges through LSN {}",
+                        if rep.healthy() { "healthy" } else { "NOT HEALTHY" },
+                        rep.entities,
+                        rep.edges,
+                        rep.checkpoint_lsn
+                    ));
+                    out.join("\n")
+                },
+            );
+            if !rep.healthy() {
+                return Err(Failure::reported(
+                    "corrupt",
+                    exit::CORRUPT,
+                    format!("backup {name} has {} problem(s)", rep.findings.len()),
+                ));
+            }
+        }
+        BackupCmd::Restore { name } => {
+            let r = backup::restore(vfs, &dir, &name, got::wal::lock::lock_timeout_from_env())?;
+            ctx.print(
+                json!({"schema_version": 1, "restored": backup_json(&r.restored),
+                       "safety_backup": r.safety.as_ref().map(backup_json)}),
+                || {
+                    let mut s = format!(
+                        "restored backup {} (everything through LSN {})",
+                        r.restored.name, r.restored.lsn
+                    );
+                    if let Some(b) = &r.safety {
+                        s.push_str(&format!("; the state it replaced is backup {}", b.name));
+                    }
+                    s
+                },
+            );
+        }
+    }
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! kept, transactions validated under the writer lock, checkpoints into immutable
 //! runs. Built on the `wal` crate; every file operation goes through its `Vfs`.
 
+pub mod backup;
 pub mod error;
 pub mod maintenance;
 pub mod manifest;

@@ -687,6 +687,18 @@ impl Inner {
     fn open(vfs: Arc<dyn Vfs>, dir: &Path, opts: Options) -> Result<Inner> {
         // CURRENT may move (a checkpoint elsewhere) while we open: retry.
         let mut attempt = 0;
+        let marker = dir.join(crate::backup::RESTORING);
+        if vfs.exists(&marker).map_err(io_at(&marker))? {
+            let name = vfs
+                .open(&marker, wal::OpenMode::Read)
+                .and_then(|f| f.read_all())
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            return Err(Error::Invalid(format!(
+                "{}: a restore of backup {name} was interrupted; run `got backup restore {name}` to finish it",
+                dir.display()
+            )));
+        }
         let (m, runs, wal, cursor) = loop {
             attempt += 1;
             let r = (|| {
@@ -790,7 +802,7 @@ impl Inner {
         Ok(true)
     }
 
-    fn derived_version(&self) -> u32 {
+    pub(crate) fn derived_version(&self) -> u32 {
         self.opts.deriver.as_ref().map_or(0, |d| d.version())
     }
 
@@ -938,12 +950,24 @@ impl Inner {
                 Ok(Some(x)) => x,
             };
             let mut st = self.state.write();
-            let skipped = m.checkpoint_lsn > st.applied_lsn;
-            st.mem.prune_through(m.checkpoint_lsn);
-            st.applied_lsn = st.applied_lsn.max(m.checkpoint_lsn);
+            let restored = crate::backup::restore_count(m.generation)
+                != crate::backup::restore_count(rd.generation);
+            let skipped = restored || m.checkpoint_lsn > st.applied_lsn;
+            if restored {
+                // The store was restored from a backup: history went back to the
+                // backup's LSN; nothing applied from the old log stands.
+                st.mem = MemTable::default();
+                st.applied_lsn = m.checkpoint_lsn;
+                self.wal.rewind(m.checkpoint_lsn);
+                rd.cursor = self.wal.position(m.checkpoint_lsn)?;
+                rd.tail_bytes = 0;
+            } else {
+                st.mem.prune_through(m.checkpoint_lsn);
+                st.applied_lsn = st.applied_lsn.max(m.checkpoint_lsn);
+            }
             rd.generation = m.generation;
             self.wal.set_generation(m.generation);
-            if let Some(c) = cursor {
+            if let (Some(c), false) = (cursor, restored) {
                 rd.cursor = c;
                 rd.tail_bytes = 0;
             }

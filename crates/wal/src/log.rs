@@ -169,12 +169,24 @@ impl Wal {
     /// Creates the log of a new store: `wal/`, `quarantine/`, the first segment
     /// (LSN 1) and `DURABLE` = 0, all synced.
     pub fn create(vfs: &dyn Vfs, dir: &Path, store_id: [u8; 16], opts: &WalOptions) -> Result<()> {
+        Wal::create_at(vfs, dir, store_id, opts, 1)
+    }
+
+    /// Like [`Wal::create`], for a store whose runs already hold every LSN below
+    /// `next_lsn` (a backup): the first segment starts there.
+    pub fn create_at(
+        vfs: &dyn Vfs,
+        dir: &Path,
+        store_id: [u8; 16],
+        opts: &WalOptions,
+        next_lsn: u64,
+    ) -> Result<()> {
         let wal_dir = dir.join("wal");
         vfs.create_dir_all(&wal_dir).at(&wal_dir)?;
         let q = dir.join("quarantine");
         vfs.create_dir_all(&q).at(&q)?;
         vfs.sync_dir(dir).at(dir)?;
-        segment::install_segment(vfs, &wal_dir, &store_id, 1, opts.segment_size_bytes)?;
+        segment::install_segment(vfs, &wal_dir, &store_id, next_lsn, opts.segment_size_bytes)?;
         DurableFile::create(vfs, dir, store_id)
     }
 
@@ -203,6 +215,14 @@ impl Wal {
             generation: AtomicU64::new(0),
             unrevoked_at: Mutex::new(None),
         })
+    }
+
+    /// The log was replaced under this handle (a restore): forget open segment
+    /// files and what was synced; the log now ends at `lsn`.
+    pub fn rewind(&self, lsn: u64) {
+        self.files.lock().clear();
+        self.synced_lsn.store(lsn, Ordering::SeqCst);
+        self.deep_checked.store(false, Ordering::SeqCst);
     }
 
     pub fn options(&self) -> &WalOptions {

@@ -107,6 +107,21 @@ pub trait Vfs: Send + Sync + Debug + 'static {
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
     /// Opens (creating if needed) a lock file. Taking the lock is a separate step.
     fn open_lock(&self, path: &Path) -> io::Result<Box<dyn VfsLock>>;
+    /// Removes an empty directory. The default does nothing (for file systems
+    /// whose directories are implicit).
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        let _ = path;
+        Ok(())
+    }
+    /// Makes `to` name the same (immutable) content as `from`; `to` must not
+    /// exist. Durable after the file is synced and `sync_dir` of `to`'s parent.
+    /// The default copies the bytes (and syncs them); the real file system links.
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let bytes = self.open(from, OpenMode::Read)?.read_all()?;
+        let f = self.open(to, OpenMode::CreateNew)?;
+        f.write_at(&bytes, 0)?;
+        f.sync_data()
+    }
 }
 
 /// The real file system (`std::fs`, `fdatasync`, `flock`).
@@ -172,6 +187,12 @@ impl Vfs for RealVfs {
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         File::open(path)?.sync_all()
+    }
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::hard_link(from, to)
+    }
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        fs::remove_dir(path)
     }
     fn open_lock(&self, path: &Path) -> io::Result<Box<dyn VfsLock>> {
         let file = OpenOptions::new()

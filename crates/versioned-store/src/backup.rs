@@ -1,0 +1,411 @@
+//! Backups: a consistent copy of the store at one LSN, itself a store directory
+//! under `backups/<name>/`.
+//!
+//! A backup is taken without the writer lock: the handle catches up to the
+//! durable LSN L and copies, under its state's read lock, the manifest, the open
+//! runs and the in-memory delta (every version above the checkpoint up to L).
+//! Then, with no lock: the runs are hard-linked (they are immutable), the delta
+//! is written as one more run, and a CURRENT naming them all with checkpoint LSN
+//! L and an empty log starting at L + 1 complete a store directory; CURRENT is
+//! written last and atomically, so a directory without it (a crash mid-way) is
+//! not a backup and is never listed: a backup is whole or absent.
+//! Commits racing with it are simply not in it.
+
+use crate::error::{io_at, Error, Result};
+use crate::manifest::{self, Manifest};
+use crate::run;
+use crate::store::{now_ms, random_u64, Store};
+use std::path::{Path, PathBuf};
+use wal::{OpenMode, Vfs, WalOptions};
+
+/// What `backups/` holds about one backup.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BackupInfo {
+    pub name: String,
+    /// Everything at or below this LSN is in the backup.
+    pub lsn: u64,
+    pub runs: usize,
+    pub bytes: u64,
+    pub path: PathBuf,
+}
+
+/// `YYYYMMDDTHHMMSS.mmmZ` for a time in ms (UTC): names that sort by time.
+fn stamp(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
+fn dir_bytes(vfs: &dyn Vfs, dir: &Path) -> u64 {
+    let mut total = 0;
+    for sub in ["", "runs", "wal"] {
+        let d = if sub.is_empty() {
+            dir.to_path_buf()
+        } else {
+            dir.join(sub)
+        };
+        for n in vfs.list_dir(&d).unwrap_or_default() {
+            if let Ok(f) = vfs.open(&d.join(&n), OpenMode::Read) {
+                total += f.len().unwrap_or(0);
+            }
+        }
+    }
+    total
+}
+
+/// Removes a backup directory: CURRENT first (from then on it is no backup),
+/// then its files, then the directories.
+fn remove_tree(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
+    let current = dir.join("CURRENT");
+    if vfs.exists(&current).map_err(io_at(&current))? {
+        vfs.remove_file(&current).map_err(io_at(&current))?;
+        vfs.sync_dir(dir).map_err(io_at(dir))?;
+    }
+    for sub in ["runs", "wal", "quarantine", "backups"] {
+        let d = dir.join(sub);
+        if let Ok(names) = vfs.list_dir(&d) {
+            for n in names {
+                let p = d.join(n);
+                vfs.remove_file(&p).map_err(io_at(&p))?;
+            }
+            vfs.remove_dir(&d).or_else(|e| ignore_missing(e, &d))?;
+        }
+    }
+    if let Ok(names) = vfs.list_dir(dir) {
+        let subdirs = ["runs", "wal", "quarantine", "backups"];
+        for n in names.into_iter().filter(|n| !subdirs.contains(&n.as_str())) {
+            let p = dir.join(n);
+            vfs.remove_file(&p).map_err(io_at(&p))?;
+        }
+    }
+    vfs.remove_dir(dir).or_else(|e| ignore_missing(e, dir))
+}
+
+fn ignore_missing(e: std::io::Error, p: &Path) -> Result<()> {
+    if matches!(e.kind(), std::io::ErrorKind::NotFound) {
+        Ok(())
+    } else {
+        Err(io_at(p)(e))
+    }
+}
+
+impl Store {
+    /// Takes a backup (see the module docs) and keeps only the newest `keep`
+    /// backups (`None`: all).
+    pub fn backup(&self, keep: Option<usize>) -> Result<BackupInfo> {
+        let inner = &self.inner;
+        let vfs = inner.vfs.as_ref();
+        inner.catch_up()?;
+        let (m, runs, delta, lsn) = {
+            let st = inner.state.read();
+            (
+                st.manifest.clone(),
+                st.runs.clone(),
+                st.mem.clone(),
+                st.applied_lsn,
+            )
+        };
+        let backups = inner.dir.join("backups");
+        vfs.create_dir_all(&backups).map_err(io_at(&backups))?;
+        // LSNs repeat after a restore, and two backups can share a millisecond:
+        // a counter keeps names unique.
+        let base = format!("{}-lsn{lsn:012}", stamp(now_ms()));
+        let mut name = base.clone();
+        let mut n = 1;
+        while vfs.exists(&backups.join(&name)).map_err(io_at(&backups))? {
+            n += 1;
+            name = format!("{base}-{n}");
+        }
+        // Built in place; CURRENT, written last and atomically, is what makes it
+        // a backup (as it makes a directory a store): a crash before leaves a
+        // directory `list_backups` does not count.
+        let dst = backups.join(&name);
+        let tmp = dst.clone();
+        let result = (|| -> Result<usize> {
+            for sub in ["runs", "quarantine", "backups"] {
+                let d = tmp.join(sub);
+                vfs.create_dir_all(&d).map_err(io_at(&d))?;
+            }
+            let runs_dir = tmp.join("runs");
+            let mut metas = Vec::new();
+            if !delta.is_empty() {
+                let run_name = format!("{lsn:020}-backup-{:08x}.run", random_u64() as u32);
+                metas.push(run::write_run(
+                    vfs,
+                    &runs_dir,
+                    &run_name,
+                    inner.store_id,
+                    inner.derived_version(),
+                    delta.into_entries().map(Ok),
+                )?);
+            }
+            for r in &runs {
+                let to = runs_dir.join(&r.meta.name);
+                vfs.hard_link(r.path(), &to).map_err(io_at(r.path()))?;
+                metas.push(r.meta.clone());
+            }
+            vfs.sync_dir(&runs_dir).map_err(io_at(&runs_dir))?;
+            wal::Wal::create_at(
+                vfs,
+                &tmp,
+                inner.store_id,
+                &WalOptions {
+                    // Small: a backup is read, rarely written (rotation after a
+                    // restore moves to the store's own segment size).
+                    segment_size_bytes: wal::segment::MIN_SEGMENT_BYTES,
+                    ..WalOptions::default()
+                },
+                lsn + 1,
+            )?;
+            let count = metas.len();
+            manifest::write(
+                vfs,
+                &tmp,
+                &Manifest {
+                    store_id: inner.store_id,
+                    // DURABLE starts at generation 0 too: readers see no newer
+                    // checkpoint to reload.
+                    generation: 0,
+                    checkpoint_lsn: lsn,
+                    runs: metas,
+                    created_at_ms: m.created_at_ms,
+                },
+            )?;
+            vfs.sync_dir(&backups).map_err(io_at(&backups))?;
+            Ok(count)
+        })();
+        let count = match result {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = remove_tree(vfs, &tmp);
+                return Err(e);
+            }
+        };
+        if let Some(k) = keep {
+            let all = list_backups(vfs, &inner.dir)?;
+            for old in all.iter().take(all.len().saturating_sub(k.max(1))) {
+                remove_tree(vfs, &old.path)?;
+            }
+            vfs.sync_dir(&backups).map_err(io_at(&backups))?;
+        }
+        Ok(BackupInfo {
+            bytes: dir_bytes(vfs, &dst),
+            name,
+            lsn,
+            runs: count,
+            path: dst,
+        })
+    }
+}
+
+/// The store's backups, oldest first.
+pub fn list_backups(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<BackupInfo>> {
+    let backups = dir.join("backups");
+    let mut out = Vec::new();
+    let names = match vfs.list_dir(&backups) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(io_at(&backups)(e)),
+    };
+    for n in names.into_iter().filter(|n| !n.starts_with('.')) {
+        let path = backups.join(&n);
+        let m = match manifest::read(vfs, &path) {
+            Ok(m) => m,
+            Err(_) => continue,
+        };
+        out.push(BackupInfo {
+            lsn: m.checkpoint_lsn,
+            runs: m.runs.len(),
+            bytes: dir_bytes(vfs, &path),
+            name: n,
+            path,
+        });
+    }
+    Ok(out)
+}
+
+/// A manifest generation's top bits count restores (checkpoints count in the
+/// low bits): a handle that sees the count change knows history was replaced.
+const RESTORE_SHIFT: u32 = 48;
+
+/// How many restores a store with this manifest generation has been through.
+pub fn restore_count(generation: u64) -> u64 {
+    generation >> RESTORE_SHIFT
+}
+
+/// The marker a restore leaves while it replaces the store's files: a store
+/// holding it refuses to open until the restore is run again to its end.
+pub const RESTORING: &str = "RESTORING";
+
+/// What a restore did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RestoreInfo {
+    pub restored: BackupInfo,
+    /// The backup of the state the restore replaced (`None` when finishing an
+    /// interrupted restore, whose first run took it).
+    pub safety: Option<BackupInfo>,
+}
+
+/// Replaces the store's contents with backup `name`, under the writer lock (a
+/// `Locked` error if another process holds it past `lock_timeout`). First
+/// backs up the current state. Crash-safe by a marker: until the new CURRENT is
+/// durable the store refuses to open and names the restore to finish; running
+/// it again completes it.
+pub fn restore(
+    vfs: std::sync::Arc<dyn Vfs>,
+    dir: &Path,
+    name: &str,
+    lock_timeout: std::time::Duration,
+) -> Result<RestoreInfo> {
+    let v = vfs.as_ref();
+    let src = dir.join("backups").join(name);
+    if name.contains('/') || name.starts_with('.') || !v.exists(&src).map_err(io_at(&src))? {
+        return Err(Error::NotFound(format!(
+            "no backup {name} (see `got backup list`)"
+        )));
+    }
+    let bm = manifest::read(v, &src)?;
+    let live = manifest::read(v, dir)?;
+    if bm.store_id != live.store_id {
+        return Err(Error::Invalid(format!(
+            "backup {name} belongs to another store"
+        )));
+    }
+    let lock = wal::ProcessLock::open(v, dir)?;
+    let held = lock.acquire(lock_timeout)?;
+    let marker = dir.join(RESTORING);
+    let resuming = v.exists(&marker).map_err(io_at(&marker))?;
+    let safety = if resuming {
+        None
+    } else {
+        // The current state, kept: a read-only handle takes no lock.
+        let h = Store::open_with_vfs(
+            vfs.clone(),
+            dir,
+            crate::Options {
+                read_only: true,
+                ..crate::Options::default()
+            },
+        )?;
+        let b = h.backup(None)?;
+        drop(h);
+        let f = v
+            .open(&marker, OpenMode::CreateReadWrite)
+            .map_err(io_at(&marker))?;
+        f.write_at(name.as_bytes(), 0).map_err(io_at(&marker))?;
+        f.sync_data().map_err(io_at(&marker))?;
+        v.sync_dir(dir).map_err(io_at(dir))?;
+        Some(b)
+    };
+    // Runs: the backup's, linked in (immutable; already-present names are kept).
+    let runs_dir = dir.join("runs");
+    for r in &bm.runs {
+        let to = runs_dir.join(&r.name);
+        if v.exists(&to).map_err(io_at(&to))? {
+            // The same run (runs are immutable, names unique), unless an earlier,
+            // interrupted restore left a partial copy: then copy it again.
+            let have = v.open(&to, OpenMode::Read).and_then(|f| f.len());
+            if matches!(have, Ok(n) if n == r.bytes) {
+                continue;
+            }
+            v.remove_file(&to).map_err(io_at(&to))?;
+        }
+        v.hard_link(&src.join("runs").join(&r.name), &to)
+            .map_err(io_at(&to))?;
+    }
+    v.sync_dir(&runs_dir).map_err(io_at(&runs_dir))?;
+    // The log: the current segments go to quarantine/ (kept, not read), the
+    // backup's empty log (starting at its LSN + 1) is copied in.
+    let wal_dir = dir.join("wal");
+    let q = dir.join("quarantine");
+    v.create_dir_all(&q).map_err(io_at(&q))?;
+    let tag = stamp(now_ms());
+    for n in v.list_dir(&wal_dir).map_err(io_at(&wal_dir))? {
+        let from = wal_dir.join(&n);
+        let bytes = v
+            .open(&from, OpenMode::Read)
+            .and_then(|f| f.read_all())
+            .map_err(io_at(&from))?;
+        let to = q.join(format!("restore-{tag}-{n}"));
+        let f = v.open(&to, OpenMode::CreateReadWrite).map_err(io_at(&to))?;
+        f.write_at(&bytes, 0).map_err(io_at(&to))?;
+        f.sync_data().map_err(io_at(&to))?;
+        v.sync_dir(&q).map_err(io_at(&q))?;
+        v.remove_file(&from).map_err(io_at(&from))?;
+    }
+    for n in v.list_dir(&src.join("wal")).map_err(io_at(&src))? {
+        let bytes = v
+            .open(&src.join("wal").join(&n), OpenMode::Read)
+            .and_then(|f| f.read_all())
+            .map_err(io_at(&src))?;
+        let to = wal_dir.join(&n);
+        let f = v.open(&to, OpenMode::CreateReadWrite).map_err(io_at(&to))?;
+        f.set_len(0).map_err(io_at(&to))?;
+        f.write_at(&bytes, 0).map_err(io_at(&to))?;
+        f.sync_data().map_err(io_at(&to))?;
+    }
+    v.sync_dir(&q).map_err(io_at(&q))?;
+    v.sync_dir(&wal_dir).map_err(io_at(&wal_dir))?;
+    // A generation with the restore count raised: every open handle reloads and,
+    // seeing the count change, drops what it applied from the old log.
+    let generation = (restore_count(live.generation) + 1) << RESTORE_SHIFT;
+    let durable = dir.join("DURABLE");
+    let f = v
+        .open(&durable, OpenMode::CreateReadWrite)
+        .map_err(io_at(&durable))?;
+    f.write_at(
+        &wal::durable::encode(
+            wal::Published {
+                lsn: bm.checkpoint_lsn,
+                generation,
+            },
+            &bm.store_id,
+        ),
+        0,
+    )
+    .map_err(io_at(&durable))?;
+    f.sync_data().map_err(io_at(&durable))?;
+    manifest::write(
+        v,
+        dir,
+        &Manifest {
+            generation,
+            ..bm.clone()
+        },
+    )?;
+    // From here the restored state is the store's. Runs no longer named go (the
+    // safety backup holds links to them); then the marker.
+    let keep: Vec<&str> = bm.runs.iter().map(|r| r.name.as_str()).collect();
+    for n in v.list_dir(&runs_dir).map_err(io_at(&runs_dir))? {
+        if n.ends_with(".run") && !keep.contains(&n.as_str()) {
+            let p = runs_dir.join(&n);
+            v.remove_file(&p).map_err(io_at(&p))?;
+        }
+    }
+    v.sync_dir(&runs_dir).map_err(io_at(&runs_dir))?;
+    if v.exists(&marker).map_err(io_at(&marker))? {
+        v.remove_file(&marker).map_err(io_at(&marker))?;
+    }
+    v.sync_dir(dir).map_err(io_at(dir))?;
+    drop(held);
+    let restored = list_backups(v, dir)?
+        .into_iter()
+        .find(|b| b.name == name)
+        .ok_or_else(|| Error::NotFound(format!("backup {name} vanished")))?;
+    Ok(RestoreInfo { restored, safety })
+}

@@ -1,0 +1,233 @@
+//! Backups: a backup holds exactly the state at its LSN and is itself a healthy
+//! store; restore replaces the store's state with it after backing up the
+//! current one, and other handles follow; a restore cut short at any operation
+//! by a crash leaves either the old state, the restored one, or a store that
+//! refuses to open until the restore is run again — never a mixture.
+
+use got::versioned_store::backup::{self, list_backups};
+use got::wal::sim::{FaultError, OpFilter};
+use got::wal::{SimVfs, Vfs};
+use got::{Options, Props, Store, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+const DIR: &str = "/b/.got";
+
+type Snapshot = BTreeMap<String, (u64, Props)>;
+
+fn opts() -> Options {
+    Options {
+        create_if_missing: true,
+        segment_size_bytes: 8192,
+        checkpoint_wal_bytes: 4096,
+        ..Options::default()
+    }
+}
+
+fn open(vfs: &Arc<SimVfs>, dir: &str) -> got::Result<Store> {
+    Store::open_with_vfs(vfs.clone() as Arc<dyn Vfs>, dir, opts())
+}
+
+fn snapshot(s: &Store) -> Snapshot {
+    s.list(None, None)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.id, (e.version, e.props)))
+        .collect()
+}
+
+fn commit(s: &Store, i: usize) {
+    s.transaction(|tx| {
+        let mut p = Props::new();
+        p.insert("n".into(), Value::Int(i as i64));
+        p.insert("status".into(), "pending".into());
+        tx.put(&format!("t{:03}", i % 40), "task", p)
+    })
+    .unwrap();
+}
+
+/// A store with runs and a delta, a backup of it, then more commits.
+fn setup(vfs: &Arc<SimVfs>) -> (Snapshot, Snapshot, String) {
+    let s = open(vfs, DIR).unwrap();
+    for i in 0..60 {
+        commit(&s, i);
+    }
+    s.checkpoint().unwrap();
+    for i in 60..70 {
+        commit(&s, i);
+    }
+    let at_backup = snapshot(&s);
+    let b = s.backup(None).unwrap();
+    for i in 70..90 {
+        commit(&s, i);
+    }
+    (at_backup, snapshot(&s), b.name)
+}
+
+#[test]
+fn a_backup_is_the_state_at_its_lsn_and_restore_brings_it_back() {
+    let vfs = SimVfs::new();
+    let (at_backup, later, name) = setup(&vfs);
+    assert_ne!(at_backup, later);
+    let bdir = format!("{DIR}/backups/{name}");
+    let rep = got::verify(vfs.clone() as Arc<dyn Vfs>, Path::new(&bdir)).unwrap();
+    assert!(rep.healthy(), "{:?}", rep.findings);
+    assert!(rep.index_entries > 0, "indexes came along");
+    let b = Store::open_with_vfs(
+        vfs.clone() as Arc<dyn Vfs>,
+        &bdir,
+        Options {
+            read_only: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        snapshot(&b),
+        at_backup,
+        "the backup holds the state at its LSN"
+    );
+    drop(b);
+
+    // Another handle, open across the restore (another process).
+    let other = open(&vfs, DIR).unwrap();
+    assert_eq!(snapshot(&other), later);
+    let r = backup::restore(vfs.clone(), Path::new(DIR), &name, Duration::from_secs(1)).unwrap();
+    let safety = r.safety.expect("the replaced state is backed up");
+    let s = open(&vfs, DIR).unwrap();
+    assert_eq!(snapshot(&s), at_backup, "restored");
+    assert_eq!(
+        snapshot(&other),
+        at_backup,
+        "another handle follows the restore"
+    );
+    let rep = got::verify(vfs.clone() as Arc<dyn Vfs>, Path::new(DIR)).unwrap();
+    assert!(rep.healthy(), "{:?}", rep.findings);
+    // The replaced state is a backup too, and the store goes on from the backup's LSN.
+    let sb = Store::open_with_vfs(
+        vfs.clone() as Arc<dyn Vfs>,
+        format!("{DIR}/backups/{}", safety.name),
+        Options {
+            read_only: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(snapshot(&sb), later);
+    let lsn = s.applied_lsn().unwrap();
+    assert_eq!(lsn, r.restored.lsn);
+    commit(&s, 1000);
+    assert_eq!(s.applied_lsn().unwrap(), lsn + 1);
+    assert_eq!(
+        other.get("t000").unwrap().unwrap().props["n"],
+        Value::Int(1000)
+    );
+    // Rotation keeps the newest.
+    s.backup(Some(1)).unwrap();
+    assert_eq!(list_backups(vfs.as_ref(), Path::new(DIR)).unwrap().len(), 1);
+}
+
+#[test]
+fn a_restore_cut_short_anywhere_is_finished_by_running_it_again() {
+    // How many operations a whole restore takes.
+    let vfs = SimVfs::new();
+    let (_, _, name) = setup(&vfs);
+    let before = vfs.op_count();
+    backup::restore(vfs.clone(), Path::new(DIR), &name, Duration::from_secs(1)).unwrap();
+    let total = vfs.op_count() - before;
+    assert!(total > 20, "{total}");
+    let mut outcomes = BTreeMap::new();
+    for k in 1..=total {
+        let vfs = SimVfs::new();
+        let (at_backup, later, name) = setup(&vfs);
+        vfs.fail_op(k, OpFilter::Any, FaultError::Eio, true);
+        let first = backup::restore(vfs.clone(), Path::new(DIR), &name, Duration::from_secs(1));
+        vfs.clear_faults();
+        vfs.crash(k);
+        let ctx = format!("failing op {k} of {total} (replay: this test, k = {k})");
+        let state = match open(&vfs, DIR) {
+            Ok(s) => {
+                let snap = snapshot(&s);
+                if first.is_ok() {
+                    assert_eq!(snap, at_backup, "{ctx}: restore reported success");
+                }
+                if snap == at_backup {
+                    "restored"
+                } else {
+                    assert_eq!(snap, later, "{ctx}: neither the old state nor the backup");
+                    "old state"
+                }
+            }
+            Err(e) => {
+                assert!(e.to_string().contains("interrupted"), "{ctx}: {e}");
+                backup::restore(vfs.clone(), Path::new(DIR), &name, Duration::from_secs(1))
+                    .unwrap_or_else(|e| panic!("{ctx}: finishing: {e}"));
+                let s = open(&vfs, DIR).unwrap();
+                assert_eq!(snapshot(&s), at_backup, "{ctx}: finished");
+                "finished on a second run"
+            }
+        };
+        *outcomes.entry(state).or_insert(0) += 1;
+        let rep = got::verify(vfs.clone() as Arc<dyn Vfs>, Path::new(DIR)).unwrap();
+        assert!(rep.healthy(), "{ctx}: {:?}", rep.findings);
+    }
+    assert!(
+        outcomes.contains_key("finished on a second run"),
+        "{outcomes:?}"
+    );
+    eprintln!("restore cut at each of {total} operations: {outcomes:?}");
+}
+
+#[test]
+fn restore_is_refused_while_another_process_holds_the_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(".got");
+    let got_cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_got"))
+            .arg("--store")
+            .arg(&dir)
+            .args(args)
+            .env("GOT_LOCK_TIMEOUT", "0.2")
+            .output()
+            .unwrap()
+    };
+    assert!(got_cli(&["init"]).status.success());
+    assert!(got_cli(&["task", "create", "x"]).status.success());
+    assert!(got_cli(&["backup", "create"]).status.success());
+    let name = String::from_utf8(got_cli(&["-q", "backup", "list"]).stdout).unwrap();
+    let name = name.trim();
+    assert!(got_cli(&["task", "create", "y"]).status.success());
+    // Hold the writer lock as another process would.
+    let vfs = got::wal::RealVfs;
+    let lock = got::wal::ProcessLock::open(&vfs, &dir).unwrap();
+    let held = lock.acquire(Duration::from_secs(1)).unwrap();
+    let o = got_cli(&["backup", "restore", name]);
+    assert_eq!(
+        o.status.code(),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    drop(held);
+    let listed = String::from_utf8(got_cli(&["-q", "task", "list"]).stdout).unwrap();
+    assert_eq!(listed.lines().count(), 2, "nothing was restored");
+    let o = got_cli(&["--json", "backup", "restore", name]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let listed = String::from_utf8(got_cli(&["-q", "task", "list"]).stdout).unwrap();
+    assert_eq!(listed.lines().count(), 1);
+    assert_eq!(got_cli(&["backup", "verify", name]).status.code(), Some(0));
+    assert_eq!(
+        got_cli(&["backup", "verify", "nope"]).status.code(),
+        Some(3)
+    );
+    assert_eq!(
+        got_cli(&["backup", "restore", "nope"]).status.code(),
+        Some(3)
+    );
+    assert_eq!(
+        got_cli(&["backup", "restore", "../x"]).status.code(),
+        Some(3)
+    );
+}
