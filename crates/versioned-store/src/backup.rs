@@ -317,10 +317,10 @@ pub fn restore(
     for r in &bm.runs {
         let to = runs_dir.join(&r.name);
         if v.exists(&to).map_err(io_at(&to))? {
-            // The same run (runs are immutable, names unique), unless an earlier,
-            // interrupted restore left a partial copy: then copy it again.
-            let have = v.open(&to, OpenMode::Read).and_then(|f| f.len());
-            if matches!(have, Ok(n) if n == r.bytes) {
+            // On a first run, the store's own run of that name (runs are
+            // immutable, names unique). Finishing an interrupted restore, it may be
+            // a partial copy: copy it again.
+            if !resuming {
                 continue;
             }
             v.remove_file(&to).map_err(io_at(&to))?;

@@ -271,6 +271,22 @@ impl Wal {
         self.wal_dir.join(segment::segment_name(first))
     }
 
+    /// Whether segment `first` (the newest) says its name is durable, which the
+    /// directory sync that installed it made every older name too.
+    fn newest_name_durable(&self, first: u64) -> bool {
+        let Ok(Some(f)) = self.segment_file(first) else {
+            return false;
+        };
+        let newest = segment::list_segments(self.vfs.as_ref(), &self.wal_dir)
+            .ok()
+            .and_then(|v| v.last().copied());
+        if newest != Some(first) {
+            return false;
+        }
+        let mut h = [0u8; 64];
+        f.read_exact_at(&mut h, 0).is_ok() && segment::name_durable(&h)
+    }
+
     fn segment_file(&self, first: u64) -> Result<Option<Arc<dyn VfsFile>>> {
         let mut files = self.files.lock();
         if let Some(f) = files.get(&first) {
@@ -498,9 +514,10 @@ impl Wal {
             stop = self.scan(cur, None, out, usize::MAX)?;
         }
         let deep = !self.deep_checked.swap(true, Ordering::SeqCst);
-        if deep {
-            // A writer whose directory sync failed may have left segment names
-            // that are not durable yet; make them so before building on them.
+        if deep && !self.newest_name_durable(cur.segment) {
+            // A writer whose directory sync failed (or who died before it) may have
+            // left segment names that are not durable yet; make them so before
+            // building on them.
             self.vfs.sync_dir(&self.wal_dir).map_err(|source| {
                 self.poisoned.store(true, Ordering::SeqCst);
                 Error::SyncFailed {
@@ -612,13 +629,34 @@ impl Wal {
         let (path, file) = self.existing_segment(cur.segment)?;
         let seg_len = file.len().at(&path)?;
         let start = cur.offset.max(SEGMENT_HEADER_BYTES).min(seg_len);
-        let mut rest = vec![0u8; (seg_len - start) as usize];
-        file.read_exact_at(&mut rest, start).at(&path)?;
-        let last_nonzero = rest.iter().rposition(|&b| b != 0);
         let later_segments: Vec<u64> = segment::list_segments(self.vfs.as_ref(), &self.wal_dir)?
             .into_iter()
             .filter(|&s| s > cur.segment)
             .collect();
+        if later_segments.is_empty() && cur.offset != 0 {
+            // The common case, a clean end: all zeros to the segment's end. Checked
+            // in chunks through one small buffer (a whole preallocated segment
+            // read at once costs milliseconds of page faults, paid by every CLI
+            // command's first commit).
+            let mut buf = vec![0u8; 256 << 10];
+            let mut off = start;
+            let mut clean = true;
+            while off < seg_len {
+                let n = ((seg_len - off) as usize).min(buf.len());
+                file.read_exact_at(&mut buf[..n], off).at(&path)?;
+                if buf[..n].iter().any(|&b| b != 0) {
+                    clean = false;
+                    break;
+                }
+                off += n as u64;
+            }
+            if clean {
+                return Ok(None);
+            }
+        }
+        let mut rest = vec![0u8; (seg_len - start) as usize];
+        file.read_exact_at(&mut rest, start).at(&path)?;
+        let last_nonzero = rest.iter().rposition(|&b| b != 0);
         if last_nonzero.is_none() && later_segments.is_empty() && cur.offset != 0 {
             return Ok(None);
         }
