@@ -509,7 +509,16 @@ impl Wal {
         let mut stop = self.scan(cur, None, out, usize::MAX)?;
         if stop == ScanStop::MissingSegment && self.is_future_segment(cur.segment)? {
             // A writer closed a segment but died (or failed) before installing the
-            // next one: finish its rotation.
+            // next one: finish its rotation. Its end-of-segment frame may never have
+            // been synced (the sync failed, or it died first): make it durable
+            // before the new segment can hold anything, or a power loss could take
+            // it and leave later frames behind a hole.
+            if let Some(&closed) = segment::list_segments(self.vfs.as_ref(), &self.wal_dir)?.last()
+            {
+                if let Some(f) = self.segment_file(closed)? {
+                    self.sync(&f, &self.segment_path(closed))?;
+                }
+            }
             self.install(cur.segment)?;
             stop = self.scan(cur, None, out, usize::MAX)?;
         }
