@@ -2,30 +2,17 @@
 //! hold what the store holds, with no colour when piped; the graph in DOT,
 //! Mermaid and JSON has the tasks and their dependencies, limited by depth.
 
+mod common;
+
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn got(store: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_got"))
-        .arg("--store")
-        .arg(store)
-        .args(["--agent", "alice"])
-        .args(args)
-        .env_remove("NO_COLOR")
-        .output()
-        .unwrap()
+    common::cli::got_as(store, "alice", args)
 }
 
-fn ok(o: Output) -> String {
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap().trim().to_string()
-}
+use common::cli::ok;
 
 /// A chain c -> b -> a (c depends on b, b on a), a claimed; d blocked by hand;
 /// a pending handoff; a decision; a sprint holding a and d.

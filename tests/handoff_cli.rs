@@ -2,29 +2,16 @@
 //! enforced (only the target agent steps it, no step twice, none out of order,
 //! racing steps: one wins), and decisions answer "why" for a task.
 
-use serde_json::Value as Json;
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 fn got(store: &Path, agent: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_got"))
-        .arg("--store")
-        .arg(store)
-        .args(["--agent", agent])
-        .args(args)
-        .output()
-        .unwrap()
+    common::cli::got_as(store, agent, args)
 }
 
-fn ok(o: Output) -> String {
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap().trim().to_string()
-}
+use common::cli::ok;
 
 /// Exit code and stderr of a refused command.
 fn refused(o: &Output) -> (Option<i32>, String) {
@@ -34,9 +21,7 @@ fn refused(o: &Output) -> (Option<i32>, String) {
     )
 }
 
-fn json(o: Output) -> Json {
-    serde_json::from_str(&ok(o)).unwrap()
-}
+use common::cli::ok_json as json;
 
 fn store() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();

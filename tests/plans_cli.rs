@@ -1,33 +1,16 @@
 //! Sprints and epics through the `got` binary: membership, progress, goals,
 //! status transitions, and a claim that exactly one of racing agents wins.
 
-use serde_json::Value as Json;
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 fn got(store: &Path, agent: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_got"))
-        .arg("--store")
-        .arg(store)
-        .args(["--agent", agent])
-        .args(args)
-        .output()
-        .unwrap()
+    common::cli::got_as(store, agent, args)
 }
 
-fn ok(o: Output) -> String {
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap().trim().to_string()
-}
-
-fn json(o: Output) -> Json {
-    serde_json::from_str(&ok(o)).unwrap()
-}
+use common::cli::{ok, ok_json as json};
 
 fn store() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();

@@ -3,27 +3,19 @@
 //! higher version of each entity, never rewinds, reports equal-version conflicts;
 //! a beads issues.jsonl maps to tasks and dependencies.
 
+mod common;
+
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn got(store: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_got"))
-        .arg("--store")
-        .arg(store)
-        .args(["--agent", "alice"])
-        .args(args)
-        .output()
-        .unwrap()
+    common::cli::got_as(store, "alice", args)
 }
 
+/// Stdout, untrimmed (exports are compared byte for byte).
 fn ok(o: Output) -> String {
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_eq!(o.status.code(), Some(0), "{}", common::cli::text(&o));
     String::from_utf8(o.stdout).unwrap()
 }
 

@@ -2,29 +2,17 @@
 //! written around them (raw entity and edge writes) are each reported, exit 5;
 //! expired leases and orphans are warnings; completions print a script.
 
+mod common;
+
 use serde_json::Value as Json;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn got(store: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_got"))
-        .arg("--store")
-        .arg(store)
-        .args(["--agent", "alice"])
-        .args(args)
-        .output()
-        .unwrap()
+    common::cli::got_as(store, "alice", args)
 }
 
-fn ok(o: Output) -> String {
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap().trim().to_string()
-}
+use common::cli::ok;
 
 #[test]
 fn validate_reports_each_broken_invariant_and_passes_a_clean_store() {

@@ -12,6 +12,7 @@ pub mod record;
 pub mod run;
 pub mod state;
 pub mod store;
+pub mod time;
 pub mod txn;
 pub mod value;
 
