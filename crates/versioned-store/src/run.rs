@@ -252,7 +252,7 @@ pub struct Run {
     pub derived_version: u32,
     path: PathBuf,
     file: Arc<dyn VfsFile>,
-    index: Vec<IndexEntry>,
+    index: BlockIndex,
     /// Header field: the first derived-only block + 1 (0: not recorded).
     derived_from: u32,
     /// Set when a derived-only block failed its checks: this run's derived keys
@@ -340,7 +340,7 @@ impl Run {
         if crc32fast::hash(&ib) != u32::from_le_bytes(ft[24..28].try_into().unwrap()) {
             return Err(corrupt("index checksum mismatch".into()));
         }
-        let index: Vec<IndexEntry> = crate::model::decode(&ib, "run index")?;
+        let index = BlockIndex::parse(&ib).ok_or_else(|| Error::Decode("run index".into()))?;
         Ok(Run {
             derived_version: u32::from_le_bytes(h[12..16].try_into().unwrap()),
             meta: meta.clone(),
@@ -358,7 +358,7 @@ impl Run {
             return Ok(b.clone());
         }
         let b = Arc::new(self.read_block(i)?);
-        let cost = 2 * self.index[i].len as usize;
+        let cost = 2 * self.index.block_len(i) as usize;
         let mut cache = BLOCK_CACHE.lock();
         if let Some((_, old)) = cache.lru.put((self.uid, i), (b.clone(), cost)) {
             cache.bytes -= old;
@@ -388,7 +388,7 @@ impl Run {
         if self.derived_from > 0 {
             return i + 1 >= self.derived_from as usize;
         }
-        i > 0 && self.index[i - 1].last_key.first() == Some(&DERIVED_TAG)
+        i > 0 && self.index.last_key(i - 1).first() == Some(&DERIVED_TAG)
     }
 
     /// Whether a derived-only block of this run was found damaged.
@@ -402,8 +402,8 @@ impl Run {
         (0..self.index.len())
             .map(|i| {
                 (
-                    self.index[i].offset,
-                    self.index[i].len,
+                    self.index.offset(i),
+                    self.index.block_len(i),
                     self.derived_only(i),
                 )
             })
@@ -421,10 +421,10 @@ impl Run {
     }
 
     fn read_block_unmarked(&self, i: usize) -> Result<Vec<RunEntry>> {
-        let e = &self.index[i];
-        let mut buf = vec![0u8; e.len as usize];
+        let (offset, len) = (self.index.offset(i), self.index.block_len(i));
+        let mut buf = vec![0u8; len as usize];
         self.file
-            .read_exact_at(&mut buf, e.offset)
+            .read_exact_at(&mut buf, offset)
             .map_err(io_at(&self.path))?;
         let len = u32::from_le_bytes(buf[0..4].try_into().unwrap()) as usize;
         let crc = u32::from_le_bytes(buf[4..8].try_into().unwrap());
@@ -436,7 +436,7 @@ impl Run {
             };
             return Err(Error::CorruptFile {
                 file: self.path.clone(),
-                detail: format!("{what} {i} at offset {} fails its checksum", e.offset),
+                detail: format!("{what} {i} at offset {} fails its checksum", offset),
             });
         }
         crate::model::decode(&buf[8..], "run block")
@@ -452,7 +452,7 @@ impl Run {
         if self.shunned(key) {
             return Ok(None);
         }
-        let i = self.index.partition_point(|e| e.last_key.as_slice() < key);
+        let i = self.index.first_block_for(key);
         if i >= self.index.len() {
             return Ok(None);
         }
@@ -468,7 +468,7 @@ impl Run {
         if self.shunned(key) {
             return Ok(None);
         }
-        let i = self.index.partition_point(|e| e.last_key.as_slice() < key);
+        let i = self.index.first_block_for(key);
         if i >= self.index.len() {
             return Ok(None);
         }
@@ -480,9 +480,7 @@ impl Run {
 
     /// Calls `f` for each key starting with `prefix`, in order.
     pub fn scan_prefix(&self, prefix: &[u8], mut f: impl FnMut(&RunEntry)) -> Result<()> {
-        let mut i = self
-            .index
-            .partition_point(|e| e.last_key.as_slice() < prefix);
+        let mut i = self.index.first_block_for(prefix);
         while i < self.index.len() && !(self.derived_damaged() && self.derived_only(i)) {
             let b = self.block(i)?;
             for e in b.iter() {
@@ -509,9 +507,7 @@ impl Run {
     ) -> impl Iterator<Item = Result<(Vec<u8>, crate::state::Version)>> {
         let run = self.clone();
         let prefix = prefix.to_vec();
-        let mut block_i = self
-            .index
-            .partition_point(|e| e.last_key.as_slice() < prefix.as_slice());
+        let mut block_i = self.index.first_block_for(&prefix);
         let mut block: Option<Arc<Vec<RunEntry>>> = None;
         let mut pos = 0usize;
         let mut done = false;
@@ -604,5 +600,135 @@ impl Run {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// A run's block index as read at open: every block's last key in one buffer and
+/// its position, parsed straight from the index's postcard bytes (a length, then
+/// per block: key length, key, offset, length, all LEB128) without an allocation
+/// per block, so opening a large run costs one pass over its index.
+#[derive(Debug, Default)]
+struct BlockIndex {
+    keys: Vec<u8>,
+    /// End of block i's last key in `keys` (its start is the previous end).
+    key_ends: Vec<u32>,
+    offsets: Vec<u64>,
+    lens: Vec<u32>,
+}
+
+fn leb128(b: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..70).step_by(7) {
+        let byte = *b.get(*pos)?;
+        *pos += 1;
+        if shift == 63 && byte > 1 {
+            return None;
+        }
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+impl BlockIndex {
+    fn parse(b: &[u8]) -> Option<BlockIndex> {
+        let mut pos = 0;
+        let n = usize::try_from(leb128(b, &mut pos)?).ok()?;
+        // Each entry takes at least 3 bytes: refuse counts the bytes cannot hold.
+        if n > b.len() / 3 + 1 {
+            return None;
+        }
+        let mut ix = BlockIndex {
+            keys: Vec::with_capacity(b.len()),
+            key_ends: Vec::with_capacity(n),
+            offsets: Vec::with_capacity(n),
+            lens: Vec::with_capacity(n),
+        };
+        for _ in 0..n {
+            let klen = usize::try_from(leb128(b, &mut pos)?).ok()?;
+            let key = b.get(pos..pos.checked_add(klen)?)?;
+            pos += klen;
+            ix.keys.extend_from_slice(key);
+            ix.key_ends.push(u32::try_from(ix.keys.len()).ok()?);
+            ix.offsets.push(leb128(b, &mut pos)?);
+            ix.lens.push(u32::try_from(leb128(b, &mut pos)?).ok()?);
+        }
+        (pos == b.len()).then_some(ix)
+    }
+
+    fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    fn last_key(&self, i: usize) -> &[u8] {
+        let start = if i == 0 {
+            0
+        } else {
+            self.key_ends[i - 1] as usize
+        };
+        &self.keys[start..self.key_ends[i] as usize]
+    }
+
+    fn offset(&self, i: usize) -> u64 {
+        self.offsets[i]
+    }
+
+    fn block_len(&self, i: usize) -> u32 {
+        self.lens[i]
+    }
+
+    /// The first block whose last key is at or after `key`: where `key` (or the
+    /// first key under it as a prefix) would be.
+    fn first_block_for(&self, key: &[u8]) -> usize {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.last_key(mid) < key {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+}
+
+#[cfg(test)]
+mod block_index_tests {
+    use super::*;
+
+    #[test]
+    fn the_block_index_parses_what_postcard_wrote() {
+        let entries: Vec<IndexEntry> = (0..300u64)
+            .map(|i| IndexEntry {
+                last_key: format!("e{:05}{}", i * 7, "k".repeat((i % 5) as usize)).into_bytes(),
+                offset: 64 + i * 40_000 + (i << 40),
+                len: (i * 977) as u32,
+            })
+            .collect();
+        let bytes = crate::model::encode(&entries);
+        let ix = BlockIndex::parse(&bytes).expect("parses");
+        assert_eq!(ix.len(), entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            assert_eq!(ix.last_key(i), e.last_key.as_slice());
+            assert_eq!((ix.offset(i), ix.block_len(i)), (e.offset, e.len));
+        }
+        for probe in [&b"e"[..], b"e00700", b"e00701", b"z"] {
+            let want = entries.partition_point(|e| e.last_key.as_slice() < probe);
+            assert_eq!(ix.first_block_for(probe), want, "{probe:?}");
+        }
+        assert_eq!(
+            BlockIndex::parse(&crate::model::encode(&Vec::<IndexEntry>::new()))
+                .unwrap()
+                .len(),
+            0
+        );
+        // Truncated or padded bytes are refused.
+        assert!(BlockIndex::parse(&bytes[..bytes.len() - 1]).is_none());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(BlockIndex::parse(&longer).is_none());
     }
 }
