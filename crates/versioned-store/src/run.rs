@@ -17,7 +17,7 @@
 //!   60  4  crc32 of bytes [0, 60)
 //! blocks, each: len:u32 LE  crc32(payload):u32 LE  payload = postcard(Vec<RunEntry>)
 //!   RunEntry = { key: bytes, versions: [(lsn: u64, value: bytes)] oldest first }
-//!   keys ascend across the whole file; a block holds about 32 KiB; the first
+//!   keys ascend across the whole file; a block holds about 8 KiB; the first
 //!   derived key starts a new block
 //! index: postcard(Vec<IndexEntry { last_key: bytes, offset: u64, len: u32 }>)
 //! footer (48 bytes)
@@ -41,7 +41,7 @@ pub const RUN_MAGIC: &[u8; 8] = b"GOTRUN\r\n";
 pub const RUN_FORMAT_VERSION: u32 = 1;
 const HEADER_BYTES: u64 = 64;
 const FOOTER_BYTES: u64 = 48;
-const BLOCK_TARGET_BYTES: usize = 32 << 10;
+const BLOCK_TARGET_BYTES: usize = 8 << 10;
 /// What the decoded blocks of every run open in the process may hold, counted as
 /// twice their bytes on disk (decoding adds about that much in allocations).
 pub const BLOCK_CACHE_BYTES: usize = 16 << 20;
