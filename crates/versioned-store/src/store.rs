@@ -154,7 +154,7 @@ impl Default for Options {
             lock_timeout: wal::lock::lock_timeout_from_env(),
             segment_size_bytes: wal::segment::DEFAULT_SEGMENT_BYTES,
             max_frame_bytes: wal::frame::DEFAULT_MAX_FRAME_BYTES,
-            checkpoint_wal_bytes: 4 << 20,
+            checkpoint_wal_bytes: 1 << 20,
             max_runs: 16,
             max_retries: 10,
             actor: None,
