@@ -17,7 +17,7 @@
 use crate::json::{from_json, props_to_json};
 use crate::{Direction, Entity, Error, Props, Result, Store, Value};
 use serde_json::{json, Value as Json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::Write;
 
 /// Writes every live entity and edge as JSON Lines; returns (entities, edges).
@@ -155,11 +155,26 @@ pub fn parse(store: &Store, text: &str) -> Result<Vec<Item>> {
             _ => return Err(bad(line, "\"type\" must be \"entity\" or \"edge\"")),
         }
     }
+    check(store, &items)?;
+    Ok(items)
+}
+
+/// Checks items from any source before the first write: no entity twice, every
+/// edge's ends among the items or in the store.
+pub fn check(store: &Store, items: &[Item]) -> Result<()> {
+    let mut ids = BTreeSet::new();
+    for it in items {
+        if let Item::Entity(e) = it {
+            if !ids.insert(e.id.as_str()) {
+                return Err(Error::Invalid(format!("entity {} appears twice", e.id)));
+            }
+        }
+    }
     let mut tx = store.begin()?;
-    for it in &items {
+    for it in items {
         if let Item::Edge { from, kind, to, .. } = it {
             for end in [from, to] {
-                if !ids.contains(end) && tx.get(end).ok().flatten().is_none() {
+                if !ids.contains(end.as_str()) && tx.get(end).ok().flatten().is_none() {
                     return Err(Error::Invalid(format!(
                         "edge {from} -{kind}-> {to}: {end} is neither in the file nor in the store"
                     )));
@@ -167,7 +182,7 @@ pub fn parse(store: &Store, text: &str) -> Result<Vec<Item>> {
             }
         }
     }
-    Ok(items)
+    Ok(())
 }
 
 /// Imports checked items, `batch` per transaction; `progress(done, total)` after
@@ -382,27 +397,6 @@ pub fn from_beads(text: &str) -> Result<Vec<Item>> {
     }
     items.extend(edges);
     Ok(items)
-}
-
-/// An item as the export line it would be (for messages).
-pub fn describe(it: &Item) -> String {
-    match it {
-        Item::Entity(e) => format!("entity {} v{}", e.id, e.version),
-        Item::Edge { from, kind, to, .. } => format!("edge {from} -{kind}-> {to}"),
-    }
-}
-
-/// Counts of items by kind, for summaries.
-pub fn count(items: &[Item]) -> BTreeMap<&'static str, usize> {
-    let mut m = BTreeMap::new();
-    for i in items {
-        *m.entry(match i {
-            Item::Entity(_) => "entities",
-            Item::Edge { .. } => "edges",
-        })
-        .or_insert(0) += 1;
-    }
-    m
 }
 
 #[cfg(test)]

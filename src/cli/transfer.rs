@@ -86,13 +86,8 @@ pub fn import(ctx: &Ctx, file: &Path, from: ImportFormat, batch: usize) -> CmdRe
     let items = match from {
         ImportFormat::Got => transfer::parse(&store, &text),
         ImportFormat::Beads => transfer::from_beads(&text).and_then(|items| {
-            // The same checks as a got file: ends present, no entity twice.
-            let mut check = String::new();
-            for it in &items {
-                check.push_str(&item_line(it));
-                check.push('\n');
-            }
-            transfer::parse(&store, &check)
+            transfer::check(&store, &items)?;
+            Ok(items)
         }),
     }
     .map_err(|e| {
@@ -147,22 +142,4 @@ pub fn import(ctx: &Ctx, file: &Path, from: ImportFormat, batch: usize) -> CmdRe
             ),
         ))
     }
-}
-
-/// An item as an export line (to run mapped imports through the same checks).
-fn item_line(it: &transfer::Item) -> String {
-    use got::json::props_to_json;
-    match it {
-        transfer::Item::Entity(e) => json!({
-            "type": "entity", "id": e.id, "kind": e.kind, "version": e.version,
-            "props": props_to_json(&e.props), "created_at": e.created_at, "updated_at": e.updated_at,
-        }),
-        transfer::Item::Edge {
-            from,
-            kind,
-            to,
-            props,
-        } => json!({"type": "edge", "from": from, "kind": kind, "to": to, "props": props_to_json(props)}),
-    }
-    .to_string()
 }

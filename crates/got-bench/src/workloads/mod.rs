@@ -218,6 +218,42 @@ pub fn median(v: &mut [f64]) -> f64 {
     }
 }
 
+/// Runs one `work` per worker on its own thread, all started together, each
+/// repeating until `secs` have passed (at least once); `work(worker)` returns
+/// how many operations one call did. Operations per second, over all workers.
+fn timed_threads<W: Send>(
+    workers: Vec<W>,
+    secs: f64,
+    work: impl Fn(&mut W) -> Result<u64> + Sync,
+) -> Result<f64> {
+    let barrier = Barrier::new(workers.len() + 1);
+    let total = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = workers
+            .into_iter()
+            .map(|mut w| {
+                let (barrier, total, work) = (&barrier, &total, &work);
+                s.spawn(move || -> Result<()> {
+                    barrier.wait();
+                    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+                    let mut n = 0;
+                    while n == 0 || Instant::now() < deadline {
+                        n += work(&mut w)?;
+                    }
+                    total.fetch_add(n, Ordering::Relaxed);
+                    Ok(())
+                })
+            })
+            .collect();
+        barrier.wait();
+        let t = Instant::now();
+        for h in handles {
+            h.join().expect("benchmark thread panicked")?;
+        }
+        Ok(total.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64())
+    })
+}
+
 /// Commits one small task per transaction from `threads` threads for `secs`;
 /// commits per second. Ids come from `next`, so rounds never collide.
 pub fn commit_rate(
@@ -231,33 +267,10 @@ pub fn commit_rate(
     let writers = (0..threads)
         .map(|_| db.writer())
         .collect::<Result<Vec<_>>>()?;
-    let barrier = Barrier::new(threads + 1);
-    let total = AtomicU64::new(0);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = writers
-            .into_iter()
-            .map(|mut w| {
-                let (barrier, total) = (&barrier, &total);
-                s.spawn(move || -> Result<()> {
-                    barrier.wait();
-                    let deadline = Instant::now() + Duration::from_secs_f64(secs);
-                    let mut n = 0;
-                    while n == 0 || Instant::now() < deadline {
-                        let id = next.fetch_add(1, Ordering::Relaxed);
-                        w.commit_one(&small_task(format!("{prefix}-{id:010}"), status))?;
-                        n += 1;
-                    }
-                    total.fetch_add(n, Ordering::Relaxed);
-                    Ok(())
-                })
-            })
-            .collect();
-        barrier.wait();
-        let t = Instant::now();
-        for h in handles {
-            h.join().expect("writer thread panicked")?;
-        }
-        Ok(total.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64())
+    timed_threads(writers, secs, |w| {
+        let id = next.fetch_add(1, Ordering::Relaxed);
+        w.commit_one(&small_task(format!("{prefix}-{id:010}"), status))?;
+        Ok(1)
     })
 }
 
@@ -282,40 +295,20 @@ impl Ids {
 /// Point reads by id from `threads` threads for `secs`; reads per second.
 pub fn read_rate(db: &dyn Db, threads: usize, secs: f64, ids: &Ids) -> Result<f64> {
     let readers = (0..threads)
-        .map(|_| db.reader())
+        .map(|i| {
+            Ok((
+                db.reader()?,
+                Rng::new(0x9E37_79B9_7F4A_7C15 ^ (i as u64 * 7919)),
+            ))
+        })
         .collect::<Result<Vec<_>>>()?;
-    let barrier = Barrier::new(threads + 1);
-    let total = AtomicU64::new(0);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = readers
-            .into_iter()
-            .enumerate()
-            .map(|(i, mut r)| {
-                let (barrier, total) = (&barrier, &total);
-                s.spawn(move || -> Result<()> {
-                    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15 ^ (i as u64 * 7919));
-                    barrier.wait();
-                    let deadline = Instant::now() + Duration::from_secs_f64(secs);
-                    let mut n = 0u64;
-                    while n == 0 || Instant::now() < deadline {
-                        // 64 reads between clock checks.
-                        for _ in 0..64 {
-                            let id = ids.pick(&mut rng);
-                            anyhow::ensure!(r.get(&id)?, "read of {id} found nothing");
-                        }
-                        n += 64;
-                    }
-                    total.fetch_add(n, Ordering::Relaxed);
-                    Ok(())
-                })
-            })
-            .collect();
-        barrier.wait();
-        let t = Instant::now();
-        for h in handles {
-            h.join().expect("reader thread panicked")?;
+    timed_threads(readers, secs, |(r, rng)| {
+        // 64 reads between clock checks.
+        for _ in 0..64 {
+            let id = ids.pick(rng);
+            anyhow::ensure!(r.get(&id)?, "read of {id} found nothing");
         }
-        Ok(total.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64())
+        Ok(64)
     })
 }
 
