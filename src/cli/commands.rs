@@ -15,6 +15,10 @@ pub(super) struct Ctx {
     agent: Option<String>,
 }
 
+/// How many transactions the log may hold past a checkpoint before a CLI
+/// command that commits runs the next one.
+pub const CLI_CHECKPOINT_TRANSACTIONS: u64 = 256;
+
 impl Ctx {
     /// `--store`/`GOT_DIR` (clap merges them), else the nearest `.got` upwards.
     fn store_dir(&self) -> Result<PathBuf, Failure> {
@@ -42,6 +46,10 @@ impl Ctx {
     fn options(&self) -> Options {
         Options {
             actor: self.agent.clone(),
+            // Each command replays the log since the last checkpoint (and derives
+            // its index entries when it reads an index): a short tail keeps every
+            // command fast; see docs/design.md.
+            checkpoint_transactions: CLI_CHECKPOINT_TRANSACTIONS,
             ..Options::default()
         }
     }

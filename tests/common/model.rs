@@ -389,6 +389,7 @@ pub fn create(vfs: &Arc<SimVfs>, opts: &Options, rng: &mut Rng) -> Result<(), St
                 checkpoint_lsn: 0,
                 runs: Vec::new(),
                 created_at_ms: 0,
+                wal_hint: None,
             },
         )
     })();

@@ -98,14 +98,19 @@ impl Store {
         let inner = &self.inner;
         let vfs = inner.vfs.as_ref();
         inner.catch_up()?;
-        let (m, runs, delta, lsn) = {
+        // The backup's runs hold derived entries for everything up to its LSN
+        // (another thread may apply more in between: then derive again).
+        let (m, runs, delta, lsn) = loop {
+            inner.ensure_derived()?;
             let st = inner.state.read();
-            (
-                st.manifest.clone(),
-                st.runs.clone(),
-                st.mem.clone(),
-                st.applied_lsn,
-            )
+            if st.underived.is_empty() {
+                break (
+                    st.manifest.clone(),
+                    st.runs.clone(),
+                    st.mem.clone(),
+                    st.applied_lsn,
+                );
+            }
         };
         let backups = inner.dir.join("backups");
         vfs.create_dir_all(&backups).map_err(io_at(&backups))?;
@@ -171,6 +176,8 @@ impl Store {
                     checkpoint_lsn: lsn,
                     runs: metas,
                     created_at_ms: m.created_at_ms,
+                    // The backup's log is written afresh: offsets differ.
+                    wal_hint: None,
                 },
             )?;
             vfs.sync_dir(&backups).map_err(io_at(&backups))?;

@@ -149,6 +149,7 @@ fn check_graph(
         ..Options::default()
     };
     let store = Store::open_with_vfs(vfs, dir, opts)?;
+    store.inner.ensure_derived()?;
     let st = store.inner.state.read();
     if let Some(d) = &deriver {
         // Every index against a rebuild from the entities.

@@ -29,6 +29,39 @@ pub struct Manifest {
     /// Live runs, newest first.
     pub runs: Vec<RunMeta>,
     pub created_at_ms: i64,
+    /// Where the log continues after `checkpoint_lsn`, so that opening the store
+    /// need not read every frame of the segment up to it. Only a hint: used when
+    /// the frame it names is intact and ends at the checkpoint LSN, else ignored
+    /// (the segment is read from its start). Appended after the fields of
+    /// the first manifests, which decode without it (see [`read`]); readers that
+    /// predate it ignore the trailing bytes.
+    pub wal_hint: Option<WalHint>,
+}
+
+impl Manifest {
+    /// [`Manifest::wal_hint`] as `Wal::position_from` takes it.
+    pub fn wal_position_hint(&self) -> Option<(u64, u64, u64)> {
+        self.wal_hint.map(|h| (h.segment, h.last_frame, h.offset))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalHint {
+    pub segment: u64,
+    /// Where the frame holding the checkpoint LSN begins (checked at open).
+    pub last_frame: u64,
+    /// Where the next frame goes.
+    pub offset: u64,
+}
+
+/// The manifest as first written, without [`Manifest::wal_hint`].
+#[derive(Deserialize)]
+struct ManifestV1 {
+    store_id: [u8; 16],
+    generation: u64,
+    checkpoint_lsn: u64,
+    runs: Vec<RunMeta>,
+    created_at_ms: i64,
 }
 
 pub fn write(vfs: &dyn Vfs, dir: &Path, m: &Manifest) -> Result<()> {
@@ -94,5 +127,19 @@ pub fn read(vfs: &dyn Vfs, dir: &Path) -> Result<Manifest> {
     if crc32fast::hash(&buf[24..]) != u32::from_le_bytes(buf[16..20].try_into().unwrap()) {
         return Err(corrupt("checksum mismatch"));
     }
-    crate::model::decode(&buf[24..], "manifest")
+    let body = &buf[24..];
+    match postcard::from_bytes::<Manifest>(body) {
+        Ok(m) => Ok(m),
+        Err(_) => {
+            let v1: ManifestV1 = crate::model::decode(body, "manifest")?;
+            Ok(Manifest {
+                store_id: v1.store_id,
+                generation: v1.generation,
+                checkpoint_lsn: v1.checkpoint_lsn,
+                runs: v1.runs,
+                created_at_ms: v1.created_at_ms,
+                wal_hint: None,
+            })
+        }
+    }
 }

@@ -18,6 +18,12 @@ pub struct State {
     pub mem: MemTable,
     /// Highest LSN applied (runs + delta).
     pub applied_lsn: u64,
+    /// Transactions applied whose derived entries (indexes) are not made yet, in
+    /// LSN order, with the keys each wrote. Derivation waits until something reads
+    /// derived keys (or a checkpoint or backup writes them out): a process that
+    /// opens the store to read or write a few entities then replays the log tail
+    /// without deriving any of it.
+    pub underived: Vec<(u64, Vec<Vec<u8>>)>,
 }
 
 impl State {

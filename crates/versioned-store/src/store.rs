@@ -25,6 +25,13 @@ pub struct Options {
     pub max_frame_bytes: usize,
     /// A checkpoint runs once the WAL tail since the last one passes this size.
     pub checkpoint_wal_bytes: u64,
+    /// … or once it holds more than this many transactions (default 4096).
+    /// Every process that opens the store replays the tail, and one that reads an
+    /// index derives the tail's index entries (about 5–10 µs a transaction): a
+    /// lower bound suits stores opened by many short-lived processes (the CLI
+    /// uses 256), a higher one a long-lived process with many small commits
+    /// (each checkpoint costs a few syncs).
+    pub checkpoint_transactions: u64,
     /// A hard bound on live runs (compaction is size-tiered and keeps about
     /// log2(store / delta) runs; beyond this many it merges the newest to fit).
     pub max_runs: usize,
@@ -147,6 +154,20 @@ impl StateView for State {
 pub const DERIVED_PRESENT: &[u8] = &[1];
 pub const DERIVED_ABSENT: &[u8] = &[0];
 
+/// The value of a derived key as the delta holds it: one shared allocation for
+/// every present (or absent) key rather than one each.
+fn derived_value(present: bool) -> Arc<[u8]> {
+    static PRESENT: std::sync::LazyLock<Arc<[u8]>> =
+        std::sync::LazyLock::new(|| Arc::from(DERIVED_PRESENT));
+    static ABSENT: std::sync::LazyLock<Arc<[u8]>> =
+        std::sync::LazyLock::new(|| Arc::from(DERIVED_ABSENT));
+    if present {
+        PRESENT.clone()
+    } else {
+        ABSENT.clone()
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {
@@ -155,6 +176,7 @@ impl Default for Options {
             segment_size_bytes: wal::segment::DEFAULT_SEGMENT_BYTES,
             max_frame_bytes: wal::frame::DEFAULT_MAX_FRAME_BYTES,
             checkpoint_wal_bytes: 1 << 20,
+            checkpoint_transactions: 4096,
             max_runs: 16,
             max_retries: 10,
             actor: None,
@@ -525,6 +547,7 @@ impl Store {
     /// every key). Reads every key: cost proportional to the store.
     pub fn content_stats(&self) -> Result<ContentStats> {
         self.inner.catch_up()?;
+        self.inner.ensure_derived()?;
         let st = self.inner.state.read();
         let mut out = ContentStats::default();
         // Streamed, not collected: memory stays flat however large the store.
@@ -592,7 +615,13 @@ impl Store {
         let inner = &self.inner;
         let r = inner.commits.submit(p, |batch| inner.run_batch(batch));
         if r.is_ok() && inner.opts.auto_checkpoint && !inner.opts.read_only {
-            let due = inner.reader.lock().tail_bytes > inner.opts.checkpoint_wal_bytes;
+            let tail_bytes = inner.reader.lock().tail_bytes;
+            let tail_transactions = {
+                let st = inner.state.read();
+                st.applied_lsn.saturating_sub(st.manifest.checkpoint_lsn)
+            };
+            let due = tail_bytes > inner.opts.checkpoint_wal_bytes
+                || tail_transactions > inner.opts.checkpoint_transactions;
             if due {
                 let res = inner.checkpoint();
                 *inner.checkpoint_error.lock() = res.err().map(|e| e.to_string());
@@ -658,6 +687,7 @@ pub fn init_with(vfs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<()> {
             checkpoint_lsn: 0,
             runs: Vec::new(),
             created_at_ms: now_ms(),
+            wal_hint: None,
         },
     )
 }
@@ -716,7 +746,7 @@ impl Inner {
                     !opts.read_only,
                 )?;
                 wal.set_generation(m.generation);
-                let cursor = wal.position(m.checkpoint_lsn)?;
+                let cursor = wal.position_from(m.checkpoint_lsn, m.wal_position_hint())?;
                 Ok((m, runs, wal, cursor))
             })();
             match r {
@@ -741,6 +771,7 @@ impl Inner {
                 manifest: m,
                 runs,
                 mem: MemTable::default(),
+                underived: Vec::new(),
             }),
             vfs,
             dir: dir.to_path_buf(),
@@ -820,6 +851,7 @@ impl Inner {
             return Ok(());
         };
         let mut st = self.state.write();
+        derive_underived(&mut st, d.as_ref())?;
         let damaged: Vec<String> = st
             .runs
             .iter()
@@ -835,13 +867,13 @@ impl Inner {
         let (mut added, mut removed) = (0usize, 0usize);
         for k in have.difference(&want) {
             if st.mem.versions(k).is_none() {
-                st.mem.insert(k.clone(), ckpt, Arc::from(DERIVED_ABSENT));
+                st.mem.insert(k.clone(), ckpt, derived_value(false));
                 removed += 1;
             }
         }
         for k in want.difference(&have) {
             if st.mem.versions(k).is_none() {
-                st.mem.insert(k.clone(), ckpt, Arc::from(DERIVED_PRESENT));
+                st.mem.insert(k.clone(), ckpt, derived_value(true));
                 added += 1;
             }
         }
@@ -858,6 +890,18 @@ impl Inner {
             );
         }
         Ok(())
+    }
+
+    /// Makes the derived entries of every applied transaction (see
+    /// [`State::underived`]); called before derived keys are read or written out.
+    pub(crate) fn ensure_derived(&self) -> Result<()> {
+        let Some(d) = &self.opts.deriver else {
+            return Ok(());
+        };
+        if self.state.read().underived.is_empty() {
+            return Ok(());
+        }
+        derive_underived(&mut self.state.write(), d.as_ref())
     }
 
     /// Applies frames (idempotently: LSNs at or below `applied_lsn` are skipped).
@@ -879,37 +923,21 @@ impl Inner {
                     if lsn <= st.applied_lsn {
                         continue;
                     }
-                    let written: Vec<Vec<u8>> = if self.opts.deriver.is_some() {
-                        rec.writes.iter().map(|(k, _)| k.clone()).collect()
-                    } else {
-                        Vec::new()
-                    };
+                    let derives = self.opts.deriver.is_some();
+                    let mut written =
+                        Vec::with_capacity(if derives { rec.writes.len() } else { 0 });
                     for (k, v) in rec.writes {
                         if k.first() == Some(&b'e') {
-                            let id = String::from_utf8_lossy(&k[1..]).into_owned();
-                            if let Some(d) = &self.opts.deriver {
-                                let old = st.get(&k, lsn - 1)?;
-                                derive(
-                                    &mut st,
-                                    d.as_ref(),
-                                    &id,
-                                    old.map(|(_, b)| b),
-                                    Some(&v),
-                                    lsn,
-                                )?;
-                            }
-                            changed.push(id);
+                            changed.push(String::from_utf8_lossy(&k[1..]).into_owned());
+                        }
+                        if derives {
+                            written.push(k.clone());
                         }
                         st.mem.insert(k, lsn, Arc::from(v));
                     }
-                    if let Some(d) = &self.opts.deriver {
-                        let (removed, added) = d.transaction_applied(&*st, lsn, &written)?;
-                        for k in removed {
-                            st.mem.insert(k, lsn, Arc::from(DERIVED_ABSENT));
-                        }
-                        for k in added {
-                            st.mem.insert(k, lsn, Arc::from(DERIVED_PRESENT));
-                        }
+                    if derives {
+                        // Derived later, when first needed (see `State::underived`).
+                        st.underived.push((lsn, written));
                     }
                     st.applied_lsn = lsn;
                 }
@@ -937,7 +965,10 @@ impl Inner {
                 let reuse = self.state.read().runs.clone();
                 let runs = open_runs(self.vfs.as_ref(), &self.dir, &m, &reuse)?;
                 let cursor = if rd.cursor.next_lsn <= m.checkpoint_lsn {
-                    Some(self.wal.position(m.checkpoint_lsn)?)
+                    Some(
+                        self.wal
+                            .position_from(m.checkpoint_lsn, m.wal_position_hint())?,
+                    )
                 } else {
                     None
                 };
@@ -957,12 +988,16 @@ impl Inner {
                 // The store was restored from a backup: history went back to the
                 // backup's LSN; nothing applied from the old log stands.
                 st.mem = MemTable::default();
+                st.underived.clear();
                 st.applied_lsn = m.checkpoint_lsn;
                 self.wal.rewind(m.checkpoint_lsn);
                 rd.cursor = self.wal.position(m.checkpoint_lsn)?;
                 rd.tail_bytes = 0;
             } else {
                 st.mem.prune_through(m.checkpoint_lsn);
+                // The new runs hold the derived entries up to their checkpoint.
+                let ckpt = m.checkpoint_lsn;
+                st.underived.retain(|(l, _)| *l > ckpt);
                 st.applied_lsn = st.applied_lsn.max(m.checkpoint_lsn);
             }
             rd.generation = m.generation;
@@ -1120,15 +1155,24 @@ impl Inner {
         }
         let _one_at_a_time = self.checkpointing.lock();
         let runs_dir = self.dir.join("runs");
-        let (old, ckpt, delta, inputs) = {
+        let (old, ckpt, hint, delta, inputs) = {
             let held = lock.acquire(self.opts.lock_timeout)?;
             let wcur = self.sync_with_log(&held)?;
             if self.opts.durability == Durability::None {
                 // Runs must never hold what the log could still lose.
                 self.wal.sync_tail(&held, &wcur)?;
             }
+            // The run holds derived entries for everything up to the checkpoint.
+            self.ensure_derived()?;
             let st = self.state.read();
             let ckpt = st.applied_lsn;
+            // Where the log continues after the checkpoint LSN, for opens.
+            let hint =
+                (wcur.last_lsn() == ckpt && wcur.last_frame > 0).then_some(manifest::WalHint {
+                    segment: wcur.segment,
+                    last_frame: wcur.last_frame,
+                    offset: wcur.offset,
+                });
             if ckpt == st.manifest.checkpoint_lsn {
                 return Ok(CheckpointInfo {
                     checkpoint_lsn: ckpt,
@@ -1156,6 +1200,7 @@ impl Inner {
             (
                 st.manifest.clone(),
                 ckpt,
+                hint,
                 st.mem.clone(),
                 st.runs[..merge - 1].to_vec(),
             )
@@ -1201,6 +1246,7 @@ impl Inner {
             checkpoint_lsn: ckpt,
             runs,
             created_at_ms: old.created_at_ms,
+            wal_hint: hint,
         };
         manifest::write(self.vfs.as_ref(), &self.dir, &m)?;
         // From here the new CURRENT is durable; publish its generation.
@@ -1248,26 +1294,52 @@ fn entity_of(id: &str, bytes: Option<&[u8]>) -> Result<Option<crate::Entity>> {
 }
 
 /// Applies the derived-entry changes of one entity change at `lsn`.
-fn derive(
-    st: &mut State,
-    d: &dyn Deriver,
-    id: &str,
-    old: Option<Arc<[u8]>>,
-    new: Option<&[u8]>,
-    lsn: u64,
-) -> Result<()> {
-    let old = entity_of(id, old.as_deref())?;
-    let new = entity_of(id, new)?;
-    let (removed, added) = d.entity_changed(id, old.as_ref(), new.as_ref());
-    for k in removed {
-        debug_assert_eq!(k.first(), Some(&b'x'));
-        st.mem.insert(k, lsn, Arc::from(DERIVED_ABSENT));
-    }
-    for k in added {
-        debug_assert_eq!(k.first(), Some(&b'x'));
-        st.mem.insert(k, lsn, Arc::from(DERIVED_PRESENT));
+/// Derives the entries of [`State::underived`], oldest first. Each transaction's
+/// changes are computed from the versions at its LSN and the one before (which
+/// later transactions do not change) before any is inserted, so a read error
+/// leaves that transaction and the ones after it waiting, and nothing half-done.
+fn derive_underived(st: &mut State, d: &dyn Deriver) -> Result<()> {
+    let mut todo = std::mem::take(&mut st.underived).into_iter();
+    while let Some((lsn, written)) = todo.next() {
+        match derive_transaction(st, d, lsn, &written) {
+            Ok(changes) => {
+                for (k, present) in changes {
+                    debug_assert_eq!(k.first(), Some(&b'x'));
+                    st.mem.insert(k, lsn, derived_value(present));
+                }
+            }
+            Err(e) => {
+                st.underived = std::iter::once((lsn, written)).chain(todo).collect();
+                return Err(e);
+            }
+        }
     }
     Ok(())
+}
+
+/// The derived keys transaction `lsn` (which wrote `written`) removes (`false`)
+/// and adds (`true`), in the order to apply them.
+fn derive_transaction(
+    st: &State,
+    d: &dyn Deriver,
+    lsn: u64,
+    written: &[Vec<u8>],
+) -> Result<Vec<(Vec<u8>, bool)>> {
+    let mut changes = Vec::new();
+    for k in written.iter().filter(|k| k.first() == Some(&b'e')) {
+        let id = String::from_utf8_lossy(&k[1..]);
+        let old = st.get(k, lsn - 1)?;
+        let new = st.get(k, lsn)?;
+        let old = entity_of(&id, old.as_ref().map(|(_, b)| &b[..]))?;
+        let new = entity_of(&id, new.as_ref().map(|(_, b)| &b[..]))?;
+        let (removed, added) = d.entity_changed(&id, old.as_ref(), new.as_ref());
+        changes.extend(removed.into_iter().map(|k| (k, false)));
+        changes.extend(added.into_iter().map(|k| (k, true)));
+    }
+    let (removed, added) = d.transaction_applied(st, lsn, written)?;
+    changes.extend(removed.into_iter().map(|k| (k, false)));
+    changes.extend(added.into_iter().map(|k| (k, true)));
+    Ok(changes)
 }
 
 /// Every derived entry, made afresh from the entities as of `lsn`: what the

@@ -409,6 +409,9 @@ impl<'s> Transaction<'s> {
         let store = self.store.clone();
         let (prefix, snapshot) = (prefix.to_vec(), self.snapshot);
         let walk = move |store: &Store, prefix: &[u8]| -> Walk {
+            if let Err(e) = store.inner.ensure_derived() {
+                return Box::new(std::iter::once(Err(e)));
+            }
             Box::new(store.inner.state.read().iter_prefix(prefix, snapshot))
         };
         let mut inner = walk(&store, &prefix);

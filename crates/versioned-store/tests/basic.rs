@@ -123,3 +123,94 @@ fn a_run_that_does_not_verify_is_never_installed_and_the_next_checkpoint_rebuild
     }
     assert!(versioned_store::verify(vfs.clone(), dir).unwrap().healthy());
 }
+
+/// A checkpoint records where the log continues after it, so that opening reads
+/// only the frames after the checkpoint. The hint is used only when the frame it
+/// names proves it right; any other hint is ignored and opening reads the
+/// segment from its start.
+#[test]
+fn opening_starts_reading_the_log_where_the_checkpoint_left_it() {
+    use versioned_store::manifest::{self, Manifest, WalHint};
+    use wal::{Vfs, Wal, WalOptions};
+    let vfs = SimVfs::new();
+    let dir = std::path::Path::new("/h/.got");
+    let o = Options {
+        create_if_missing: true,
+        auto_checkpoint: false,
+        ..Options::default()
+    };
+    let put = |s: &Store, i: i64| {
+        s.transaction(|tx| {
+            tx.put(&format!("k{i:03}"), "t", props([("n", Value::Int(i))]))
+                .map(|_| ())
+        })
+        .unwrap();
+    };
+    let s = Store::open_with_vfs(vfs.clone(), dir, o.clone()).unwrap();
+    for i in 0..50 {
+        put(&s, i);
+    }
+    s.checkpoint().unwrap();
+    for i in 50..60 {
+        put(&s, i);
+    }
+    drop(s);
+    let m = manifest::read(vfs.as_ref(), dir).unwrap();
+    let hint = m
+        .wal_hint
+        .expect("a checkpoint records where the log continues");
+    let wal = Wal::open(
+        vfs.clone() as std::sync::Arc<dyn Vfs>,
+        dir,
+        m.store_id,
+        WalOptions::default(),
+        false,
+    )
+    .unwrap();
+    let full = wal.position(m.checkpoint_lsn).unwrap();
+    assert_eq!((full.segment, full.offset), (hint.segment, hint.offset));
+    let good = (hint.segment, hint.last_frame, hint.offset);
+    assert_eq!(
+        wal.position_from(m.checkpoint_lsn, Some(good)).unwrap(),
+        full
+    );
+    let (seg, last, off) = good;
+    let bad = [
+        (seg, last, off + 8),
+        (seg, last + 8, off),
+        (seg, 64, off),
+        (seg, last, last),
+        (seg + 1, last, off),
+        (seg, 3, off),
+        (seg, last, u64::MAX / 2),
+        (seg, 0, off),
+    ];
+    for b in bad {
+        assert_eq!(
+            wal.position_from(m.checkpoint_lsn, Some(b)).unwrap(),
+            full,
+            "hint {b:?}"
+        );
+    }
+    // A store whose manifest names a wrong place opens with every commit.
+    manifest::write(
+        vfs.as_ref(),
+        dir,
+        &Manifest {
+            wal_hint: Some(WalHint {
+                segment: seg,
+                last_frame: 64,
+                offset: off,
+            }),
+            ..m
+        },
+    )
+    .unwrap();
+    let s = Store::open_with_vfs(vfs.clone(), dir, o).unwrap();
+    for i in 0..60 {
+        assert_eq!(
+            s.get(&format!("k{i:03}")).unwrap().unwrap().props["n"],
+            Value::Int(i)
+        );
+    }
+}

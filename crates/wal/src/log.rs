@@ -66,6 +66,10 @@ pub struct Cursor {
     pub offset: u64,
     /// The LSN the next frame must start with.
     pub next_lsn: u64,
+    /// Where in `segment` the last frame read or written began (0: none yet in
+    /// this segment). With `offset`, what a checkpoint records so that opening
+    /// can start reading there (see [`Wal::position_from`]).
+    pub last_frame: u64,
 }
 
 impl Cursor {
@@ -322,6 +326,17 @@ impl Wal {
 
     /// A cursor just after `after_lsn` (a checkpoint LSN, or 0 for the start).
     pub fn position(&self, after_lsn: u64) -> Result<Cursor> {
+        self.position_from(after_lsn, None)
+    }
+
+    /// [`Wal::position`], starting from `hint` — `(segment, last_frame, offset)`
+    /// of a cursor that stood just after `after_lsn`, as a checkpoint recorded it
+    /// — when it is proven right: the frame at `last_frame` is intact (checksum),
+    /// ends at `after_lsn` and at `offset`, and the header at `offset` is empty
+    /// or starts `after_lsn + 1`. The frames before it are then not read (they
+    /// are in the runs). A hint that does not prove right is ignored and the
+    /// segment is read from its start.
+    pub fn position_from(&self, after_lsn: u64, hint: Option<(u64, u64, u64)>) -> Result<Cursor> {
         let segs = segment::list_segments(self.vfs.as_ref(), &self.wal_dir)?;
         let Some(&seg) = segs.iter().rev().find(|&&s| s <= after_lsn + 1) else {
             return Err(Error::BadFile {
@@ -329,10 +344,21 @@ impl Wal {
                 detail: format!("no segment holds LSN {}", after_lsn + 1),
             });
         };
+        if let Some((hseg, hlast, hoff)) = hint {
+            if hseg == seg && self.hint_fits(seg, hlast, hoff, after_lsn)? {
+                return Ok(Cursor {
+                    segment: seg,
+                    offset: hoff,
+                    next_lsn: after_lsn + 1,
+                    last_frame: hlast,
+                });
+            }
+        }
         let mut cur = Cursor {
             segment: seg,
             offset: 0,
             next_lsn: seg,
+            last_frame: 0,
         };
         let mut skipped = Vec::new();
         loop {
@@ -354,6 +380,56 @@ impl Wal {
             });
         }
         Ok(cur)
+    }
+
+    /// Whether a cursor at `offset` of segment `seg` stands just after
+    /// `after_lsn`: see [`Wal::position_from`].
+    fn hint_fits(&self, seg: u64, last_frame: u64, offset: u64, after_lsn: u64) -> Result<bool> {
+        let align = frame::FRAME_ALIGN as u64;
+        if last_frame < SEGMENT_HEADER_BYTES
+            || last_frame >= offset
+            || !last_frame.is_multiple_of(align)
+            || !offset.is_multiple_of(align)
+        {
+            return Ok(false);
+        }
+        let Some(file) = self.segment_file(seg)? else {
+            return Ok(false);
+        };
+        let path = self.segment_path(seg);
+        if offset + FRAME_HEADER_BYTES as u64 > file.len().at(&path)? {
+            return Ok(false);
+        }
+        let mut h = [0u8; SEGMENT_HEADER_BYTES as usize];
+        file.read_exact_at(&mut h, 0).at(&path)?;
+        if segment::check_header(&path, &h, &self.store_id, seg).is_err() {
+            return Ok(false);
+        }
+        // The frame before: intact, ending at `after_lsn` and at `offset`.
+        let mut prev = vec![0u8; (offset - last_frame) as usize];
+        file.read_exact_at(&mut prev, last_frame).at(&path)?;
+        let HeaderCheck::Plausible(ph) =
+            frame::parse_header(&prev, &self.store_id, self.opts.max_frame_bytes)
+        else {
+            return Ok(false);
+        };
+        let body = FRAME_HEADER_BYTES + ph.payload_len as usize;
+        if ph.kind != FrameKind::Batch
+            || ph.last_lsn() != after_lsn
+            || ph.stored_len() as u64 != offset - last_frame
+            || !frame::check_crc(&prev[..body])
+        {
+            return Ok(false);
+        }
+        let mut hb = [0u8; FRAME_HEADER_BYTES];
+        file.read_exact_at(&mut hb, offset).at(&path)?;
+        Ok(
+            match frame::parse_header(&hb, &self.store_id, self.opts.max_frame_bytes) {
+                HeaderCheck::Zero => true,
+                HeaderCheck::Plausible(fh) => fh.first_lsn == after_lsn + 1,
+                HeaderCheck::Invalid(_) => false,
+            },
+        )
     }
 
     /// Reads valid frames from `cur` onwards, following end-of-segment frames, until
@@ -433,6 +509,7 @@ impl Wal {
                         segment: h.first_lsn,
                         offset: 0,
                         next_lsn: cur.next_lsn,
+                        last_frame: 0,
                     };
                 }
                 FrameKind::Batch => {
@@ -449,6 +526,7 @@ impl Wal {
                         payload: body,
                     });
                     taken += 1;
+                    cur.last_frame = cur.offset;
                     cur.offset += h.stored_len() as u64;
                     cur.next_lsn += h.count as u64;
                 }
@@ -694,6 +772,7 @@ impl Wal {
                 segment: s,
                 offset: 0,
                 next_lsn: s,
+                last_frame: 0,
             };
             let before = later_frames.len();
             let _ = self.scan(&mut c, None, &mut later_frames, usize::MAX)?;
@@ -861,6 +940,7 @@ impl Wal {
             self.synced_lsn
                 .fetch_max(header.last_lsn(), Ordering::SeqCst);
         }
+        cur.last_frame = cur.offset;
         cur.offset += len as u64;
         cur.next_lsn += count as u64;
         // DURABLE is a visibility hint; recovery republishes it, so a failed publish
@@ -925,6 +1005,7 @@ impl Wal {
             segment: cur.next_lsn,
             offset: SEGMENT_HEADER_BYTES,
             next_lsn: cur.next_lsn,
+            last_frame: 0,
         };
         Ok(f)
     }
