@@ -25,6 +25,31 @@
 //! assert_eq!(deps[0].to, a);
 //! ```
 
+/// The id prefix of each of got's own kinds (`T-` for tasks, …): every entity of
+/// such a kind has an id starting with it. Created ids get it; `entity put` and
+/// `import` refuse ids without it, so id-ordered pages of one kind can walk
+/// the ids under it (see [`query::Query::id_prefix`]).
+pub fn id_prefix_of(kind: &str) -> Option<&'static str> {
+    match kind {
+        tasks::KIND => Some(tasks::ID_PREFIX),
+        handoffs::KIND => Some(handoffs::ID_PREFIX),
+        decisions::KIND => Some(decisions::ID_PREFIX),
+        plans::SPRINT => Some("S-"),
+        plans::EPIC => Some("E-"),
+        _ => None,
+    }
+}
+
+/// Refuses an id that lacks its kind's prefix (see [`id_prefix_of`]).
+pub fn check_kind_id(kind: &str, id: &str) -> Result<()> {
+    match id_prefix_of(kind) {
+        Some(p) if !id.starts_with(p) => Err(Error::Invalid(format!(
+            "a {kind} id starts with {p} (got {id})"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 pub use versioned_store::{
     init, props, CheckpointInfo, CommitInfo, Direction, Durability, Edge, Entity, Error,
     HistoryEntry, Options, Props, Result, Transaction, Value,

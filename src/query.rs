@@ -45,6 +45,11 @@ pub struct Query {
     pub limit: Option<usize>,
     /// Start after the entity with this id (the last one of the previous page).
     pub after: Option<String>,
+    /// Every entity of `kind` has an id starting with this (got's kinds do:
+    /// `T-`, `H-`, …). An id-ordered page with no indexed filter then walks the
+    /// entities under it instead of the kind index, which needs no index entries
+    /// (a process that just opened the store has not derived its log tail's).
+    pub id_prefix: Option<String>,
 }
 
 impl Default for Query {
@@ -56,6 +61,7 @@ impl Default for Query {
             descending: false,
             limit: None,
             after: None,
+            id_prefix: None,
         }
     }
 }
@@ -282,13 +288,30 @@ impl Query {
     ) -> Result<Vec<Entity>> {
         let declared = declared_props(tx);
         let is_declared = |p: &str| declared.iter().any(|d| d == p);
-        let mut streams: Vec<IdStream> = self
-            .index_conjuncts(kind, &is_declared)
+        let conjuncts = self.index_conjuncts(kind, &is_declared);
+        let mut out = Vec::with_capacity(limit.min(1024));
+        let floor = self.after.clone().unwrap_or_default();
+        if let (Some(prefix), true) = (
+            &self.id_prefix,
+            conjuncts == [vec![indexer::kind_prefix(kind)]],
+        ) {
+            // Only the kind: walk the entities themselves.
+            for id in tx.entity_ids_after(prefix, &floor) {
+                if out.len() >= limit {
+                    break;
+                }
+                if let Some(e) = tx.get(&id?)? {
+                    if e.kind == kind && self.filters.iter().all(|f| f.matches(&e)) {
+                        out.push(e);
+                    }
+                }
+            }
+            return Ok(out);
+        }
+        let mut streams: Vec<IdStream> = conjuncts
             .into_iter()
             .map(|prefixes| IdStream::new(tx, prefixes))
             .collect();
-        let mut out = Vec::with_capacity(limit.min(1024));
-        let floor = self.after.clone().unwrap_or_default();
         while out.len() < limit {
             let Some(id) = intersect_next(&mut streams, &floor)? else {
                 break;

@@ -827,6 +827,7 @@ pub fn list(tx: &mut Transaction<'_>, f: &TaskFilter) -> Result<Vec<Entity>> {
         filters,
         limit: f.limit,
         after: f.after.clone(),
+        id_prefix: Some(ID_PREFIX.into()),
         ..Query::default()
     }
     .run(tx)

@@ -165,6 +165,7 @@ pub fn check(store: &Store, items: &[Item]) -> Result<()> {
     let mut ids = BTreeSet::new();
     for it in items {
         if let Item::Entity(e) = it {
+            crate::check_kind_id(&e.kind, &e.id)?;
             if !ids.insert(e.id.as_str()) {
                 return Err(Error::Invalid(format!("entity {} appears twice", e.id)));
             }

@@ -231,3 +231,113 @@ fn restore_is_refused_while_another_process_holds_the_store() {
         Some(3)
     );
 }
+
+/// `got repair --from-backup`: a store whose CURRENT is destroyed comes back
+/// as the backup plus every transaction its log still holds after the backup;
+/// one whose log is damaged after the backup comes back up to the damage.
+#[test]
+fn repair_from_backup_restores_and_replays_the_intact_log_after_it() {
+    for damage in ["current", "log"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join(".got");
+        let got_cli = |args: &[&str]| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_got"))
+                .arg("--store")
+                .arg(&dir)
+                .args(args)
+                .env("GOT_LOCK_TIMEOUT", "0.5")
+                .output()
+                .unwrap()
+        };
+        let ok = |args: &[&str]| {
+            let o = got_cli(args);
+            assert!(
+                o.status.success(),
+                "{damage}: {args:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            String::from_utf8(o.stdout).unwrap()
+        };
+        ok(&["init"]);
+        for i in 0..3 {
+            ok(&["task", "create", &format!("before the backup {i}")]);
+        }
+        ok(&["backup", "create"]);
+        let name = ok(&["-q", "backup", "list"]).trim().to_string();
+        for i in 0..5 {
+            ok(&["task", "create", &format!("after the backup {i}")]);
+        }
+        let wal_dir = dir.join("wal");
+        let expect_replayed = match damage {
+            "current" => {
+                std::fs::write(dir.join("CURRENT"), b"not a manifest").unwrap();
+                5
+            }
+            _ => {
+                // Flip a byte inside the third transaction after the backup.
+                let seg = std::fs::read_dir(&wal_dir)
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+                    .max()
+                    .unwrap();
+                let mut bytes = std::fs::read(&seg).unwrap();
+                let needle = b"after the backup 2";
+                let at = bytes
+                    .windows(needle.len())
+                    .position(|w| w == needle)
+                    .expect("the title is in the log");
+                bytes[at] ^= 0x55;
+                std::fs::write(&seg, &bytes).unwrap();
+                2
+            }
+        };
+        assert_ne!(
+            got_cli(&["task", "list"]).status.code(),
+            Some(0),
+            "{damage}: the damaged store must not read as healthy"
+        );
+        let out: serde_json::Value =
+            serde_json::from_str(&ok(&["--json", "repair", "--from-backup", &name])).unwrap();
+        assert_eq!(out["replayed"], expect_replayed, "{damage}: {out}");
+        let listed = ok(&["-q", "task", "list"]);
+        assert_eq!(
+            listed.lines().count(),
+            3 + expect_replayed as usize,
+            "{damage}: {listed}"
+        );
+        let titles = ok(&["task", "list"]);
+        for i in 0..expect_replayed {
+            assert!(
+                titles.contains(&format!("after the backup {i}")),
+                "{titles}"
+            );
+        }
+        ok(&["validate"]);
+        // The store takes commits again, after the replayed ones.
+        ok(&["task", "create", "after the repair"]);
+        assert_eq!(
+            ok(&["-q", "task", "list"]).lines().count(),
+            4 + expect_replayed as usize
+        );
+        // What it replaced is kept.
+        let kept = match damage {
+            "current" => std::fs::read_dir(dir.join("quarantine")).unwrap().any(|e| {
+                e.unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("repair-")
+            }),
+            _ => {
+                out["safety_backup"].is_object()
+                    || std::fs::read_dir(dir.join("quarantine")).unwrap().any(|e| {
+                        e.unwrap()
+                            .file_name()
+                            .to_string_lossy()
+                            .starts_with("repair-")
+                    })
+            }
+        };
+        assert!(kept, "{damage}: the replaced state is kept: {out}");
+    }
+}

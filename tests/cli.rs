@@ -43,14 +43,14 @@ fn init_then_commands_find_the_store_walking_up_like_git() {
             "--json",
             "entity",
             "put",
-            "task",
+            "item",
             "--props",
             r#"{"title":"x","n":[1,2.5,null]}"#,
         ],
     );
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
     let e = json(&o);
-    assert_eq!(e["kind"], "task");
+    assert_eq!(e["kind"], "item");
     assert_eq!(e["version"], 1);
     assert_eq!(e["props"]["n"], serde_json::json!([1, 2.5, null]));
     let id = e["id"].as_str().unwrap().to_string();
@@ -101,7 +101,7 @@ fn each_outcome_has_its_exit_code_and_json_error_object() {
     let root = dir.path();
     got(root, &["init"]);
     assert_eq!(
-        code(&got(root, &["entity", "put", "task", "--id", "t1"])),
+        code(&got(root, &["entity", "put", "item", "--id", "t1"])),
         0
     );
     // Compare-and-swap mismatch: conflict, nothing written.
@@ -111,7 +111,7 @@ fn each_outcome_has_its_exit_code_and_json_error_object() {
             "--json",
             "entity",
             "put",
-            "task",
+            "item",
             "--id",
             "t1",
             "--if-version",
@@ -131,7 +131,7 @@ fn each_outcome_has_its_exit_code_and_json_error_object() {
             "--json",
             "entity",
             "put",
-            "task",
+            "item",
             "--id",
             "t1",
             "--if-version",
@@ -150,15 +150,15 @@ fn each_outcome_has_its_exit_code_and_json_error_object() {
     assert_eq!(code(&got(root, &["edge", "rm", "t1", "dep", "missing"])), 3);
     // Invalid input.
     assert_eq!(
-        code(&got(root, &["entity", "put", "task", "--props", "[1]"])),
+        code(&got(root, &["entity", "put", "item", "--props", "[1]"])),
         5
     );
     assert_eq!(
-        code(&got(root, &["entity", "put", "task", "--props", "{bad"])),
+        code(&got(root, &["entity", "put", "item", "--props", "{bad"])),
         5
     );
     assert_eq!(
-        code(&got(root, &["entity", "put", "task", "--id", "has space"])),
+        code(&got(root, &["entity", "put", "item", "--id", "has space"])),
         5
     );
     // Usage errors are clap's 2; --help is a success.
@@ -179,7 +179,7 @@ fn edges_history_and_delete_work_end_to_end() {
         assert_eq!(
             code(&got(
                 root,
-                &["--agent", "alice", "entity", "put", "task", "--id", id]
+                &["--agent", "alice", "entity", "put", "item", "--id", id]
             )),
             0
         );
@@ -200,7 +200,7 @@ fn edges_history_and_delete_work_end_to_end() {
             "bob",
             "entity",
             "put",
-            "task",
+            "item",
             "--id",
             "a",
             "--props",
@@ -222,7 +222,7 @@ fn edges_history_and_delete_work_end_to_end() {
     assert_eq!(code(&got(root, &["checkpoint"])), 0);
     assert_eq!(code(&got(root, &["verify"])), 0);
     let st = json(&got(root, &["--json", "stats"]));
-    assert_eq!(st["entities_by_kind"]["task"], 1);
+    assert_eq!(st["entities_by_kind"]["item"], 1);
     assert!(st["edges_by_kind"].as_object().unwrap().is_empty());
     // a: 2 versions; b: put + delete; the edge: added + removed, both directions.
     assert_eq!(st["history"]["versions"], 8);
@@ -289,7 +289,7 @@ fn graph_queries_answer_on_the_command_line() {
     let root = dir.path();
     got(root, &["init"]);
     for id in ["a", "b", "c"] {
-        got(root, &["entity", "put", "task", "--id", id]);
+        got(root, &["entity", "put", "item", "--id", id]);
     }
     got(root, &["edge", "add", "a", "depends_on", "b"]);
     got(root, &["edge", "add", "b", "depends_on", "c"]);
@@ -329,7 +329,7 @@ fn entity_list_filters_sorts_and_pages() {
         assert_eq!(
             code(&got(
                 root,
-                &["entity", "put", "task", "--id", id, "--props", &props]
+                &["entity", "put", "item", "--id", id, "--props", &props]
             )),
             0
         );
@@ -360,4 +360,52 @@ fn entity_list_filters_sorts_and_pages() {
         code(&got(root, &["entity", "list", "--where", "nonsense"])),
         5
     );
+}
+
+/// got's own kinds keep their id prefixes (`T-` for tasks, …) whatever writes
+/// them, so id-ordered task pages can walk the ids under `T-`.
+#[test]
+fn entities_of_gots_kinds_keep_their_id_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    got(root, &["init"]);
+    for (kind, id) in [
+        ("task", "t1"),
+        ("handoff", "T-1"),
+        ("decision", "x"),
+        ("sprint", "E-1"),
+        ("epic", "S-1"),
+    ] {
+        let o = got(root, &["--json", "entity", "put", kind, "--id", id]);
+        assert_eq!(
+            code(&o),
+            5,
+            "{kind} {id}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(json(&o)["error"]["code"], "invalid");
+    }
+    let e = json(&got(root, &["--json", "entity", "put", "task"]));
+    assert!(e["id"].as_str().unwrap().starts_with("T-"), "{e}");
+    assert_eq!(
+        code(&got(root, &["entity", "put", "task", "--id", "T-mine"])),
+        0
+    );
+    // An import with a task whose id lacks the prefix changes nothing.
+    let file = root.join("in.jsonl");
+    std::fs::write(
+        &file,
+        r#"{"created_at":1,"id":"bad-1","kind":"task","props":{"title":"x"},"type":"entity","updated_at":1,"version":1}
+"#,
+    )
+    .unwrap();
+    let o = got(root, &["import", file.to_str().unwrap()]);
+    assert_eq!(code(&o), 5, "{}", String::from_utf8_lossy(&o.stderr));
+    let listed = json(&got(root, &["--json", "task", "list"]));
+    let ids: Vec<&str> = listed["tasks"]
+        .as_array()
+        .map(|a| a.iter().map(|t| t["id"].as_str().unwrap()).collect())
+        .unwrap_or_default();
+    assert_eq!(ids.len(), 2, "{listed}");
+    assert!(ids.contains(&"T-mine"), "{listed}");
 }

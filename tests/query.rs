@@ -120,24 +120,29 @@ fn filters_sorts_and_pages_agree_with_brute_force() {
         let got_all = q.run(&mut tx).unwrap();
         assert!(!want.is_empty(), "{q:?} matches nothing: a weak test");
         assert_eq!(got_all, want, "{q:?}");
-        // Pages of 7, each starting after the last id of the one before, join up.
-        let mut paged = Vec::new();
-        let mut after = None;
-        loop {
-            let page = Query {
-                limit: Some(7),
-                after: after.clone(),
-                ..q.clone()
+        // Pages of 7, each starting after the last id of the one before, join up;
+        // the same when the ids of the kind are declared to share a prefix (the
+        // pages then walk the entities instead of the kind index).
+        for id_prefix in [None, Some("t".to_string())] {
+            let mut paged = Vec::new();
+            let mut after = None;
+            loop {
+                let page = Query {
+                    limit: Some(7),
+                    after: after.clone(),
+                    id_prefix: id_prefix.clone(),
+                    ..q.clone()
+                }
+                .run(&mut tx)
+                .unwrap();
+                if page.is_empty() {
+                    break;
+                }
+                after = Some(page.last().unwrap().id.clone());
+                paged.extend(page);
             }
-            .run(&mut tx)
-            .unwrap();
-            if page.is_empty() {
-                break;
-            }
-            after = Some(page.last().unwrap().id.clone());
-            paged.extend(page);
+            assert_eq!(paged, want, "paging {q:?} with id prefix {id_prefix:?}");
         }
-        assert_eq!(paged, want, "paging {q:?}");
     }
 }
 

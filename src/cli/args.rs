@@ -154,8 +154,14 @@ pub enum GraphFormat {
 pub struct RepairArgs {
     /// Cut the log at the damaged frame (its bytes and all later ones are kept in
     /// quarantine/; the commits they held are lost from the store).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "from_backup")]
     pub truncate_at_corruption: bool,
+    /// Restore backup NAME (see `got backup list`), then replay the log's intact
+    /// frames after it, up to the first missing or damaged one: for a store whose
+    /// runs or CURRENT are damaged. The replaced state is kept (a backup, or
+    /// quarantine/ when it no longer opens).
+    #[arg(long, value_name = "NAME")]
+    pub from_backup: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -106,7 +106,10 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Checkpoint => checkpoint(&ctx),
         Command::Stats => stats(&ctx),
         Command::Verify => verify(&ctx),
-        Command::Repair(a) => repair(&ctx, a.truncate_at_corruption),
+        Command::Repair(a) => match a.from_backup {
+            Some(name) => repair_from_backup(&ctx, &name),
+            None => repair(&ctx, a.truncate_at_corruption),
+        },
         Command::Task(c) => super::tasks::task(&ctx, c),
         Command::Ready { limit } => super::tasks::ready(&ctx, limit),
         Command::Blocked => super::tasks::blocked(&ctx),
@@ -170,6 +173,9 @@ fn entity(ctx: &Ctx, c: EntityCmd) -> CmdResult {
         } => {
             let props = props_from_json_str(&props)
                 .map_err(|m| Failure::new("invalid", exit::INVALID, m))?;
+            if let Some(id) = &id {
+                got::check_kind_id(&kind, id)?;
+            }
             let store = ctx.open()?;
             // With --if-version the caller asked for compare-and-swap: no retry.
             let e = store.transaction(|tx| match (&id, if_version) {
@@ -178,7 +184,10 @@ fn entity(ctx: &Ctx, c: EntityCmd) -> CmdResult {
                 (None, Some(v)) if v != 0 => {
                     Err(got::Error::Invalid("--if-version N > 0 needs --id".into()))
                 }
-                (None, _) => tx.create(&kind, props.clone()),
+                (None, _) => match got::id_prefix_of(&kind) {
+                    Some(p) => tx.create_with_prefix(p, &kind, props.clone()),
+                    None => tx.create(&kind, props.clone()),
+                },
             })?;
             ctx.print(entity_to_json(&e), || format!("{} v{}", e.id, e.version));
         }
@@ -271,6 +280,10 @@ fn build_query(
         p => SortKey::Prop(p.to_string()),
     };
     Ok(Query {
+        id_prefix: kind
+            .as_deref()
+            .and_then(got::id_prefix_of)
+            .map(String::from),
         kind,
         filters,
         sort,
@@ -799,6 +812,34 @@ fn verify(ctx: &Ctx) -> CmdResult {
             format!("verify found {} problem(s)", rep.findings.len()),
         ))
     }
+}
+
+fn repair_from_backup(ctx: &Ctx, name: &str) -> CmdResult {
+    let dir = ctx.store_dir()?;
+    let r = got::versioned_store::backup::repair_from_backup(
+        Arc::new(got::wal::RealVfs),
+        &dir,
+        name,
+        got::wal::lock::lock_timeout_from_env(),
+    )?;
+    ctx.print(
+        json!({"schema_version": 1, "restored": backup_json(&r.restore.restored),
+               "safety_backup": r.restore.safety.as_ref().map(backup_json),
+               "backup_lsn": r.backup_lsn, "replayed": r.replayed,
+               "last_lsn": r.last_lsn, "stopped": r.stopped}),
+        || {
+            let mut s = format!(
+                "restored backup {} (through LSN {}) and replayed {} transaction(s) from the log after it; the store now ends at LSN {}\nthe replay stopped at {}",
+                r.restore.restored.name, r.backup_lsn, r.replayed, r.last_lsn, r.stopped
+            );
+            match &r.restore.safety {
+                Some(b) => s.push_str(&format!("\nthe state it replaced is backup {}", b.name)),
+                None => s.push_str("\nthe state it replaced did not open; its CURRENT and runs are in quarantine/"),
+            }
+            s
+        },
+    );
+    Ok(())
 }
 
 fn repair(ctx: &Ctx, truncate: bool) -> CmdResult {

@@ -267,13 +267,7 @@ pub fn restore(
     lock_timeout: std::time::Duration,
 ) -> Result<RestoreInfo> {
     let v = vfs.as_ref();
-    let src = dir.join("backups").join(name);
-    if name.contains('/') || name.starts_with('.') || !v.exists(&src).map_err(io_at(&src))? {
-        return Err(Error::NotFound(format!(
-            "no backup {name} (see `got backup list`)"
-        )));
-    }
-    let bm = manifest::read(v, &src)?;
+    let (src, bm) = open_backup(v, dir, name)?;
     let live = manifest::read(v, dir)?;
     if bm.store_id != live.store_id {
         return Err(Error::Invalid(format!(
@@ -282,29 +276,185 @@ pub fn restore(
     }
     let lock = wal::ProcessLock::open(v, dir)?;
     let held = lock.acquire(lock_timeout)?;
+    let safety = restore_locked(&vfs, dir, name, &src, &bm, live.generation, Safety::Backup)?;
+    drop(held);
+    restored_info(v, dir, name, safety)
+}
+
+/// The directory and manifest of backup `name`.
+fn open_backup(v: &dyn Vfs, dir: &Path, name: &str) -> Result<(PathBuf, Manifest)> {
+    let src = dir.join("backups").join(name);
+    if name.contains('/') || name.starts_with('.') || !v.exists(&src).map_err(io_at(&src))? {
+        return Err(Error::NotFound(format!(
+            "no backup {name} (see `got backup list`)"
+        )));
+    }
+    let bm = manifest::read(v, &src)?;
+    Ok((src, bm))
+}
+
+fn restored_info(
+    v: &dyn Vfs,
+    dir: &Path,
+    name: &str,
+    safety: Option<BackupInfo>,
+) -> Result<RestoreInfo> {
+    let restored = list_backups(v, dir)?
+        .into_iter()
+        .find(|b| b.name == name)
+        .ok_or_else(|| Error::NotFound(format!("backup {name} vanished")))?;
+    Ok(RestoreInfo { restored, safety })
+}
+
+/// How a restore keeps the state it replaces.
+enum Safety {
+    /// A backup of it, which must succeed (a plain restore).
+    Backup,
+    /// A backup if the store still opens; else its CURRENT and runs are linked
+    /// into `quarantine/` (a repair: the state may be too damaged to open).
+    BackupOrQuarantine,
+}
+
+/// What [`repair_from_backup`] did.
+#[derive(Clone, Debug)]
+pub struct RepairFromBackup {
+    pub restore: RestoreInfo,
+    /// The backup's LSN: everything at or below it came from the backup.
+    pub backup_lsn: u64,
+    /// Transactions replayed from the damaged store's log after the backup.
+    pub replayed: u64,
+    /// The store's last LSN after the repair.
+    pub last_lsn: u64,
+    /// Why the replay stopped where it did (the end of the log, damage, or a
+    /// log that no longer reaches back to the backup).
+    pub stopped: String,
+}
+
+/// Restores backup `name`, then replays the damaged store's intact log frames
+/// that follow the backup's LSN, in order, up to the first that is missing or
+/// damaged: the store ends at the newest consistent state the backup and the
+/// log together still hold. Everything under one hold of the writer lock.
+/// The replaced state is kept: backed up when it still opens, else its CURRENT
+/// and runs linked into `quarantine/`; its log goes to `quarantine/` as in a
+/// restore. Interrupted, it leaves the backup's state plus a prefix of the
+/// replayed frames (each one is appended whole and synced), or a store that
+/// names the restore to finish.
+pub fn repair_from_backup(
+    vfs: std::sync::Arc<dyn Vfs>,
+    dir: &Path,
+    name: &str,
+    lock_timeout: std::time::Duration,
+) -> Result<RepairFromBackup> {
+    let v = vfs.as_ref();
+    let (src, bm) = open_backup(v, dir, name)?;
+    // CURRENT itself may be what is damaged: then DURABLE says the generation.
+    let live_generation = match manifest::read(v, dir) {
+        Ok(live) if live.store_id != bm.store_id => {
+            return Err(Error::Invalid(format!(
+                "backup {name} belongs to another store"
+            )))
+        }
+        Ok(live) => live.generation,
+        Err(_) => wal::durable::DurableFile::open(v, dir, bm.store_id, false)
+            .and_then(|d| d.read())
+            .map_or(0, |p| p.generation),
+    };
+    let lock = wal::ProcessLock::open(v, dir)?;
+    let held = lock.acquire(lock_timeout)?;
+    // The frames after the backup, read before the log is replaced.
+    let after = bm.checkpoint_lsn;
+    let old = wal::Wal::open(vfs.clone(), dir, bm.store_id, WalOptions::default(), false)?;
+    let mut frames = Vec::new();
+    let stopped = match old.position(after) {
+        Err(e) => format!("the log does not reach back to LSN {} ({e})", after + 1),
+        Ok(mut cur) => match old.scan(&mut cur, None, &mut frames, usize::MAX) {
+            Ok(wal::ScanStop::End) => "the end of the log".to_string(),
+            Ok(wal::ScanStop::Invalid(r)) => {
+                format!("LSN {}: {r}", cur.next_lsn)
+            }
+            Ok(wal::ScanStop::MissingSegment) => {
+                format!("LSN {}: its segment is missing", cur.next_lsn)
+            }
+            Ok(wal::ScanStop::Bound) => unreachable!("unbounded scan"),
+            Err(e) => format!("LSN {}: {e}", cur.next_lsn),
+        },
+    };
+    drop(old);
+    let safety = restore_locked(
+        &vfs,
+        dir,
+        name,
+        &src,
+        &bm,
+        live_generation,
+        Safety::BackupOrQuarantine,
+    )?;
+    // The restored log ends at the backup's LSN: append the frames as they were.
+    let wal = wal::Wal::open(vfs.clone(), dir, bm.store_id, WalOptions::default(), true)?;
+    let m = manifest::read(v, dir)?;
+    wal.set_generation(m.generation);
+    let mut cur = wal.position(after)?;
+    let mut none = Vec::new();
+    wal.recover(&held, &mut cur, &mut none, None)?;
+    let mut replayed = 0u64;
+    for f in &frames {
+        if f.first_lsn != cur.next_lsn {
+            break;
+        }
+        wal.append(&held, &mut cur, &f.payload, f.count)?;
+        replayed += f.count as u64;
+    }
+    drop(held);
+    Ok(RepairFromBackup {
+        restore: restored_info(v, dir, name, safety)?,
+        backup_lsn: after,
+        replayed,
+        last_lsn: cur.last_lsn(),
+        stopped,
+    })
+}
+
+/// The body of a restore, under the writer lock: returns the safety backup.
+fn restore_locked(
+    vfs: &std::sync::Arc<dyn Vfs>,
+    dir: &Path,
+    name: &str,
+    src: &Path,
+    bm: &Manifest,
+    live_generation: u64,
+    keep: Safety,
+) -> Result<Option<BackupInfo>> {
+    let v = vfs.as_ref();
     let marker = dir.join(RESTORING);
     let resuming = v.exists(&marker).map_err(io_at(&marker))?;
     let safety = if resuming {
         None
     } else {
         // The current state, kept: a read-only handle takes no lock.
-        let h = Store::open_with_vfs(
+        let b = Store::open_with_vfs(
             vfs.clone(),
             dir,
             crate::Options {
                 read_only: true,
                 ..crate::Options::default()
             },
-        )?;
-        let b = h.backup(None)?;
-        drop(h);
+        )
+        .and_then(|h| h.backup(None));
+        let b = match (b, keep) {
+            (Ok(b), _) => Some(b),
+            (Err(e), Safety::Backup) => return Err(e),
+            (Err(_), Safety::BackupOrQuarantine) => {
+                quarantine_state(v, dir)?;
+                None
+            }
+        };
         let f = v
             .open(&marker, OpenMode::CreateReadWrite)
             .map_err(io_at(&marker))?;
         f.write_at(name.as_bytes(), 0).map_err(io_at(&marker))?;
         f.sync_data().map_err(io_at(&marker))?;
         v.sync_dir(dir).map_err(io_at(dir))?;
-        Some(b)
+        b
     };
     // Runs: the backup's, linked in (immutable; already-present names are kept).
     let runs_dir = dir.join("runs");
@@ -342,11 +492,11 @@ pub fn restore(
         v.sync_dir(&q).map_err(io_at(&q))?;
         v.remove_file(&from).map_err(io_at(&from))?;
     }
-    for n in v.list_dir(&src.join("wal")).map_err(io_at(&src))? {
+    for n in v.list_dir(&src.join("wal")).map_err(io_at(src))? {
         let bytes = v
             .open(&src.join("wal").join(&n), OpenMode::Read)
             .and_then(|f| f.read_all())
-            .map_err(io_at(&src))?;
+            .map_err(io_at(src))?;
         let to = wal_dir.join(&n);
         let f = v.open(&to, OpenMode::CreateReadWrite).map_err(io_at(&to))?;
         f.set_len(0).map_err(io_at(&to))?;
@@ -357,7 +507,7 @@ pub fn restore(
     v.sync_dir(&wal_dir).map_err(io_at(&wal_dir))?;
     // A generation with the restore count raised: every open handle reloads and,
     // seeing the count change, drops what it applied from the old log.
-    let generation = (restore_count(live.generation) + 1) << RESTORE_SHIFT;
+    let generation = (restore_count(live_generation) + 1) << RESTORE_SHIFT;
     let durable = dir.join("DURABLE");
     let f = v
         .open(&durable, OpenMode::CreateReadWrite)
@@ -396,10 +546,29 @@ pub fn restore(
         v.remove_file(&marker).map_err(io_at(&marker))?;
     }
     v.sync_dir(dir).map_err(io_at(dir))?;
-    drop(held);
-    let restored = list_backups(v, dir)?
-        .into_iter()
-        .find(|b| b.name == name)
-        .ok_or_else(|| Error::NotFound(format!("backup {name} vanished")))?;
-    Ok(RestoreInfo { restored, safety })
+    Ok(safety)
+}
+
+/// Links CURRENT and every run into `quarantine/repair-<time>/` (a state too
+/// damaged to back up is kept as it is).
+fn quarantine_state(v: &dyn Vfs, dir: &Path) -> Result<()> {
+    let q = dir
+        .join("quarantine")
+        .join(format!("repair-{}", stamp(now_ms())));
+    v.create_dir_all(&q.join("runs")).map_err(io_at(&q))?;
+    let current = dir.join("CURRENT");
+    if v.exists(&current).map_err(io_at(&current))? {
+        v.hard_link(&current, &q.join("CURRENT"))
+            .map_err(io_at(&current))?;
+    }
+    let runs = dir.join("runs");
+    for n in v.list_dir(&runs).map_err(io_at(&runs))? {
+        if n.ends_with(".run") {
+            v.hard_link(&runs.join(&n), &q.join("runs").join(&n))
+                .map_err(io_at(&runs))?;
+        }
+    }
+    v.sync_dir(&q.join("runs")).map_err(io_at(&q))?;
+    v.sync_dir(&q).map_err(io_at(&q))?;
+    v.sync_dir(&dir.join("quarantine")).map_err(io_at(dir))
 }

@@ -36,8 +36,17 @@ impl MemTable {
         &'a self,
         prefix: &'a [u8],
     ) -> impl Iterator<Item = (&'a Vec<u8>, &'a Versions)> + 'a {
+        self.prefix_from(prefix, prefix)
+    }
+
+    /// Keys starting with `prefix`, from the first at or after `from`.
+    pub fn prefix_from<'a>(
+        &'a self,
+        prefix: &'a [u8],
+        from: &'a [u8],
+    ) -> impl Iterator<Item = (&'a Vec<u8>, &'a Versions)> + 'a {
         self.map
-            .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+            .range::<[u8], _>((Bound::Included(from.max(prefix)), Bound::Unbounded))
             .take_while(move |(k, _)| k.starts_with(prefix))
     }
 

@@ -505,9 +505,20 @@ impl Run {
         prefix: &[u8],
         lsn: u64,
     ) -> impl Iterator<Item = Result<(Vec<u8>, crate::state::Version)>> {
+        self.iter_from(prefix, prefix, lsn)
+    }
+
+    /// [`Run::iter_prefix`], from the first key at or after `from`.
+    pub fn iter_from(
+        self: &Arc<Self>,
+        prefix: &[u8],
+        from: &[u8],
+        lsn: u64,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, crate::state::Version)>> {
         let run = self.clone();
         let prefix = prefix.to_vec();
-        let mut block_i = self.index.first_block_for(&prefix);
+        let from = from.max(prefix.as_slice()).to_vec();
+        let mut block_i = self.index.first_block_for(&from);
         let mut block: Option<Arc<Vec<RunEntry>>> = None;
         let mut pos = 0usize;
         let mut done = false;
@@ -527,8 +538,8 @@ impl Run {
                 }
                 match run.block(block_i) {
                     Ok(b) => {
-                        // The first block may start below the prefix.
-                        pos = b.partition_point(|e| e.key.as_slice() < prefix.as_slice());
+                        // The first block may start below `from`.
+                        pos = b.partition_point(|e| e.key.as_slice() < from.as_slice());
                         block = Some(b);
                     }
                     Err(e) => {

@@ -58,11 +58,22 @@ impl State {
         prefix: &[u8],
         lsn: u64,
     ) -> impl Iterator<Item = Result<(Vec<u8>, Version)>> + use<> {
+        self.iter_from(prefix, prefix, lsn)
+    }
+
+    /// [`State::iter_prefix`], starting at the first key at or after `from`.
+    pub fn iter_from(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        lsn: u64,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Version)>> + use<> {
         type Item = Result<(Vec<u8>, Version)>;
         type Src = Box<dyn Iterator<Item = Item>>;
+        let from = from.max(prefix);
         let mem: Vec<Item> = self
             .mem
-            .prefix(prefix)
+            .prefix_from(prefix, from)
             .filter_map(|(k, vs)| {
                 vs.iter()
                     .rev()
@@ -73,7 +84,7 @@ impl State {
         // Newest source first: where keys tie, the first source's version wins.
         let mut sources: Vec<Src> = vec![Box::new(mem.into_iter())];
         for run in &self.runs {
-            sources.push(Box::new(run.iter_prefix(prefix, lsn)));
+            sources.push(Box::new(run.iter_from(prefix, from, lsn)));
         }
         // Each source's next entry, so the merge compares keys without copying them.
         let mut heads: Vec<Option<Item>> = sources.iter_mut().map(|s| s.next()).collect();

@@ -93,6 +93,31 @@ impl<'s> Transaction<'s> {
 
     /// Ids of live committed entities (as of the snapshot) that start with
     /// `prefix`, in order, at most `limit` of them: for resolving abbreviated ids.
+    /// Ids of committed entities (as of the snapshot; deleted ones included, which
+    /// [`Transaction::get`] answers with `None`) that start with `prefix` and sort
+    /// after `after`, in order, lazily: for id-ordered pages of one kind whose ids
+    /// share a prefix. Not part of the read set until the caller reads them.
+    pub fn entity_ids_after(
+        &self,
+        prefix: &str,
+        after: &str,
+    ) -> impl Iterator<Item = Result<String>> + use<> {
+        let key = |s: &str| {
+            let mut k = vec![b'e'];
+            k.extend_from_slice(s.as_bytes());
+            k
+        };
+        let mut from = key(after);
+        // Strictly after: the smallest key above `after`.
+        from.push(0);
+        self.store
+            .inner
+            .state
+            .read()
+            .iter_from(&key(prefix), &from, self.snapshot)
+            .map(|item| item.map(|(k, _)| String::from_utf8_lossy(&k[1..]).into_owned()))
+    }
+
     pub fn ids_with_prefix(&mut self, prefix: &str, limit: usize) -> Result<Vec<String>> {
         let mut key = vec![b'e'];
         key.extend_from_slice(prefix.as_bytes());
