@@ -69,7 +69,7 @@ pub mod transfer;
 pub mod validate;
 
 pub use cache::CacheStats;
-pub use store::{verify, verify_indexes, EntityCache, Store};
+pub use store::{verify, verify_indexes, verify_with_progress, EntityCache, Store};
 
 /// The store internals (formats, runs, manifest).
 pub use versioned_store;

@@ -75,6 +75,15 @@ pub fn verify(vfs: Arc<dyn wal::Vfs>, dir: &Path) -> Result<versioned_store::Ver
     verify_indexes(vfs, dir, crate::index::default_deriver())
 }
 
+/// [`verify`], reporting progress (see [`versioned_store::verify_with_progress`]).
+pub fn verify_with_progress(
+    vfs: Arc<dyn wal::Vfs>,
+    dir: &Path,
+    progress: versioned_store::Progress<'_>,
+) -> Result<versioned_store::VerifyReport> {
+    versioned_store::verify_with_progress(vfs, dir, Some(crate::index::default_deriver()), progress)
+}
+
 /// [`verify`] for a store whose indexes are `deriver`'s (declared properties
 /// beyond the defaults, see [`crate::index::IndexDeriver::with_declared`]).
 pub fn verify_indexes(

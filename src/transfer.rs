@@ -22,6 +22,15 @@ use std::io::Write;
 
 /// Writes every live entity and edge as JSON Lines; returns (entities, edges).
 pub fn export(store: &Store, out: &mut dyn Write) -> Result<(u64, u64)> {
+    export_with_progress(store, out, &mut |_, _| {})
+}
+
+/// [`export`], calling `progress(entities written, entities)` as it goes.
+pub fn export_with_progress(
+    store: &Store,
+    out: &mut dyn Write,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(u64, u64)> {
     let mut tx = store.begin()?;
     let (mut entities, mut edges) = (0, 0);
     let io = |e: std::io::Error| {
@@ -30,7 +39,12 @@ pub fn export(store: &Store, out: &mut dyn Write) -> Result<(u64, u64)> {
             source: e,
         })
     };
-    for e in tx.list(None, None)? {
+    let all = tx.list(None, None)?;
+    let total = all.len() as u64;
+    for e in all {
+        if entities % 256 == 0 {
+            progress(entities, total);
+        }
         let line = json!({
             "type": "entity",
             "id": e.id,
@@ -56,6 +70,7 @@ pub fn export(store: &Store, out: &mut dyn Write) -> Result<(u64, u64)> {
             edges += 1;
         }
     }
+    progress(entities, total);
     Ok((entities, edges))
 }
 

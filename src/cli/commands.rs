@@ -643,7 +643,9 @@ fn backup(ctx: &Ctx, c: super::args::BackupCmd) -> CmdResult {
     match c {
         BackupCmd::Create { keep } => {
             let store = ctx.open_read_only()?;
-            let b = store.backup(keep)?;
+            let mut bar = super::progress::Bar::new(ctx);
+            let b = store.backup_with_progress(keep, &mut |what, n, t| bar.update(what, n, t))?;
+            bar.finish();
             ctx.print(
                 json!({"schema_version": 1, "backup": backup_json(&b)}),
                 || {
@@ -684,7 +686,10 @@ fn backup(ctx: &Ctx, c: super::args::BackupCmd) -> CmdResult {
                     format!("no backup {name} (see `got backup list`)"),
                 ));
             }
-            let rep = got::verify(vfs, &path)?;
+            let mut bar = super::progress::Bar::new(ctx);
+            let rep =
+                got::verify_with_progress(vfs, &path, &mut |what, n, t| bar.update(what, n, t))?;
+            bar.finish();
             ctx.print(
                 json!({"schema_version": 1, "backup": name, "healthy": rep.healthy(), "findings": rep.findings,
                        "entities": rep.entities, "edges": rep.edges, "lsn": rep.checkpoint_lsn}),
@@ -731,7 +736,11 @@ fn backup(ctx: &Ctx, c: super::args::BackupCmd) -> CmdResult {
 
 fn validate(ctx: &Ctx) -> CmdResult {
     let dir = ctx.store_dir()?;
-    let rep = got::verify(Arc::new(got::wal::RealVfs), &dir)?;
+    let mut bar = super::progress::Bar::new(ctx);
+    let rep = got::verify_with_progress(Arc::new(got::wal::RealVfs), &dir, &mut |what, n, t| {
+        bar.update(what, n, t)
+    })?;
+    bar.finish();
     if !rep.healthy() {
         return Err(Failure::new(
             "corrupt",
@@ -777,7 +786,11 @@ fn validate(ctx: &Ctx) -> CmdResult {
 
 fn verify(ctx: &Ctx) -> CmdResult {
     let dir = ctx.store_dir()?;
-    let rep = got::verify(Arc::new(got::wal::RealVfs), &dir)?;
+    let mut bar = super::progress::Bar::new(ctx);
+    let rep = got::verify_with_progress(Arc::new(got::wal::RealVfs), &dir, &mut |what, n, t| {
+        bar.update(what, n, t)
+    })?;
+    bar.finish();
     ctx.print(
         json!({"healthy": rep.healthy(), "findings": rep.findings, "notes": rep.notes,
                "checkpoint_lsn": rep.checkpoint_lsn, "last_lsn": rep.last_lsn, "runs": rep.runs,

@@ -3,6 +3,7 @@
 mod args;
 mod board;
 mod commands;
+mod progress;
 mod tasks;
 mod transfer;
 mod work;

@@ -2,11 +2,12 @@
 
 use super::args::ImportFormat;
 use super::commands::Ctx;
+use super::progress::Bar;
 use super::tasks::SCHEMA_VERSION;
 use super::{exit, CmdResult, Failure};
 use got::transfer;
 use serde_json::json;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 fn io_failure(what: &str, path: &Path, e: std::io::Error) -> Failure {
@@ -18,7 +19,9 @@ pub fn export(ctx: &Ctx, out: Option<PathBuf>) -> CmdResult {
     let Some(path) = out else {
         let stdout = std::io::stdout();
         let mut w = std::io::BufWriter::new(stdout.lock());
-        transfer::export(&store, &mut w)?;
+        let mut bar = Bar::new(ctx);
+        transfer::export_with_progress(&store, &mut w, &mut |n, t| bar.update("exporting", n, t))?;
+        bar.finish();
         w.flush()
             .map_err(|e| io_failure("writing", Path::new("stdout"), e))?;
         return Ok(());
@@ -35,7 +38,11 @@ pub fn export(ctx: &Ctx, out: Option<PathBuf>) -> CmdResult {
     let result = (|| -> Result<(u64, u64), Failure> {
         let f = std::fs::File::create(&tmp).map_err(|e| io_failure("creating", &tmp, e))?;
         let mut w = std::io::BufWriter::new(f);
-        let counts = transfer::export(&store, &mut w)?;
+        let mut bar = Bar::new(ctx);
+        let counts = transfer::export_with_progress(&store, &mut w, &mut |n, t| {
+            bar.update("exporting", n, t)
+        })?;
+        bar.finish();
         let f = w
             .into_inner()
             .map_err(|e| io_failure("writing", &tmp, e.into_error()))?;
@@ -95,21 +102,11 @@ pub fn import(ctx: &Ctx, file: &Path, from: ImportFormat, batch: usize) -> CmdRe
         f.message = format!("{}; nothing was imported", f.message);
         f
     })?;
-    let show_progress = std::io::stderr().is_terminal() && !ctx.json && !ctx.quiet;
+    let mut bar = Bar::new(ctx);
     let rep = transfer::import(&store, &items, batch, |done, total| {
-        if show_progress {
-            let width = 30;
-            let filled = (done * width).checked_div(total).unwrap_or(width);
-            eprint!(
-                "\rimporting [{}{}] {done}/{total}",
-                "#".repeat(filled),
-                ".".repeat(width - filled)
-            );
-        }
+        bar.update("importing", done as u64, total as u64)
     })?;
-    if show_progress {
-        eprintln!();
-    }
+    bar.finish();
     ctx.print(
         json!({
             "schema_version": SCHEMA_VERSION,

@@ -95,6 +95,15 @@ impl Store {
     /// Takes a backup (see the module docs) and keeps only the newest `keep`
     /// backups (`None`: all).
     pub fn backup(&self, keep: Option<usize>) -> Result<BackupInfo> {
+        self.backup_with_progress(keep, &mut |_, _, _| {})
+    }
+
+    /// [`Store::backup`], reporting progress as `("backup", files done, files)`.
+    pub fn backup_with_progress(
+        &self,
+        keep: Option<usize>,
+        progress: crate::Progress<'_>,
+    ) -> Result<BackupInfo> {
         let inner = &self.inner;
         let vfs = inner.vfs.as_ref();
         inner.catch_up()?;
@@ -135,6 +144,10 @@ impl Store {
             }
             let runs_dir = tmp.join("runs");
             let mut metas = Vec::new();
+            // The delta's run, each run linked, the log and CURRENT.
+            let files = runs.len() as u64 + 3;
+            let mut done = 0;
+            progress("backup", done, files);
             if !delta.is_empty() {
                 let run_name = format!("{lsn:020}-backup-{:08x}.run", random_u64() as u32);
                 metas.push(run::write_run(
@@ -146,10 +159,14 @@ impl Store {
                     delta.into_entries().map(Ok),
                 )?);
             }
+            done += 1;
+            progress("backup", done, files);
             for r in &runs {
                 let to = runs_dir.join(&r.meta.name);
                 vfs.hard_link(r.path(), &to).map_err(io_at(r.path()))?;
                 metas.push(r.meta.clone());
+                done += 1;
+                progress("backup", done, files);
             }
             vfs.sync_dir(&runs_dir).map_err(io_at(&runs_dir))?;
             wal::Wal::create_at(
@@ -164,6 +181,8 @@ impl Store {
                 },
                 lsn + 1,
             )?;
+            done += 1;
+            progress("backup", done, files);
             let count = metas.len();
             manifest::write(
                 vfs,
@@ -181,6 +200,7 @@ impl Store {
                 },
             )?;
             vfs.sync_dir(&backups).map_err(io_at(&backups))?;
+            progress("backup", files, files);
             Ok(count)
         })();
         let count = match result {

@@ -17,7 +17,10 @@ pub mod txn;
 pub mod value;
 
 pub use error::{Error, Result};
-pub use maintenance::{repair, verify, verify_with, DamageReport, RepairReport, VerifyReport};
+pub use maintenance::{
+    repair, verify, verify_with, verify_with_progress, DamageReport, Progress, RepairReport,
+    VerifyReport,
+};
 pub use model::{Edge, Entity};
 pub use store::{
     init, init_with, ChangeListener, CheckpointInfo, CommitInfo, ContentStats, Deriver, DiskStats,

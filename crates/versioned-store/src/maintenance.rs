@@ -52,6 +52,21 @@ pub fn verify_with(
     dir: &Path,
     deriver: Option<Arc<dyn crate::store::Deriver>>,
 ) -> Result<VerifyReport> {
+    verify_with_progress(vfs, dir, deriver, &mut |_, _, _| {})
+}
+
+/// What long work reports as it goes: `(phase, done, total)`, e.g. `("runs",
+/// bytes checked, bytes)`. Called often; the caller decides what to draw.
+pub type Progress<'a> = &'a mut dyn FnMut(&str, u64, u64);
+
+/// [`verify_with`], reporting progress: `runs` (bytes of runs checked), `log`,
+/// `indexes` and `entities` (entities done).
+pub fn verify_with_progress(
+    vfs: Arc<dyn Vfs>,
+    dir: &Path,
+    deriver: Option<Arc<dyn crate::store::Deriver>>,
+    progress: Progress<'_>,
+) -> Result<VerifyReport> {
     let mut rep = VerifyReport::default();
     let m = match manifest::read(vfs.as_ref(), dir) {
         Ok(m) => m,
@@ -63,6 +78,9 @@ pub fn verify_with(
     };
     rep.checkpoint_lsn = m.checkpoint_lsn;
     rep.runs = m.runs.len();
+    let run_bytes: u64 = m.runs.iter().map(|r| r.bytes).sum();
+    let mut checked = 0;
+    progress("runs", 0, run_bytes);
     for meta in &m.runs {
         match Run::open(vfs.as_ref(), &dir.join("runs"), meta, m.store_id) {
             Ok(r) => match r.verify() {
@@ -81,7 +99,10 @@ pub fn verify_with(
                 meta.name, meta.max_lsn, m.checkpoint_lsn
             ));
         }
+        checked += meta.bytes;
+        progress("runs", checked, run_bytes);
     }
+    progress("log", 0, 1);
     let wal = Wal::open(vfs.clone(), dir, m.store_id, wal_opts(), false)?;
     match wal.position(m.checkpoint_lsn) {
         Err(e) => rep.findings.push(format!("WAL: {e}")),
@@ -113,6 +134,7 @@ pub fn verify_with(
             rep.last_lsn = cur.last_lsn();
         }
     }
+    progress("log", 1, 1);
     for (sub, what) in [("runs", "run"), ("wal", "segment"), ("", "store")] {
         let d = if sub.is_empty() {
             dir.to_path_buf()
@@ -129,7 +151,7 @@ pub fn verify_with(
         }
     }
     if rep.healthy() {
-        if let Err(e) = check_graph(vfs, dir, deriver, &mut rep) {
+        if let Err(e) = check_graph(vfs, dir, deriver, &mut rep, progress) {
             rep.findings.push(format!("reading the graph: {e}"));
         }
     }
@@ -142,6 +164,7 @@ fn check_graph(
     dir: &Path,
     deriver: Option<Arc<dyn crate::store::Deriver>>,
     rep: &mut VerifyReport,
+    progress: Progress<'_>,
 ) -> Result<()> {
     let opts = Options {
         read_only: true,
@@ -153,7 +176,9 @@ fn check_graph(
     let st = store.inner.state.read();
     if let Some(d) = &deriver {
         // Every index against a rebuild from the entities.
-        let want = crate::store::derive_all(&st, d.as_ref(), u64::MAX)?;
+        let want = crate::store::derive_all_with(&st, d.as_ref(), u64::MAX, &mut |n, t| {
+            progress("indexes", n, t)
+        })?;
         let have = crate::store::derived_present(&st, u64::MAX)?;
         let missing = want.difference(&have).count();
         let extra = have.difference(&want).count();
@@ -166,7 +191,11 @@ fn check_graph(
     }
     let entities = st.scan_prefix(b"e", u64::MAX)?;
     let mut live = BTreeSet::new();
-    for (k, (_, v)) in &entities {
+    let total = entities.len() as u64;
+    for (i, (k, (_, v))) in entities.iter().enumerate() {
+        if i % 1024 == 0 {
+            progress("entities", i as u64, total);
+        }
         let id = String::from_utf8_lossy(&k[1..]).into_owned();
         match model::decode::<EntityRecord>(v, "entity record") {
             Ok(r) if !r.deleted => {
@@ -176,6 +205,7 @@ fn check_graph(
             Err(e) => rep.findings.push(format!("entity {id}: {e}")),
         }
     }
+    progress("entities", total, total);
     rep.entities = live.len() as u64;
     for tag in [b'o', b'i'] {
         for (k, (_, v)) in st.scan_prefix(&[tag], u64::MAX)? {

@@ -1349,13 +1349,29 @@ pub(crate) fn derive_all(
     d: &dyn Deriver,
     lsn: u64,
 ) -> Result<std::collections::BTreeSet<Vec<u8>>> {
+    derive_all_with(st, d, lsn, &mut |_, _| {})
+}
+
+/// [`derive_all`], calling `progress(entities done, entities)` as it goes.
+pub(crate) fn derive_all_with(
+    st: &State,
+    d: &dyn Deriver,
+    lsn: u64,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<std::collections::BTreeSet<Vec<u8>>> {
     let mut out = std::collections::BTreeSet::new();
-    for (k, (_, v)) in st.scan_prefix(b"e", lsn)? {
+    let entities = st.scan_prefix(b"e", lsn)?;
+    let total = entities.len() as u64;
+    for (i, (k, (_, v))) in entities.into_iter().enumerate() {
+        if i % 1024 == 0 {
+            progress(i as u64, total);
+        }
         let id = String::from_utf8_lossy(&k[1..]).into_owned();
         if let Some(e) = entity_of(&id, Some(&v))? {
             out.extend(d.entity_changed(&id, None, Some(&e)).1);
         }
     }
+    progress(total, total);
     out.extend(d.all_cross_entries(st, lsn)?);
     Ok(out)
 }
