@@ -16,7 +16,9 @@ pub struct MemTable {
 impl MemTable {
     pub fn insert(&mut self, key: Vec<u8>, lsn: u64, value: Arc<[u8]>) {
         self.bytes += key.len() + value.len() + 16;
-        let v = self.map.entry(key).or_default();
+        // Most keys get one version: room for exactly one (a default Vec's
+        // first push reserves four).
+        let v = self.map.entry(key).or_insert_with(|| Vec::with_capacity(1));
         debug_assert!(v.last().is_none_or(|(l, _)| *l < lsn), "LSNs rise");
         v.push((lsn, value));
     }

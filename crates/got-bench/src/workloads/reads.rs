@@ -129,9 +129,12 @@ pub fn fresh_get_tail(ctx: &mut Ctx) -> Result<()> {
     }
     row = row.note(format!(
         "got as the build left it: {:.0} KiB of WAL since the last automatic checkpoint \
-         (threshold 4 MiB) replayed by the read-only open, {} runs; SQLite and redb: nothing \
-         to replay, as in 7a (SQLite checkpoints when its last connection closes)",
+         (thresholds {} KiB or {} transactions) replayed by the read-only open, {} runs; \
+         SQLite and redb: nothing to replay, as in 7a (SQLite checkpoints when its last \
+         connection closes)",
         ds.wal_tail_bytes as f64 / 1024.0,
+        got::Options::default().checkpoint_wal_bytes / 1024,
+        got::Options::default().checkpoint_transactions,
         ds.runs.len()
     ));
     ctx.rows.push(row);
