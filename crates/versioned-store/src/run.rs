@@ -42,8 +42,8 @@ pub const RUN_FORMAT_VERSION: u32 = 1;
 const HEADER_BYTES: u64 = 64;
 const FOOTER_BYTES: u64 = 48;
 const BLOCK_TARGET_BYTES: usize = 8 << 10;
-/// What the decoded blocks of every run open in the process may hold, counted as
-/// twice their bytes on disk (decoding adds about that much in allocations).
+/// What the checked blocks of every run open in the process may hold (a block
+/// costs its bytes on disk plus 8 bytes an entry).
 pub const BLOCK_CACHE_BYTES: usize = 16 << 20;
 /// The first byte of every derived key (index entries).
 const DERIVED_TAG: u8 = b'x';
@@ -268,14 +268,117 @@ impl Drop for Run {
     }
 }
 
-type Block = Arc<Vec<RunEntry>>;
+/// A block as the cache holds it: its payload bytes, checked once when read,
+/// and where each entry's key and versions start. Keys and values are read in
+/// place, so a block costs three allocations however many entries it holds.
+#[derive(Debug)]
+struct Block {
+    buf: Vec<u8>,
+    /// Per entry: key start, key end (the versions follow the key).
+    keys: Vec<(u32, u32)>,
+}
 
-/// Decoded blocks of every open run in the process, least recently used dropped
+impl Block {
+    /// Checks that `buf` is a postcard `Vec<RunEntry>` (nothing left over) and
+    /// indexes its entries; `None` when it is not.
+    fn parse(buf: Vec<u8>) -> Option<Block> {
+        let mut pos = 0;
+        let n = usize::try_from(leb128(&buf, &mut pos)?).ok()?;
+        // An entry takes at least 2 bytes (key length, version count).
+        if n > buf.len() / 2 {
+            return None;
+        }
+        let mut keys = Vec::with_capacity(n);
+        for _ in 0..n {
+            let klen = usize::try_from(leb128(&buf, &mut pos)?).ok()?;
+            let kend = pos.checked_add(klen).filter(|&e| e <= buf.len())?;
+            keys.push((u32::try_from(pos).ok()?, u32::try_from(kend).ok()?));
+            pos = kend;
+            let nv = leb128(&buf, &mut pos)?;
+            for _ in 0..nv {
+                leb128(&buf, &mut pos)?;
+                let vlen = usize::try_from(leb128(&buf, &mut pos)?).ok()?;
+                pos = pos.checked_add(vlen).filter(|&e| e <= buf.len())?;
+            }
+        }
+        (pos == buf.len()).then_some(Block { buf, keys })
+    }
+
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn key(&self, i: usize) -> &[u8] {
+        let (a, b) = self.keys[i];
+        &self.buf[a as usize..b as usize]
+    }
+
+    /// Entry `i`'s versions, oldest first.
+    fn versions(&self, i: usize) -> BlockVersions<'_> {
+        let mut pos = self.keys[i].1 as usize;
+        let left = leb128(&self.buf, &mut pos).unwrap_or(0);
+        BlockVersions {
+            buf: &self.buf,
+            pos,
+            left,
+        }
+    }
+
+    /// The newest version of entry `i` at or below `lsn`.
+    fn version_at(&self, i: usize, lsn: u64) -> Option<(u64, &[u8])> {
+        self.versions(i).take_while(|(l, _)| *l <= lsn).last()
+    }
+
+    /// Where `key` is (`Ok`) or would be (`Err`).
+    fn find(&self, key: &[u8]) -> std::result::Result<usize, usize> {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match self.key(mid).cmp(key) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Ok(mid),
+            }
+        }
+        Err(lo)
+    }
+
+    /// What the block cache counts it as.
+    fn cost(&self) -> usize {
+        self.buf.len() + self.keys.len() * 8 + 64
+    }
+}
+
+/// The versions of one block entry, oldest first, read in place.
+#[derive(Clone)]
+pub struct BlockVersions<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    left: u64,
+}
+
+impl<'a> Iterator for BlockVersions<'a> {
+    type Item = (u64, &'a [u8]);
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        // The block was checked whole when read: these reads succeed.
+        let lsn = leb128(self.buf, &mut self.pos)?;
+        let len = leb128(self.buf, &mut self.pos)? as usize;
+        let v = self.buf.get(self.pos..self.pos + len)?;
+        self.pos += len;
+        Some((lsn, v))
+    }
+}
+
+/// Checked blocks of every open run in the process, least recently used dropped
 /// first: memory for reads stays within [`BLOCK_CACHE_BYTES`] however many runs
 /// and however large the store.
 struct BlockCache {
-    /// (run uid, block number) → (decoded block, its cost in bytes).
-    lru: lru::LruCache<(u64, usize), (Block, usize)>,
+    /// (run uid, block number) → (block, its cost in bytes).
+    lru: lru::LruCache<(u64, usize), (Arc<Block>, usize)>,
     bytes: usize,
 }
 
@@ -353,12 +456,12 @@ impl Run {
         })
     }
 
-    fn block(&self, i: usize) -> Result<Arc<Vec<RunEntry>>> {
+    fn block(&self, i: usize) -> Result<Arc<Block>> {
         if let Some((b, _)) = BLOCK_CACHE.lock().lru.get(&(self.uid, i)) {
             return Ok(b.clone());
         }
         let b = Arc::new(self.read_block(i)?);
-        let cost = 2 * self.index.block_len(i) as usize;
+        let cost = b.cost();
         let mut cache = BLOCK_CACHE.lock();
         if let Some((_, old)) = cache.lru.put((self.uid, i), (b.clone(), cost)) {
             cache.bytes -= old;
@@ -412,7 +515,7 @@ impl Run {
 
     /// Reads block `i` from the file and checks it. A derived-only block that
     /// fails marks the run's derived keys damaged (see [`Run::derived_damaged`]).
-    fn read_block(&self, i: usize) -> Result<Vec<RunEntry>> {
+    fn read_block(&self, i: usize) -> Result<Block> {
         let r = self.read_block_unmarked(i);
         if r.is_err() && self.derived_only(i) {
             self.derived_damaged.store(true, Ordering::Release);
@@ -420,7 +523,7 @@ impl Run {
         r
     }
 
-    fn read_block_unmarked(&self, i: usize) -> Result<Vec<RunEntry>> {
+    fn read_block_unmarked(&self, i: usize) -> Result<Block> {
         let (offset, len) = (self.index.offset(i), self.index.block_len(i));
         let mut buf = vec![0u8; len as usize];
         self.file
@@ -439,7 +542,8 @@ impl Run {
                 detail: format!("{what} {i} at offset {} fails its checksum", offset),
             });
         }
-        crate::model::decode(&buf[8..], "run block")
+        buf.drain(..8);
+        Block::parse(buf).ok_or_else(|| Error::Decode(format!("run block {i}")))
     }
 
     /// Whether `key` is a derived key this run no longer answers for.
@@ -457,9 +561,9 @@ impl Run {
             return Ok(None);
         }
         let b = self.block(i)?;
-        Ok(b.binary_search_by(|e| e.key.as_slice().cmp(key))
+        Ok(b.find(key)
             .ok()
-            .map(|j| b[j].versions.clone()))
+            .map(|j| b.versions(j).map(|(l, v)| (l, v.to_vec())).collect()))
     }
 
     /// The newest version of `key` at or below `lsn` (without copying the others:
@@ -473,24 +577,29 @@ impl Run {
             return Ok(None);
         }
         let b = self.block(i)?;
-        Ok(b.binary_search_by(|e| e.key.as_slice().cmp(key))
+        Ok(b.find(key)
             .ok()
-            .and_then(|j| b[j].versions.iter().rev().find(|(l, _)| *l <= lsn).cloned()))
+            .and_then(|j| b.version_at(j, lsn).map(|(l, v)| (l, v.to_vec()))))
     }
 
-    /// Calls `f` for each key starting with `prefix`, in order.
-    pub fn scan_prefix(&self, prefix: &[u8], mut f: impl FnMut(&RunEntry)) -> Result<()> {
+    /// Calls `f` with each key starting with `prefix` and its versions, in order.
+    pub fn scan_prefix(
+        &self,
+        prefix: &[u8],
+        mut f: impl FnMut(&[u8], BlockVersions<'_>),
+    ) -> Result<()> {
         let mut i = self.index.first_block_for(prefix);
         while i < self.index.len() && !(self.derived_damaged() && self.derived_only(i)) {
             let b = self.block(i)?;
-            for e in b.iter() {
-                if e.key.as_slice() < prefix || self.shunned(&e.key) {
+            for j in 0..b.len() {
+                let key = b.key(j);
+                if key < prefix || self.shunned(key) {
                     continue;
                 }
-                if !e.key.starts_with(prefix) {
+                if !key.starts_with(prefix) {
                     return Ok(());
                 }
-                f(e);
+                f(key, b.versions(j));
             }
             i += 1;
         }
@@ -519,7 +628,7 @@ impl Run {
         let prefix = prefix.to_vec();
         let from = from.max(prefix.as_slice()).to_vec();
         let mut block_i = self.index.first_block_for(&from);
-        let mut block: Option<Arc<Vec<RunEntry>>> = None;
+        let mut block: Option<Arc<Block>> = None;
         let mut pos = 0usize;
         let mut done = false;
         std::iter::from_fn(move || loop {
@@ -539,7 +648,7 @@ impl Run {
                 match run.block(block_i) {
                     Ok(b) => {
                         // The first block may start below `from`.
-                        pos = b.partition_point(|e| e.key.as_slice() < from.as_slice());
+                        pos = b.find(&from).unwrap_or_else(|p| p);
                         block = Some(b);
                     }
                     Err(e) => {
@@ -549,17 +658,17 @@ impl Run {
                 }
             }
             let b = block.as_ref().expect("loaded");
-            let e = &b[pos];
+            let (j, key) = (pos, b.key(pos));
             pos += 1;
-            if !e.key.starts_with(&prefix) {
+            if !key.starts_with(&prefix) {
                 done = true;
                 return None;
             }
-            if run.shunned(&e.key) {
+            if run.shunned(key) {
                 continue;
             }
-            if let Some((l, v)) = e.versions.iter().rev().find(|(l, _)| *l <= lsn) {
-                return Some(Ok((e.key.clone(), (*l, Arc::from(v.as_slice())))));
+            if let Some((l, v)) = b.version_at(j, lsn) {
+                return Some(Ok((key.to_vec(), (l, Arc::from(v)))));
             }
         })
     }
@@ -575,16 +684,12 @@ impl Run {
                 return Vec::new();
             }
             let block: Vec<Result<(Vec<u8>, Versions)>> = match run.read_block(i) {
-                Ok(entries) => entries
-                    .into_iter()
-                    .filter(|e| !(skip_derived && e.key.first() == Some(&DERIVED_TAG)))
-                    .map(|e| {
+                Ok(b) => (0..b.len())
+                    .filter(|&j| !(skip_derived && b.key(j).first() == Some(&DERIVED_TAG)))
+                    .map(|j| {
                         Ok((
-                            e.key,
-                            e.versions
-                                .into_iter()
-                                .map(|(l, v)| (l, Arc::from(v)))
-                                .collect(),
+                            b.key(j).to_vec(),
+                            b.versions(j).map(|(l, v)| (l, Arc::from(v))).collect(),
                         ))
                     })
                     .collect(),
@@ -741,5 +846,51 @@ mod block_index_tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(BlockIndex::parse(&longer).is_none());
+    }
+}
+
+#[cfg(test)]
+mod block_tests {
+    use super::*;
+
+    #[test]
+    fn a_block_reads_in_place_what_postcard_wrote() {
+        let entries: Vec<RunEntry> = (0..200u64)
+            .map(|i| RunEntry {
+                key: format!("e{:05}{}", i * 3, "k".repeat((i % 4) as usize)).into_bytes(),
+                versions: (0..(i % 4))
+                    .map(|v| (i * 10 + v + (v << 40), vec![v as u8; (i % 7) as usize * 50]))
+                    .collect(),
+            })
+            .collect();
+        let bytes = crate::model::encode(&entries);
+        let b = Block::parse(bytes.clone()).expect("parses");
+        assert_eq!(b.len(), entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            assert_eq!(b.key(i), e.key.as_slice());
+            let vs: Vec<(u64, Vec<u8>)> = b.versions(i).map(|(l, v)| (l, v.to_vec())).collect();
+            assert_eq!(vs, e.versions);
+            assert_eq!(b.find(&e.key), Ok(i));
+            for lsn in [0, i as u64 * 10, i as u64 * 10 + 1, u64::MAX] {
+                let want = e.versions.iter().rev().find(|(l, _)| *l <= lsn);
+                assert_eq!(b.version_at(i, lsn), want.map(|(l, v)| (*l, v.as_slice())));
+            }
+        }
+        for probe in [&b"a"[..], b"e00001", b"e00003k", b"z"] {
+            let want = entries.partition_point(|e| e.key.as_slice() < probe);
+            assert_eq!(b.find(probe).unwrap_or_else(|p| p), want, "{probe:?}");
+        }
+        // Truncated, padded or garbled bytes are refused, never misread.
+        assert!(Block::parse(bytes[..bytes.len() - 1].to_vec()).is_none());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(Block::parse(longer).is_none());
+        assert!(Block::parse(vec![0xff; 16]).is_none());
+        assert_eq!(
+            Block::parse(crate::model::encode(&Vec::<RunEntry>::new()))
+                .unwrap()
+                .len(),
+            0
+        );
     }
 }

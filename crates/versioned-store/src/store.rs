@@ -578,13 +578,11 @@ impl Store {
             }
         };
         for r in &st.runs {
-            r.scan_prefix(&[], |e| {
-                let bytes = e
-                    .versions
-                    .iter()
-                    .map(|(_, v)| (v.len() + e.key.len() + 8) as u64)
-                    .sum();
-                count(&e.key, e.versions.len(), bytes);
+            r.scan_prefix(&[], |key, versions| {
+                let (n, bytes) = versions.fold((0, 0u64), |(n, b), (_, v)| {
+                    (n + 1, b + (v.len() + key.len() + 8) as u64)
+                });
+                count(key, n, bytes);
             })?;
         }
         for (k, vs) in st.mem.iter() {
