@@ -148,19 +148,26 @@ impl versioned_store::Deriver for IndexDeriver {
             match k.first() {
                 Some(b'e') => {
                     let id = String::from_utf8_lossy(&k[1..]).into_owned();
-                    let status = |lsn| -> versioned_store::Result<Option<Value>> {
-                        Ok(view
-                            .entity(&id, lsn)?
-                            .and_then(|e| e.props.get("status").cloned()))
+                    let (before, after) = (
+                        view.entity_shared(&id, lsn - 1)?,
+                        view.entity_shared(&id, lsn)?,
+                    );
+                    let status = |e: &Option<Arc<Entity>>| {
+                        e.as_ref().and_then(|e| e.props.get("status").cloned())
                     };
-                    if status(lsn - 1)? != status(lsn)? {
-                        for at in [lsn - 1, lsn] {
-                            affected.extend(view.neighbors(
-                                &id,
-                                Direction::In,
-                                "depends_on",
-                                at,
-                            )?);
+                    if status(&before) != status(&after) {
+                        // Where the entity does not exist, no edge points at it
+                        // (deleting an entity deletes its edges; an edge needs
+                        // both ends): only the LSNs where it exists are read.
+                        for (at, e) in [(lsn - 1, &before), (lsn, &after)] {
+                            if e.is_some() {
+                                affected.extend(view.neighbors(
+                                    &id,
+                                    Direction::In,
+                                    "depends_on",
+                                    at,
+                                )?);
+                            }
                         }
                     }
                     affected.insert(id);
@@ -207,7 +214,7 @@ fn ready_key_at(
     id: &str,
     lsn: u64,
 ) -> versioned_store::Result<Option<Vec<u8>>> {
-    let Some(t) = view.entity(id, lsn)? else {
+    let Some(t) = view.entity_shared(id, lsn)? else {
         return Ok(None);
     };
     if !crate::ready::is_ready_itself(&t) {
@@ -215,7 +222,7 @@ fn ready_key_at(
     }
     for d in view.neighbors(id, Direction::Out, "depends_on", lsn)? {
         let done = view
-            .entity(&d, lsn)?
+            .entity_shared(&d, lsn)?
             .is_some_and(|e| crate::ready::is_completed(&e));
         if !done {
             return Ok(None);
