@@ -180,19 +180,22 @@ fn a_restore_cut_short_anywhere_is_finished_by_running_it_again() {
     eprintln!("restore cut at each of {total} operations: {outcomes:?}");
 }
 
+/// Runs `got --store DIR ARGS…`, waiting at most 0.2 s for the lock.
+fn got_bin(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_got"))
+        .arg("--store")
+        .arg(dir)
+        .args(args)
+        .env("GOT_LOCK_TIMEOUT", "0.2")
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn restore_is_refused_while_another_process_holds_the_store() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join(".got");
-    let got_cli = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_got"))
-            .arg("--store")
-            .arg(&dir)
-            .args(args)
-            .env("GOT_LOCK_TIMEOUT", "0.2")
-            .output()
-            .unwrap()
-    };
+    let got_cli = |args: &[&str]| got_bin(&dir, args);
     assert!(got_cli(&["init"]).status.success());
     assert!(got_cli(&["task", "create", "x"]).status.success());
     assert!(got_cli(&["backup", "create"]).status.success());
@@ -240,15 +243,7 @@ fn repair_from_backup_restores_and_replays_the_intact_log_after_it() {
     for damage in ["current", "log"] {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join(".got");
-        let got_cli = |args: &[&str]| {
-            std::process::Command::new(env!("CARGO_BIN_EXE_got"))
-                .arg("--store")
-                .arg(&dir)
-                .args(args)
-                .env("GOT_LOCK_TIMEOUT", "0.5")
-                .output()
-                .unwrap()
-        };
+        let got_cli = |args: &[&str]| got_bin(&dir, args);
         let ok = |args: &[&str]| {
             let o = got_cli(args);
             assert!(

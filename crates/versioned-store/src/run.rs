@@ -443,7 +443,7 @@ impl Run {
         if crc32fast::hash(&ib) != u32::from_le_bytes(ft[24..28].try_into().unwrap()) {
             return Err(corrupt("index checksum mismatch".into()));
         }
-        let index = BlockIndex::parse(&ib).ok_or_else(|| Error::Decode("run index".into()))?;
+        let index = BlockIndex::parse(ib).ok_or_else(|| Error::Decode("run index".into()))?;
         Ok(Run {
             derived_version: u32::from_le_bytes(h[12..16].try_into().unwrap()),
             meta: meta.clone(),
@@ -476,11 +476,19 @@ impl Run {
         Ok(b)
     }
 
-    /// Drops this run's blocks from the block cache.
+    /// Drops this run's blocks from the block cache: a pass over the cache
+    /// (a few thousand blocks at most), not over the run's blocks (80k in a
+    /// 650 MB run, which made every process's exit pay for them).
     fn forget_blocks(&self) {
         let mut cache = BLOCK_CACHE.lock();
-        for i in 0..self.index.len() {
-            if let Some((_, c)) = cache.lru.pop(&(self.uid, i)) {
+        let mine: Vec<(u64, usize)> = cache
+            .lru
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|(uid, _)| *uid == self.uid)
+            .collect();
+        for k in mine {
+            if let Some((_, c)) = cache.lru.pop(&k) {
                 cache.bytes -= c;
             }
         }
@@ -725,9 +733,10 @@ impl Run {
 /// per block, so opening a large run costs one pass over its index.
 #[derive(Debug, Default)]
 struct BlockIndex {
-    keys: Vec<u8>,
-    /// End of block i's last key in `keys` (its start is the previous end).
-    key_ends: Vec<u32>,
+    /// The index's bytes as read: keys are read in place.
+    raw: Vec<u8>,
+    /// Where block i's last key starts in `raw`, and its length.
+    keys: Vec<(u32, u32)>,
     offsets: Vec<u64>,
     lens: Vec<u32>,
 }
@@ -749,29 +758,31 @@ fn leb128(b: &[u8], pos: &mut usize) -> Option<u64> {
 }
 
 impl BlockIndex {
-    fn parse(b: &[u8]) -> Option<BlockIndex> {
+    fn parse(raw: Vec<u8>) -> Option<BlockIndex> {
+        let b = &raw;
         let mut pos = 0;
         let n = usize::try_from(leb128(b, &mut pos)?).ok()?;
         // Each entry takes at least 3 bytes: refuse counts the bytes cannot hold.
         if n > b.len() / 3 + 1 {
             return None;
         }
-        let mut ix = BlockIndex {
-            keys: Vec::with_capacity(b.len()),
-            key_ends: Vec::with_capacity(n),
-            offsets: Vec::with_capacity(n),
-            lens: Vec::with_capacity(n),
-        };
+        let mut keys = Vec::with_capacity(n);
+        let mut offsets = Vec::with_capacity(n);
+        let mut lens = Vec::with_capacity(n);
         for _ in 0..n {
             let klen = usize::try_from(leb128(b, &mut pos)?).ok()?;
-            let key = b.get(pos..pos.checked_add(klen)?)?;
-            pos += klen;
-            ix.keys.extend_from_slice(key);
-            ix.key_ends.push(u32::try_from(ix.keys.len()).ok()?);
-            ix.offsets.push(leb128(b, &mut pos)?);
-            ix.lens.push(u32::try_from(leb128(b, &mut pos)?).ok()?);
+            let end = pos.checked_add(klen).filter(|&e| e <= b.len())?;
+            keys.push((u32::try_from(pos).ok()?, u32::try_from(klen).ok()?));
+            pos = end;
+            offsets.push(leb128(b, &mut pos)?);
+            lens.push(u32::try_from(leb128(b, &mut pos)?).ok()?);
         }
-        (pos == b.len()).then_some(ix)
+        (pos == b.len()).then_some(BlockIndex {
+            raw,
+            keys,
+            offsets,
+            lens,
+        })
     }
 
     fn len(&self) -> usize {
@@ -779,12 +790,8 @@ impl BlockIndex {
     }
 
     fn last_key(&self, i: usize) -> &[u8] {
-        let start = if i == 0 {
-            0
-        } else {
-            self.key_ends[i - 1] as usize
-        };
-        &self.keys[start..self.key_ends[i] as usize]
+        let (start, len) = self.keys[i];
+        &self.raw[start as usize..(start + len) as usize]
     }
 
     fn offset(&self, i: usize) -> u64 {
@@ -825,7 +832,7 @@ mod block_index_tests {
             })
             .collect();
         let bytes = crate::model::encode(&entries);
-        let ix = BlockIndex::parse(&bytes).expect("parses");
+        let ix = BlockIndex::parse(bytes.clone()).expect("parses");
         assert_eq!(ix.len(), entries.len());
         for (i, e) in entries.iter().enumerate() {
             assert_eq!(ix.last_key(i), e.last_key.as_slice());
@@ -836,16 +843,16 @@ mod block_index_tests {
             assert_eq!(ix.first_block_for(probe), want, "{probe:?}");
         }
         assert_eq!(
-            BlockIndex::parse(&crate::model::encode(&Vec::<IndexEntry>::new()))
+            BlockIndex::parse(crate::model::encode(&Vec::<IndexEntry>::new()))
                 .unwrap()
                 .len(),
             0
         );
         // Truncated or padded bytes are refused.
-        assert!(BlockIndex::parse(&bytes[..bytes.len() - 1]).is_none());
+        assert!(BlockIndex::parse(bytes[..bytes.len() - 1].to_vec()).is_none());
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(BlockIndex::parse(&longer).is_none());
+        assert!(BlockIndex::parse(longer).is_none());
     }
 }
 
