@@ -598,8 +598,10 @@ fn check_refused_as_too_new(rel: &Path, edit: impl Fn(&mut Vec<u8>), what: &str)
     }
 }
 
-fn bump_version_u32(b: &mut [u8], crc_at: Option<(usize, std::ops::Range<usize>)>) {
-    b[8..12].copy_from_slice(&2u32.to_le_bytes());
+/// Sets the version field (bytes 8..12) one past `supported`, fixing the
+/// checksum at `crc_at` over its range.
+fn bump_version_u32(b: &mut [u8], supported: u32, crc_at: Option<(usize, std::ops::Range<usize>)>) {
+    b[8..12].copy_from_slice(&(supported + 1).to_le_bytes());
     if let Some((at, range)) = crc_at {
         let c = crc32(&b[range]);
         b[at..at + 4].copy_from_slice(&c.to_le_bytes());
@@ -611,7 +613,7 @@ fn a_current_claiming_a_newer_format_is_refused_as_too_new() {
     // CURRENT's checksum covers the body only; the version field is in the header.
     check_refused_as_too_new(
         Path::new("CURRENT"),
-        |b| bump_version_u32(b, None),
+        |b| bump_version_u32(b, manifest::CURRENT_FORMAT_VERSION, None),
         "CURRENT v2",
     );
 }
@@ -623,7 +625,7 @@ fn a_wal_segment_claiming_a_newer_format_is_refused_as_too_new() {
         let rel = seg.strip_prefix(&d).unwrap().to_path_buf();
         check_refused_as_too_new(
             &rel,
-            |b| bump_version_u32(b, Some((60, 0..60))),
+            |b| bump_version_u32(b, segment::SEGMENT_FORMAT_VERSION, Some((60, 0..60))),
             &format!("segment {} v2", rel.display()),
         );
     }
@@ -634,7 +636,17 @@ fn a_run_claiming_a_newer_format_is_refused_as_too_new() {
     let d = fixture();
     let run = files_with_ext(&d.join("runs"), "run").remove(0);
     let rel = run.strip_prefix(&d).unwrap().to_path_buf();
-    check_refused_as_too_new(&rel, |b| bump_version_u32(b, Some((60, 0..60))), "run v2");
+    check_refused_as_too_new(
+        &rel,
+        |b| {
+            bump_version_u32(
+                b,
+                got::versioned_store::run::RUN_FORMAT_VERSION,
+                Some((60, 0..60)),
+            )
+        },
+        "run from a newer format",
+    );
 }
 
 /// Sets the frame format version (byte 9) of frame `which` of the last segment to 2

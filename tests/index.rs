@@ -242,7 +242,7 @@ fn a_damaged_index_block_is_rebuilt_from_the_entities_with_a_warning() {
     let m = manifest::read(&RealVfs, &dir).unwrap();
     assert_eq!(m.runs.len(), 1);
     let run = Run::open(&RealVfs, &dir.join("runs"), &m.runs[0], m.store_id).unwrap();
-    let spans = run.block_spans();
+    let spans = run.block_spans().unwrap();
     assert!(spans.iter().any(|s| !s.2), "some blocks hold entities");
     let (off, len, _) = *spans
         .iter()

@@ -20,11 +20,21 @@
 //!   keys ascend across the whole file; a block holds about 8 KiB; the first
 //!   derived key starts a new block
 //! index: postcard(Vec<IndexEntry { last_key: bytes, offset: u64, len: u32 }>)
+//! partitions (format 2): postcard(Vec<Partition { last_key: bytes, start: u64,
+//!   len: u64, crc: u32 }>), one per 128 index entries: where each slice of the
+//!   index lies (relative to the index's start), its last block's last key and
+//!   the crc32 of its bytes
 //! footer (48 bytes)
 //!    0  8  index offset      8  8  index length     16  8  key count
-//!   24  4  crc32 of index   28  4  block count      32  8  reserved, zero
+//!   24  4  crc32 of index   28  4  block count
+//!   32  4  partitions length (format 2; 0 in format 1)
+//!   36  4  crc32 of the partitions (format 2; 0 in format 1)
 //!   40  4  crc32 of footer bytes [0, 40)            44  4  magic "RUNF"
 //! ```
+//! Format 2 added the partitions: opening a run reads them (a few KiB) and each
+//! slice of the index when a lookup first needs it, so opening a 500 MB run no
+//! longer reads and parses its whole 2.5 MB index. Format 1 runs (no partitions)
+//! are read whole, as before.
 //! Written to a temporary name, synced, read back and verified, then renamed and the
 //! directory synced; only then may a manifest name it.
 
@@ -38,7 +48,9 @@ use std::sync::Arc;
 use wal::{OpenMode, Vfs, VfsFile};
 
 pub const RUN_MAGIC: &[u8; 8] = b"GOTRUN\r\n";
-pub const RUN_FORMAT_VERSION: u32 = 1;
+pub const RUN_FORMAT_VERSION: u32 = 2;
+/// Index entries (blocks) per partition of the index (format 2).
+const PARTITION_BLOCKS: usize = 128;
 const HEADER_BYTES: u64 = 64;
 const FOOTER_BYTES: u64 = 48;
 const BLOCK_TARGET_BYTES: usize = 8 << 10;
@@ -69,6 +81,50 @@ struct IndexEntry {
     last_key: Vec<u8>,
     offset: u64,
     len: u32,
+}
+
+/// A slice of the index (format 2): see the module docs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Partition {
+    last_key: Vec<u8>,
+    start: u64,
+    len: u64,
+    crc: u32,
+}
+
+fn put_leb128(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// The index as postcard writes `Vec<IndexEntry>`, and its partitions.
+fn encode_index(index: &[IndexEntry]) -> (Vec<u8>, Vec<Partition>) {
+    let mut out = Vec::new();
+    put_leb128(&mut out, index.len() as u64);
+    let mut parts = Vec::with_capacity(index.len().div_ceil(PARTITION_BLOCKS));
+    for chunk in index.chunks(PARTITION_BLOCKS) {
+        let start = out.len();
+        for e in chunk {
+            put_leb128(&mut out, e.last_key.len() as u64);
+            out.extend_from_slice(&e.last_key);
+            put_leb128(&mut out, e.offset);
+            put_leb128(&mut out, e.len as u64);
+        }
+        parts.push(Partition {
+            last_key: chunk
+                .last()
+                .expect("a chunk is never empty")
+                .last_key
+                .clone(),
+            start: start as u64,
+            len: (out.len() - start) as u64,
+            crc: crc32fast::hash(&out[start..]),
+        });
+    }
+    (out, parts)
 }
 
 /// What a manifest records about a run.
@@ -157,15 +213,19 @@ pub fn write_run(
         if keys == 0 {
             min_lsn = 0;
         }
-        let index_bytes = crate::model::encode(&index);
+        let (index_bytes, parts) = encode_index(&index);
+        let part_bytes = crate::model::encode(&parts);
         let index_off = w.off;
         w.write(&index_bytes)?;
+        w.write(&part_bytes)?;
         let mut footer = [0u8; FOOTER_BYTES as usize];
         footer[0..8].copy_from_slice(&index_off.to_le_bytes());
         footer[8..16].copy_from_slice(&(index_bytes.len() as u64).to_le_bytes());
         footer[16..24].copy_from_slice(&keys.to_le_bytes());
         footer[24..28].copy_from_slice(&crc32fast::hash(&index_bytes).to_le_bytes());
         footer[28..32].copy_from_slice(&(index.len() as u32).to_le_bytes());
+        footer[32..36].copy_from_slice(&(part_bytes.len() as u32).to_le_bytes());
+        footer[36..40].copy_from_slice(&crc32fast::hash(&part_bytes).to_le_bytes());
         let crc = crc32fast::hash(&footer[0..40]);
         footer[40..44].copy_from_slice(&crc.to_le_bytes());
         footer[44..48].copy_from_slice(b"RUNF");
@@ -252,7 +312,7 @@ pub struct Run {
     pub derived_version: u32,
     path: PathBuf,
     file: Arc<dyn VfsFile>,
-    index: BlockIndex,
+    index: Index,
     /// Header field: the first derived-only block + 1 (0: not recorded).
     derived_from: u32,
     /// Set when a derived-only block failed its checks: this run's derived keys
@@ -431,19 +491,57 @@ impl Run {
             return Err(corrupt("footer damaged (checksum or magic)".into()));
         }
         let u64at = |o: usize| u64::from_le_bytes(ft[o..o + 8].try_into().unwrap());
+        let u32at = |o: usize| u32::from_le_bytes(ft[o..o + 4].try_into().unwrap());
         let (index_off, index_len) = (u64at(0), u64at(8));
-        if index_off + index_len + FOOTER_BYTES != len {
+        let part_len = if version >= 2 { u32at(32) as u64 } else { 0 };
+        if index_off
+            .checked_add(index_len)
+            .and_then(|x| x.checked_add(part_len))
+            != Some(len - FOOTER_BYTES)
+        {
             return Err(corrupt(
                 "index position disagrees with the file length".into(),
             ));
         }
-        let mut ib = vec![0u8; index_len as usize];
-        file.read_exact_at(&mut ib, index_off)
-            .map_err(io_at(&path))?;
-        if crc32fast::hash(&ib) != u32::from_le_bytes(ft[24..28].try_into().unwrap()) {
-            return Err(corrupt("index checksum mismatch".into()));
-        }
-        let index = BlockIndex::parse(ib).ok_or_else(|| Error::Decode("run index".into()))?;
+        let index = if version >= 2 {
+            let mut pb = vec![0u8; part_len as usize];
+            file.read_exact_at(&mut pb, index_off + index_len)
+                .map_err(io_at(&path))?;
+            if crc32fast::hash(&pb) != u32at(36) {
+                return Err(corrupt("index partitions checksum mismatch".into()));
+            }
+            let parts: Vec<Partition> = crate::model::decode(&pb, "run index partitions")?;
+            let blocks = u32at(28) as usize;
+            // The slices must tile the index after its count, in order.
+            let mut at = None;
+            let fits = parts.len() == blocks.div_ceil(PARTITION_BLOCKS)
+                && parts.iter().all(|p| {
+                    let ok = at.is_none_or(|a| a == p.start)
+                        && p.start.checked_add(p.len).is_some_and(|e| e <= index_len);
+                    at = Some(p.start + p.len);
+                    ok
+                })
+                && at.is_none_or(|a| a == index_len);
+            if !fits {
+                return Err(corrupt("index partitions do not tile the index".into()));
+            }
+            Index::Parted {
+                blocks,
+                loaded: Mutex::new(vec![None; parts.len()]),
+                parts,
+                index_off,
+                index_len,
+                index_crc: u32at(24),
+            }
+        } else {
+            let mut ib = vec![0u8; index_len as usize];
+            file.read_exact_at(&mut ib, index_off)
+                .map_err(io_at(&path))?;
+            if crc32fast::hash(&ib) != u32at(24) {
+                return Err(corrupt("index checksum mismatch".into()));
+            }
+            Index::Whole(BlockIndex::parse(ib).ok_or_else(|| Error::Decode("run index".into()))?)
+        };
         Ok(Run {
             derived_version: u32::from_le_bytes(h[12..16].try_into().unwrap()),
             meta: meta.clone(),
@@ -454,6 +552,75 @@ impl Run {
             derived_damaged: AtomicBool::new(false),
             uid: NEXT_RUN_UID.fetch_add(1, Ordering::Relaxed),
         })
+    }
+
+    /// How many blocks the run holds.
+    fn blocks(&self) -> usize {
+        match &self.index {
+            Index::Whole(ix) => ix.len(),
+            Index::Parted { blocks, .. } => *blocks,
+        }
+    }
+
+    /// Partition `p` of a format-2 index, read and checked on first use.
+    fn partition(&self, p: usize) -> Result<Arc<BlockIndex>> {
+        let Index::Parted {
+            blocks,
+            parts,
+            loaded,
+            index_off,
+            ..
+        } = &self.index
+        else {
+            unreachable!("only format-2 runs have partitions");
+        };
+        if let Some(ix) = &loaded.lock()[p] {
+            return Ok(ix.clone());
+        }
+        let part = &parts[p];
+        let mut raw = vec![0u8; part.len as usize];
+        self.file
+            .read_exact_at(&mut raw, index_off + part.start)
+            .map_err(io_at(&self.path))?;
+        let count = (blocks - p * PARTITION_BLOCKS).min(PARTITION_BLOCKS);
+        let ix = (crc32fast::hash(&raw) == part.crc)
+            .then(|| BlockIndex::parse_entries(raw, Some(count)))
+            .flatten()
+            .filter(|ix| ix.len() == count && ix.last_key(count - 1) == part.last_key)
+            .ok_or_else(|| Error::CorruptFile {
+                file: self.path.clone(),
+                detail: format!("index partition {p} fails its checksum or does not parse"),
+            })?;
+        let ix = Arc::new(ix);
+        loaded.lock()[p] = Some(ix.clone());
+        Ok(ix)
+    }
+
+    /// Where block `i` lies in the file: `(offset, length)`.
+    fn block_pos(&self, i: usize) -> Result<(u64, u32)> {
+        match &self.index {
+            Index::Whole(ix) => Ok((ix.offset(i), ix.block_len(i))),
+            Index::Parted { .. } => {
+                let ix = self.partition(i / PARTITION_BLOCKS)?;
+                let j = i % PARTITION_BLOCKS;
+                Ok((ix.offset(j), ix.block_len(j)))
+            }
+        }
+    }
+
+    /// The first block whose last key is at or after `key`: where `key` (or the
+    /// first key under it as a prefix) would be; [`Run::blocks`] if none.
+    fn first_block_for(&self, key: &[u8]) -> Result<usize> {
+        match &self.index {
+            Index::Whole(ix) => Ok(ix.first_block_for(key)),
+            Index::Parted { blocks, parts, .. } => {
+                let p = parts.partition_point(|part| part.last_key.as_slice() < key);
+                if p == parts.len() {
+                    return Ok(*blocks);
+                }
+                Ok(p * PARTITION_BLOCKS + self.partition(p)?.first_block_for(key))
+            }
+        }
     }
 
     fn block(&self, i: usize) -> Result<Arc<Block>> {
@@ -499,7 +666,12 @@ impl Run {
         if self.derived_from > 0 {
             return i + 1 >= self.derived_from as usize;
         }
-        i > 0 && self.index.last_key(i - 1).first() == Some(&DERIVED_TAG)
+        // Runs written since the header field existed (every format-2 run)
+        // record it whenever they hold derived keys.
+        match &self.index {
+            Index::Whole(ix) => i > 0 && ix.last_key(i - 1).first() == Some(&DERIVED_TAG),
+            Index::Parted { .. } => false,
+        }
     }
 
     /// Whether a derived-only block of this run was found damaged.
@@ -509,14 +681,11 @@ impl Run {
 
     /// Each block's position in the file: `(offset, length, derived_only)`, for
     /// tools and tests that inspect or damage runs.
-    pub fn block_spans(&self) -> Vec<(u64, u32, bool)> {
-        (0..self.index.len())
+    pub fn block_spans(&self) -> Result<Vec<(u64, u32, bool)>> {
+        (0..self.blocks())
             .map(|i| {
-                (
-                    self.index.offset(i),
-                    self.index.block_len(i),
-                    self.derived_only(i),
-                )
+                let (offset, len) = self.block_pos(i)?;
+                Ok((offset, len, self.derived_only(i)))
             })
             .collect()
     }
@@ -532,7 +701,7 @@ impl Run {
     }
 
     fn read_block_unmarked(&self, i: usize) -> Result<Block> {
-        let (offset, len) = (self.index.offset(i), self.index.block_len(i));
+        let (offset, len) = self.block_pos(i)?;
         let mut buf = vec![0u8; len as usize];
         self.file
             .read_exact_at(&mut buf, offset)
@@ -564,8 +733,8 @@ impl Run {
         if self.shunned(key) {
             return Ok(None);
         }
-        let i = self.index.first_block_for(key);
-        if i >= self.index.len() {
+        let i = self.first_block_for(key)?;
+        if i >= self.blocks() {
             return Ok(None);
         }
         let b = self.block(i)?;
@@ -580,8 +749,8 @@ impl Run {
         if self.shunned(key) {
             return Ok(None);
         }
-        let i = self.index.first_block_for(key);
-        if i >= self.index.len() {
+        let i = self.first_block_for(key)?;
+        if i >= self.blocks() {
             return Ok(None);
         }
         let b = self.block(i)?;
@@ -596,8 +765,8 @@ impl Run {
         prefix: &[u8],
         mut f: impl FnMut(&[u8], BlockVersions<'_>),
     ) -> Result<()> {
-        let mut i = self.index.first_block_for(prefix);
-        while i < self.index.len() && !(self.derived_damaged() && self.derived_only(i)) {
+        let mut i = self.first_block_for(prefix)?;
+        while i < self.blocks() && !(self.derived_damaged() && self.derived_only(i)) {
             let b = self.block(i)?;
             for j in 0..b.len() {
                 let key = b.key(j);
@@ -635,7 +804,8 @@ impl Run {
         let run = self.clone();
         let prefix = prefix.to_vec();
         let from = from.max(prefix.as_slice()).to_vec();
-        let mut block_i = self.index.first_block_for(&from);
+        // Found on the first call (it may read a partition of the index).
+        let mut block_i: Option<usize> = None;
         let mut block: Option<Arc<Block>> = None;
         let mut pos = 0usize;
         let mut done = false;
@@ -644,12 +814,20 @@ impl Run {
                 return None;
             }
             if block.as_ref().is_none_or(|b| pos >= b.len()) {
-                if block.is_some() {
-                    block_i += 1;
-                }
-                if block_i >= run.index.len()
-                    || (run.derived_damaged() && run.derived_only(block_i))
-                {
+                let block_i = match block_i {
+                    Some(ref mut i) => {
+                        *i += 1;
+                        *i
+                    }
+                    None => match run.first_block_for(&from) {
+                        Ok(i) => *block_i.insert(i),
+                        Err(e) => {
+                            done = true;
+                            return Some(Err(e));
+                        }
+                    },
+                };
+                if block_i >= run.blocks() || (run.derived_damaged() && run.derived_only(block_i)) {
                     done = true;
                     return None;
                 }
@@ -687,7 +865,7 @@ impl Run {
     pub fn entries(self: &Arc<Self>) -> impl Iterator<Item = Result<(Vec<u8>, Versions)>> {
         let run = self.clone();
         let skip_derived = self.derived_damaged();
-        (0..self.index.len()).flat_map(move |i| {
+        (0..self.blocks()).flat_map(move |i| {
             if skip_derived && run.derived_only(i) {
                 return Vec::new();
             }
@@ -709,8 +887,31 @@ impl Run {
 
     /// Reads and checks every block (bypassing the block cache).
     pub fn verify(&self) -> Result<()> {
+        if let Index::Parted {
+            index_off,
+            index_len,
+            index_crc,
+            parts,
+            ..
+        } = &self.index
+        {
+            // The whole index against its checksum, then every partition.
+            let mut ib = vec![0u8; *index_len as usize];
+            self.file
+                .read_exact_at(&mut ib, *index_off)
+                .map_err(io_at(&self.path))?;
+            if crc32fast::hash(&ib) != *index_crc {
+                return Err(Error::CorruptFile {
+                    file: self.path.clone(),
+                    detail: "index checksum mismatch".into(),
+                });
+            }
+            for p in 0..parts.len() {
+                self.partition(p)?;
+            }
+        }
         let mut keys = 0u64;
-        for i in 0..self.index.len() {
+        for i in 0..self.blocks() {
             keys += self.read_block(i)?.len() as u64;
         }
         if keys != self.meta.keys {
@@ -741,6 +942,21 @@ struct BlockIndex {
     lens: Vec<u32>,
 }
 
+/// A run's block index: whole (format 1), or in partitions read when first
+/// needed (format 2).
+#[derive(Debug)]
+enum Index {
+    Whole(BlockIndex),
+    Parted {
+        blocks: usize,
+        parts: Vec<Partition>,
+        loaded: Mutex<Vec<Option<Arc<BlockIndex>>>>,
+        index_off: u64,
+        index_len: u64,
+        index_crc: u32,
+    },
+}
+
 fn leb128(b: &[u8], pos: &mut usize) -> Option<u64> {
     let mut v = 0u64;
     for shift in (0..70).step_by(7) {
@@ -759,9 +975,17 @@ fn leb128(b: &[u8], pos: &mut usize) -> Option<u64> {
 
 impl BlockIndex {
     fn parse(raw: Vec<u8>) -> Option<BlockIndex> {
+        Self::parse_entries(raw, None)
+    }
+
+    /// Entries from `raw`: `count` of them, or as many as its leading count says.
+    fn parse_entries(raw: Vec<u8>, count: Option<usize>) -> Option<BlockIndex> {
         let b = &raw;
         let mut pos = 0;
-        let n = usize::try_from(leb128(b, &mut pos)?).ok()?;
+        let n = match count {
+            Some(n) => n,
+            None => usize::try_from(leb128(b, &mut pos)?).ok()?,
+        };
         // Each entry takes at least 3 bytes: refuse counts the bytes cannot hold.
         if n > b.len() / 3 + 1 {
             return None;
@@ -899,5 +1123,115 @@ mod block_tests {
                 .len(),
             0
         );
+    }
+}
+
+#[cfg(test)]
+mod partition_tests {
+    use super::*;
+    use wal::SimVfs;
+
+    fn entries(n: usize) -> Vec<(Vec<u8>, Versions)> {
+        (0..n)
+            .map(|i| {
+                let key = format!("e{i:06}").into_bytes();
+                let v: Arc<[u8]> = Arc::from(vec![(i % 251) as u8; 900]);
+                (key, vec![(i as u64 + 1, v)])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_index_encodes_as_postcard_does_and_its_partitions_tile_it() {
+        let index: Vec<IndexEntry> = (0..300u64)
+            .map(|i| IndexEntry {
+                last_key: format!("k{i:04}").into_bytes(),
+                offset: 64 + i * 9000,
+                len: 9000 + i as u32,
+            })
+            .collect();
+        let (bytes, parts) = encode_index(&index);
+        assert_eq!(bytes, crate::model::encode(&index));
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[2].last_key, b"k0299");
+        assert_eq!(parts[0].start + parts[0].len, parts[1].start);
+        assert_eq!(parts[2].start + parts[2].len, bytes.len() as u64);
+    }
+
+    /// A run of several partitions answers every key, in order, reads only the
+    /// partitions it needs, and a damaged partition fails the lookups under it
+    /// (and `verify`) with a corruption error while the others still answer.
+    #[test]
+    fn a_partitioned_index_is_read_as_needed_and_checked() {
+        let vfs = SimVfs::new();
+        let dir = Path::new("/p/runs");
+        vfs.create_dir_all(dir).unwrap();
+        let id = [7u8; 16];
+        let n = 3000;
+        let meta = write_run(
+            vfs.as_ref(),
+            dir,
+            "r.run",
+            id,
+            0,
+            entries(n).into_iter().map(Ok),
+        )
+        .unwrap();
+        let run = Arc::new(Run::open(vfs.as_ref(), dir, &meta, id).unwrap());
+        let Index::Parted { parts, loaded, .. } = &run.index else {
+            panic!("a new run has a partitioned index");
+        };
+        assert!(parts.len() >= 3, "{} partitions", parts.len());
+        assert!(
+            loaded.lock().iter().all(Option::is_none),
+            "nothing read at open"
+        );
+        let (_, v) = run.get_at(b"e000005", u64::MAX).unwrap().unwrap();
+        assert_eq!(v, vec![5u8; 900]);
+        assert_eq!(
+            loaded.lock().iter().filter(|p| p.is_some()).count(),
+            1,
+            "one lookup reads one partition"
+        );
+        for i in (0..n).step_by(97) {
+            let key = format!("e{i:06}").into_bytes();
+            assert_eq!(run.get_at(&key, u64::MAX).unwrap().unwrap().0, i as u64 + 1);
+        }
+        assert!(run.get_at(b"e999999", u64::MAX).unwrap().is_none());
+        assert!(run.get_at(b"a", u64::MAX).unwrap().is_none());
+        let all: Vec<Vec<u8>> = run
+            .iter_prefix(b"e", u64::MAX)
+            .map(|r| r.unwrap().0)
+            .collect();
+        assert_eq!(all.len(), n);
+        assert!(all.windows(2).all(|w| w[0] < w[1]));
+        let tail: Vec<Vec<u8>> = run
+            .iter_from(b"e", b"e002990", u64::MAX)
+            .map(|r| r.unwrap().0)
+            .collect();
+        assert_eq!(tail.len(), 10);
+        run.verify().unwrap();
+
+        // Damage the last partition's bytes of the index.
+        let (index_off, last) = match &run.index {
+            Index::Parted {
+                index_off, parts, ..
+            } => (*index_off, parts.last().unwrap().clone()),
+            Index::Whole(_) => unreachable!(),
+        };
+        let f = vfs.open(&dir.join("r.run"), OpenMode::ReadWrite).unwrap();
+        let at = index_off + last.start + 1;
+        let mut b = [0u8; 1];
+        f.read_exact_at(&mut b, at).unwrap();
+        f.write_at(&[b[0] ^ 0x40], at).unwrap();
+        let run = Arc::new(Run::open(vfs.as_ref(), dir, &meta, id).unwrap());
+        let last_key = format!("e{:06}", n - 1).into_bytes();
+        let e = run.get_at(&last_key, u64::MAX).unwrap_err();
+        assert!(
+            matches!(&e, Error::CorruptFile { detail, .. } if detail.contains("partition")),
+            "{e}"
+        );
+        assert!(run.get_at(b"e000005", u64::MAX).unwrap().is_some());
+        assert!(run.verify().is_err());
     }
 }
