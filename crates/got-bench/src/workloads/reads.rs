@@ -85,6 +85,11 @@ pub fn point_reads(ctx: &mut Ctx) -> Result<()> {
             c[1].clone(),
             c[2].clone(),
         );
+        if let (true, Some(g), Some(sq), Some(r)) =
+            (id != "6c", c[0].value(), c[1].value(), c[2].value())
+        {
+            row = row.target("≥ 2× SQLite, ≥ 1× redb", g >= 2.0 * sq && g >= r);
+        }
         if h + m > 0 {
             row = row.note(format!(
                 "got entity cache hit ratio {:.1}% ({h} hits, {m} misses)",
