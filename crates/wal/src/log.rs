@@ -302,7 +302,7 @@ impl Wal {
         } else {
             OpenMode::Read
         };
-        match self.vfs.open(&path, mode) {
+        match self.vfs.open(&path, mode).and_then(KnownLen::wrap) {
             Ok(f) => {
                 files.insert(first, f.clone());
                 Ok(Some(f))
@@ -1018,6 +1018,7 @@ impl Wal {
             first_lsn,
             self.opts.segment_size_bytes,
         )?;
+        let f = KnownLen::wrap(f).at(&self.segment_path(first_lsn))?;
         self.files.lock().insert(first_lsn, f.clone());
         Ok(f)
     }
@@ -1108,4 +1109,50 @@ pub fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// A segment file whose length is asked of the file system once, when opened,
+/// and then kept (and moved by this handle's own writes). Segments are
+/// installed at their full size and never change length, and on Linux a
+/// `statx` before each commit's write made the next write update the file's
+/// timestamps at fine grain (multigrain timestamps), which made every
+/// `fdatasync` write the inode too: one more device round trip per commit
+/// (4.8k commits/s instead of 7k in a loop of the same system calls).
+#[derive(Debug)]
+struct KnownLen {
+    inner: Arc<dyn VfsFile>,
+    len: AtomicU64,
+}
+
+impl KnownLen {
+    fn wrap(inner: Arc<dyn VfsFile>) -> std::io::Result<Arc<dyn VfsFile>> {
+        let len = inner.len()?;
+        Ok(Arc::new(KnownLen {
+            inner,
+            len: AtomicU64::new(len),
+        }))
+    }
+}
+
+impl VfsFile for KnownLen {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        self.inner.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.inner.write_at(buf, offset)?;
+        self.len
+            .fetch_max(offset + buf.len() as u64, Ordering::SeqCst);
+        Ok(())
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        Ok(self.len.load(Ordering::SeqCst))
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.inner.set_len(len)?;
+        self.len.store(len, Ordering::SeqCst);
+        Ok(())
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.inner.sync_data()
+    }
 }
