@@ -442,6 +442,7 @@ impl Wal {
         max_frames: usize,
     ) -> Result<ScanStop> {
         let mut taken = 0;
+        let mut ahead = ReadAhead::default();
         loop {
             if taken >= max_frames {
                 return Ok(ScanStop::Bound);
@@ -469,9 +470,16 @@ impl Wal {
                     "segment ends without an end-of-segment frame".into(),
                 ));
             }
-            let mut hb = [0u8; FRAME_HEADER_BYTES];
-            file.read_exact_at(&mut hb, cur.offset).at(&path)?;
-            let h = match frame::parse_header(&hb, &self.store_id, self.opts.max_frame_bytes) {
+            let hb = ahead
+                .get(
+                    file.as_ref(),
+                    cur.segment,
+                    seg_len,
+                    cur.offset,
+                    FRAME_HEADER_BYTES,
+                )
+                .at(&path)?;
+            let h = match frame::parse_header(hb, &self.store_id, self.opts.max_frame_bytes) {
                 HeaderCheck::Zero => return Ok(ScanStop::End),
                 HeaderCheck::Invalid(r) => return Ok(ScanStop::Invalid(r.into())),
                 HeaderCheck::Plausible(h) => h,
@@ -479,9 +487,16 @@ impl Wal {
             if cur.offset + h.stored_len() as u64 > seg_len {
                 return Ok(ScanStop::Invalid("frame runs past the segment end".into()));
             }
-            let mut body = vec![0u8; FRAME_HEADER_BYTES + h.payload_len as usize];
-            file.read_exact_at(&mut body, cur.offset).at(&path)?;
-            if !frame::check_crc(&body) {
+            let body = ahead
+                .get(
+                    file.as_ref(),
+                    cur.segment,
+                    seg_len,
+                    cur.offset,
+                    FRAME_HEADER_BYTES + h.payload_len as usize,
+                )
+                .at(&path)?;
+            if !frame::check_crc(body) {
                 return Ok(ScanStop::Invalid("checksum mismatch".into()));
             }
             if h.version > frame::FRAME_FORMAT_VERSION {
@@ -519,11 +534,10 @@ impl Wal {
                     if bound.is_some_and(|b| h.last_lsn() > b) {
                         return Ok(ScanStop::Bound);
                     }
-                    body.drain(..FRAME_HEADER_BYTES);
                     out.push(Frame {
                         first_lsn: h.first_lsn,
                         count: h.count,
-                        payload: body,
+                        payload: body[FRAME_HEADER_BYTES..].to_vec(),
                     });
                     taken += 1;
                     cur.last_frame = cur.offset;
@@ -1154,5 +1168,48 @@ impl VfsFile for KnownLen {
     }
     fn sync_data(&self) -> std::io::Result<()> {
         self.inner.sync_data()
+    }
+}
+
+/// Sequential reads of a segment through one buffer, for [`Wal::scan`]: the
+/// buffer starts at 4 KiB (a writer's scan usually reads one empty header) and
+/// doubles up to 256 KiB while the scan goes on, so reading a log tail costs a
+/// system call per buffer rather than two per frame.
+#[derive(Default)]
+struct ReadAhead {
+    segment: u64,
+    offset: u64,
+    buf: Vec<u8>,
+    next: usize,
+}
+
+impl ReadAhead {
+    /// `len` bytes at `offset` of segment `segment` (whose length is
+    /// `seg_len`; the caller has checked that they lie within it).
+    fn get(
+        &mut self,
+        file: &dyn VfsFile,
+        segment: u64,
+        seg_len: u64,
+        offset: u64,
+        len: usize,
+    ) -> std::io::Result<&[u8]> {
+        let end = offset + len as u64;
+        let held = self.segment == segment
+            && !self.buf.is_empty()
+            && offset >= self.offset
+            && end <= self.offset + self.buf.len() as u64;
+        if !held {
+            let size = len
+                .max(self.next.max(4 << 10))
+                .min((seg_len - offset) as usize);
+            self.buf.resize(size, 0);
+            file.read_exact_at(&mut self.buf, offset)?;
+            self.segment = segment;
+            self.offset = offset;
+            self.next = (self.next.max(4 << 10) * 2).min(256 << 10);
+        }
+        let at = (offset - self.offset) as usize;
+        Ok(&self.buf[at..at + len])
     }
 }
