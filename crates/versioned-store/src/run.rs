@@ -527,7 +527,9 @@ impl Run {
             }
             Index::Parted {
                 blocks,
-                loaded: Mutex::new(vec![None; parts.len()]),
+                loaded: (0..parts.len())
+                    .map(|_| std::sync::OnceLock::new())
+                    .collect(),
                 parts,
                 index_off,
                 index_len,
@@ -563,7 +565,7 @@ impl Run {
     }
 
     /// Partition `p` of a format-2 index, read and checked on first use.
-    fn partition(&self, p: usize) -> Result<Arc<BlockIndex>> {
+    fn partition(&self, p: usize) -> Result<&BlockIndex> {
         let Index::Parted {
             blocks,
             parts,
@@ -574,8 +576,8 @@ impl Run {
         else {
             unreachable!("only format-2 runs have partitions");
         };
-        if let Some(ix) = &loaded.lock()[p] {
-            return Ok(ix.clone());
+        if let Some(ix) = loaded[p].get() {
+            return Ok(ix);
         }
         let part = &parts[p];
         let mut raw = vec![0u8; part.len as usize];
@@ -591,9 +593,9 @@ impl Run {
                 file: self.path.clone(),
                 detail: format!("index partition {p} fails its checksum or does not parse"),
             })?;
-        let ix = Arc::new(ix);
-        loaded.lock()[p] = Some(ix.clone());
-        Ok(ix)
+        // Two threads may both read it; either copy is the same.
+        let _ = loaded[p].set(ix);
+        Ok(loaded[p].get().expect("just set"))
     }
 
     /// Where block `i` lies in the file: `(offset, length)`.
@@ -745,7 +747,7 @@ impl Run {
 
     /// The newest version of `key` at or below `lsn` (without copying the others:
     /// a hot key may have a long history).
-    pub fn get_at(&self, key: &[u8], lsn: u64) -> Result<Option<(u64, Vec<u8>)>> {
+    pub fn get_at(&self, key: &[u8], lsn: u64) -> Result<Option<crate::state::Version>> {
         if self.shunned(key) {
             return Ok(None);
         }
@@ -756,7 +758,7 @@ impl Run {
         let b = self.block(i)?;
         Ok(b.find(key)
             .ok()
-            .and_then(|j| b.version_at(j, lsn).map(|(l, v)| (l, v.to_vec()))))
+            .and_then(|j| b.version_at(j, lsn).map(|(l, v)| (l, Arc::from(v)))))
     }
 
     /// Calls `f` with each key starting with `prefix` and its versions, in order.
@@ -950,7 +952,8 @@ enum Index {
     Parted {
         blocks: usize,
         parts: Vec<Partition>,
-        loaded: Mutex<Vec<Option<Arc<BlockIndex>>>>,
+        /// Each partition once read (lock-free once set).
+        loaded: Vec<std::sync::OnceLock<BlockIndex>>,
         index_off: u64,
         index_len: u64,
         index_crc: u32,
@@ -1183,13 +1186,13 @@ mod partition_tests {
         };
         assert!(parts.len() >= 3, "{} partitions", parts.len());
         assert!(
-            loaded.lock().iter().all(Option::is_none),
+            loaded.iter().all(|p| p.get().is_none()),
             "nothing read at open"
         );
         let (_, v) = run.get_at(b"e000005", u64::MAX).unwrap().unwrap();
-        assert_eq!(v, vec![5u8; 900]);
+        assert_eq!(&v[..], &[5u8; 900][..]);
         assert_eq!(
-            loaded.lock().iter().filter(|p| p.is_some()).count(),
+            loaded.iter().filter(|p| p.get().is_some()).count(),
             1,
             "one lookup reads one partition"
         );

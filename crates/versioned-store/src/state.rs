@@ -33,8 +33,8 @@ impl State {
             return Ok(Some(v));
         }
         for run in &self.runs {
-            if let Some((l, v)) = run.get_at(key, lsn)? {
-                return Ok(Some((l, Arc::from(v))));
+            if let Some(v) = run.get_at(key, lsn)? {
+                return Ok(Some(v));
             }
         }
         Ok(None)
