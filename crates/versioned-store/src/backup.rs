@@ -358,7 +358,9 @@ pub struct RepairFromBackup {
 /// and runs linked into `quarantine/`; its log goes to `quarantine/` as in a
 /// restore. Interrupted, it leaves the backup's state plus a prefix of the
 /// replayed frames (each one is appended whole and synced), or a store that
-/// names the restore to finish.
+/// names the restore to finish. Run again after an interruption, it restores
+/// the backup but finds no frames after it: the log it replayed from is then
+/// in `quarantine/restore-*` (kept, not read).
 pub fn repair_from_backup(
     vfs: std::sync::Arc<dyn Vfs>,
     dir: &Path,
