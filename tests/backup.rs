@@ -336,3 +336,65 @@ fn repair_from_backup_restores_and_replays_the_intact_log_after_it() {
         assert!(kept, "{damage}: the replaced state is kept: {out}");
     }
 }
+
+/// A repair from a backup cut short at any operation (an I/O error there, then
+/// a crash that keeps only what was synced), then run again, ends with the
+/// backup plus every transaction the log held after it: the frames to replay
+/// are kept in REPAIRING until they are replayed.
+#[test]
+fn a_repair_from_backup_cut_short_anywhere_replays_everything_when_run_again() {
+    // The commits after the backup stay in the log (no checkpoint retires them).
+    let setup = |vfs: &Arc<SimVfs>| -> (Snapshot, String) {
+        let o = Options {
+            auto_checkpoint: false,
+            ..opts()
+        };
+        let s = Store::open_with_vfs(vfs.clone() as Arc<dyn Vfs>, DIR, o).unwrap();
+        for i in 0..30 {
+            commit(&s, i);
+        }
+        s.checkpoint().unwrap();
+        let b = s.backup(None).unwrap();
+        for i in 30..45 {
+            commit(&s, i);
+        }
+        (snapshot(&s), b.name)
+    };
+    let repair = |vfs: &Arc<SimVfs>, name: &str| {
+        backup::repair_from_backup(
+            vfs.clone() as Arc<dyn Vfs>,
+            Path::new(DIR),
+            name,
+            Duration::from_secs(1),
+        )
+    };
+    let vfs = SimVfs::new();
+    let (later, name) = setup(&vfs);
+    let before = vfs.op_count();
+    let r = repair(&vfs, &name).unwrap();
+    assert_eq!(r.replayed, 15, "{r:?}");
+    assert_eq!(snapshot(&open(&vfs, DIR).unwrap()), later);
+    let total = vfs.op_count() - before;
+    assert!(total > 20, "{total}");
+    let mut again = 0;
+    for k in 1..=total {
+        let vfs = SimVfs::new();
+        let (later, name) = setup(&vfs);
+        vfs.fail_op(k, OpFilter::Any, FaultError::Eio, true);
+        let first = repair(&vfs, &name);
+        vfs.clear_faults();
+        vfs.crash(k);
+        let ctx = format!("failing op {k} of {total} (replay: this test, k = {k})");
+        if first.is_err() {
+            again += 1;
+            repair(&vfs, &name).unwrap_or_else(|e| panic!("{ctx}: running it again: {e}"));
+        }
+        let s = open(&vfs, DIR).unwrap_or_else(|e| panic!("{ctx}: open: {e}"));
+        assert_eq!(snapshot(&s), later, "{ctx}");
+        drop(s);
+        let rep = got::verify(vfs.clone() as Arc<dyn Vfs>, Path::new(DIR)).unwrap();
+        assert!(rep.healthy(), "{ctx}: {:?}", rep.findings);
+    }
+    assert!(again > 0, "no cut made the first run fail");
+    eprintln!("repair cut at each of {total} operations; {again} needed a second run");
+}

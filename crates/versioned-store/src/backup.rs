@@ -265,6 +265,103 @@ pub fn restore_count(generation: u64) -> u64 {
 /// The marker a restore leaves while it replaces the store's files: a store
 /// holding it refuses to open until the restore is run again to its end.
 pub const RESTORING: &str = "RESTORING";
+/// The log frames a repair from a backup is to replay (see
+/// [`repair_from_backup`]), until it has replayed them.
+pub const REPAIRING: &str = "REPAIRING";
+
+/// `REPAIRING`: magic, the backup's LSN, the reason the read stopped, the
+/// frames; a crc32 of all of it last.
+const REPAIRING_MAGIC: &[u8; 8] = b"GOTREP\r\n";
+
+fn write_repairing(
+    v: &dyn Vfs,
+    dir: &Path,
+    after: u64,
+    frames: &[wal::Frame],
+    stopped: &str,
+) -> Result<()> {
+    let mut b = Vec::new();
+    b.extend_from_slice(REPAIRING_MAGIC);
+    b.extend_from_slice(&after.to_le_bytes());
+    b.extend_from_slice(&(stopped.len() as u32).to_le_bytes());
+    b.extend_from_slice(stopped.as_bytes());
+    b.extend_from_slice(&(frames.len() as u32).to_le_bytes());
+    for f in frames {
+        b.extend_from_slice(&f.first_lsn.to_le_bytes());
+        b.extend_from_slice(&f.count.to_le_bytes());
+        b.extend_from_slice(&(f.payload.len() as u32).to_le_bytes());
+        b.extend_from_slice(&f.payload);
+    }
+    let crc = crc32fast::hash(&b);
+    b.extend_from_slice(&crc.to_le_bytes());
+    // Never a half-written file: a temporary name, synced, renamed.
+    let tmp = dir.join(format!(
+        "{REPAIRING}.{}.{:016x}.tmp",
+        std::process::id(),
+        random_u64()
+    ));
+    let dst = dir.join(REPAIRING);
+    let f = v
+        .open(&tmp, OpenMode::CreateReadWrite)
+        .map_err(io_at(&tmp))?;
+    f.set_len(0).map_err(io_at(&tmp))?;
+    f.write_at(&b, 0).map_err(io_at(&tmp))?;
+    f.sync_data().map_err(io_at(&tmp))?;
+    v.rename(&tmp, &dst).map_err(io_at(&tmp))?;
+    v.sync_dir(dir).map_err(io_at(dir))
+}
+
+/// What an earlier, interrupted repair from the backup at LSN `after` kept;
+/// `None` when there is no such file (or it is for another backup).
+fn read_repairing(
+    v: &dyn Vfs,
+    path: &Path,
+    after: u64,
+) -> Result<Option<(Vec<wal::Frame>, String)>> {
+    if !v.exists(path).map_err(io_at(path))? {
+        return Ok(None);
+    }
+    let b = v
+        .open(path, OpenMode::Read)
+        .and_then(|f| f.read_all())
+        .map_err(io_at(path))?;
+    let corrupt = || Error::CorruptFile {
+        file: path.to_path_buf(),
+        detail: "not a whole REPAIRING file".into(),
+    };
+    if b.len() < 28 || &b[..8] != REPAIRING_MAGIC {
+        return Err(corrupt());
+    }
+    let (body, crc) = b.split_at(b.len() - 4);
+    if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().unwrap()) {
+        return Err(corrupt());
+    }
+    let mut at = 8;
+    let mut take = |n: usize| -> Result<&[u8]> {
+        let s = body.get(at..at + n).ok_or_else(corrupt)?;
+        at += n;
+        Ok(s)
+    };
+    let lsn = u64::from_le_bytes(take(8)?.try_into().unwrap());
+    if lsn != after {
+        return Ok(None);
+    }
+    let n = u32::from_le_bytes(take(4)?.try_into().unwrap()) as usize;
+    let stopped = String::from_utf8_lossy(take(n)?).into_owned();
+    let count = u32::from_le_bytes(take(4)?.try_into().unwrap());
+    let mut frames = Vec::new();
+    for _ in 0..count {
+        let first_lsn = u64::from_le_bytes(take(8)?.try_into().unwrap());
+        let txns = u32::from_le_bytes(take(4)?.try_into().unwrap());
+        let len = u32::from_le_bytes(take(4)?.try_into().unwrap()) as usize;
+        frames.push(wal::Frame {
+            first_lsn,
+            count: txns,
+            payload: take(len)?.to_vec(),
+        });
+    }
+    Ok(Some((frames, stopped)))
+}
 
 /// What a restore did.
 #[derive(Clone, Debug, PartialEq)]
@@ -356,11 +453,10 @@ pub struct RepairFromBackup {
 /// log together still hold. Everything under one hold of the writer lock.
 /// The replaced state is kept: backed up when it still opens, else its CURRENT
 /// and runs linked into `quarantine/`; its log goes to `quarantine/` as in a
-/// restore. Interrupted, it leaves the backup's state plus a prefix of the
-/// replayed frames (each one is appended whole and synced), or a store that
-/// names the restore to finish. Run again after an interruption, it restores
-/// the backup but finds no frames after it: the log it replayed from is then
-/// in `quarantine/restore-*` (kept, not read).
+/// restore. The frames to replay are first written to `REPAIRING` (synced),
+/// which stays until they are all appended: a repair cut short anywhere, run
+/// again, restores the backup again and replays them from there (tested by
+/// cutting it at every operation).
 pub fn repair_from_backup(
     vfs: std::sync::Arc<dyn Vfs>,
     dir: &Path,
@@ -383,25 +479,35 @@ pub fn repair_from_backup(
     };
     let lock = wal::ProcessLock::open(v, dir)?;
     let held = lock.acquire(lock_timeout)?;
-    // The frames after the backup, read before the log is replaced.
+    // The frames after the backup, read before the log is replaced, and kept in
+    // REPAIRING until they are replayed: a repair cut short and run again
+    // replays them from there (the log it read them from is gone by then).
     let after = bm.checkpoint_lsn;
-    let old = wal::Wal::open(vfs.clone(), dir, bm.store_id, WalOptions::default(), false)?;
-    let mut frames = Vec::new();
-    let stopped = match old.position(after) {
-        Err(e) => format!("the log does not reach back to LSN {} ({e})", after + 1),
-        Ok(mut cur) => match old.scan(&mut cur, None, &mut frames, usize::MAX) {
-            Ok(wal::ScanStop::End) => "the end of the log".to_string(),
-            Ok(wal::ScanStop::Invalid(r)) => {
-                format!("LSN {}: {r}", cur.next_lsn)
-            }
-            Ok(wal::ScanStop::MissingSegment) => {
-                format!("LSN {}: its segment is missing", cur.next_lsn)
-            }
-            Ok(wal::ScanStop::Bound) => unreachable!("unbounded scan"),
-            Err(e) => format!("LSN {}: {e}", cur.next_lsn),
-        },
+    let pending = dir.join(REPAIRING);
+    let (frames, stopped) = match read_repairing(v, &pending, after)? {
+        Some(kept) => kept,
+        None => {
+            let old = wal::Wal::open(vfs.clone(), dir, bm.store_id, WalOptions::default(), false)?;
+            let mut frames = Vec::new();
+            let stopped = match old.position(after) {
+                Err(e) => format!("the log does not reach back to LSN {} ({e})", after + 1),
+                Ok(mut cur) => match old.scan(&mut cur, None, &mut frames, usize::MAX) {
+                    Ok(wal::ScanStop::End) => "the end of the log".to_string(),
+                    Ok(wal::ScanStop::Invalid(r)) => {
+                        format!("LSN {}: {r}", cur.next_lsn)
+                    }
+                    Ok(wal::ScanStop::MissingSegment) => {
+                        format!("LSN {}: its segment is missing", cur.next_lsn)
+                    }
+                    Ok(wal::ScanStop::Bound) => unreachable!("unbounded scan"),
+                    Err(e) => format!("LSN {}: {e}", cur.next_lsn),
+                },
+            };
+            drop(old);
+            write_repairing(v, dir, after, &frames, &stopped)?;
+            (frames, stopped)
+        }
     };
-    drop(old);
     let safety = restore_locked(
         &vfs,
         dir,
@@ -426,6 +532,8 @@ pub fn repair_from_backup(
         wal.append(&held, &mut cur, &f.payload, f.count)?;
         replayed += f.count as u64;
     }
+    v.remove_file(&pending).map_err(io_at(&pending))?;
+    v.sync_dir(dir).map_err(io_at(dir))?;
     drop(held);
     Ok(RepairFromBackup {
         restore: restored_info(v, dir, name, safety)?,
