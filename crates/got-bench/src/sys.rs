@@ -116,20 +116,25 @@ pub fn append_fdatasync_rate(dir: &Path, secs: f64) -> Result<f64> {
         .write(true)
         .open(&path)?;
     f.sync_all()?;
-    let rec = [7u8; 200];
+    let rate = sync_loop(&f, secs, &[7u8; 200], |off| off + 200)?;
+    drop(f);
+    std::fs::remove_file(&path)?;
+    Ok(rate)
+}
+
+/// Writes `buf` at 0, then at each `next(offset)`, each write followed by
+/// `fdatasync`, for `secs` (at least once). Returns syncs per second.
+fn sync_loop(f: &std::fs::File, secs: f64, buf: &[u8], next: impl Fn(u64) -> u64) -> Result<f64> {
     let mut off = 0u64;
     let t = Instant::now();
     let mut n = 0u64;
     while n == 0 || t.elapsed().as_secs_f64() < secs {
-        f.write_all_at(&rec, off)?;
+        f.write_all_at(buf, off)?;
         f.sync_data()?;
-        off += rec.len() as u64;
+        off = next(off);
         n += 1;
     }
-    let rate = n as f64 / t.elapsed().as_secs_f64();
-    drop(f);
-    std::fs::remove_file(&path)?;
-    Ok(rate)
+    Ok(n as f64 / t.elapsed().as_secs_f64())
 }
 
 /// The disk's limit, loop 2: overwrite 4 KiB in place in a preallocated (written
@@ -145,17 +150,7 @@ pub fn overwrite_fdatasync_rate(dir: &Path, secs: f64) -> Result<f64> {
         .open(&path)?;
     f.write_all_at(&vec![0u8; SIZE as usize], 0)?;
     f.sync_all()?;
-    let block = [7u8; 4096];
-    let mut off = 0u64;
-    let t = Instant::now();
-    let mut n = 0u64;
-    while n == 0 || t.elapsed().as_secs_f64() < secs {
-        f.write_all_at(&block, off)?;
-        f.sync_data()?;
-        off = (off + 4096) % SIZE;
-        n += 1;
-    }
-    let rate = n as f64 / t.elapsed().as_secs_f64();
+    let rate = sync_loop(&f, secs, &[7u8; 4096], |off| (off + 4096) % SIZE)?;
     drop(f);
     std::fs::remove_file(&path)?;
     Ok(rate)

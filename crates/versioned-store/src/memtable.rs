@@ -33,15 +33,8 @@ impl MemTable {
         self.map.get(key)
     }
 
-    /// Keys starting with `prefix`, with their versions.
-    pub fn prefix<'a>(
-        &'a self,
-        prefix: &'a [u8],
-    ) -> impl Iterator<Item = (&'a Vec<u8>, &'a Versions)> + 'a {
-        self.prefix_from(prefix, prefix)
-    }
-
-    /// Keys starting with `prefix`, from the first at or after `from`.
+    /// Keys starting with `prefix`, with their versions, from the first at or
+    /// after `from`.
     pub fn prefix_from<'a>(
         &'a self,
         prefix: &'a [u8],

@@ -1158,6 +1158,9 @@ impl Inner {
         }
         let _one_at_a_time = self.checkpointing.lock();
         let runs_dir = self.dir.join("runs");
+        // Derive what is already applied before taking the lock, so that other
+        // processes' writers wait only for what the catch-up below adds.
+        self.ensure_derived()?;
         let (old, ckpt, hint, delta, inputs) = {
             let held = lock.acquire(self.opts.lock_timeout)?;
             let wcur = self.sync_with_log(&held)?;
