@@ -1,19 +1,26 @@
-//! Torn tails (issue requirement 3): a crash that tears the last WAL frame loses
-//! exactly that frame's transaction, never an earlier one; the torn bytes go to
-//! `quarantine/` (never destroyed) and the rest of the segment is zeroed, so stale
-//! frames can never be read back later. A torn tail is a normal state: `verify`
-//! calls it healthy and only notes it.
+//! Torn tails: a crash that tears the last WAL frame before its sync returned (so
+//! `DURABLE` still names the frame before it) loses exactly that frame's
+//! transaction, which was never acknowledged, and no earlier one; the torn bytes go
+//! to `quarantine/` (never destroyed) and the rest of the segment is zeroed, so
+//! stale frames can never be read back later. A torn tail is a normal state:
+//! `verify` calls it healthy and only notes it.
+//!
+//! Damage to a frame that `DURABLE` proves synced is not a torn tail, even in the
+//! last frame: the commit was acknowledged, so it is corruption (promise 5). The
+//! store refuses to open read-write, naming file and offset and pointing at
+//! `got repair`, and changes nothing until `got repair --truncate-at-corruption`.
 //!
 //! The exhaustive sweeps tear the last frame at every byte offset, once filling the
 //! rest of the frame with zeros and once with garbage from a seeded PRNG (the seed
-//! is printed; set `GOT_TEST_SEED` to replay one). One template store is built once
-//! and the frame is rewritten in place before each reopen, so no run re-creates a
-//! store.
+//! is printed; set `GOT_SEED` to replay one), each with `DURABLE` before and at the
+//! frame. One template store is built once and the frame is rewritten in place
+//! before each reopen, so no run re-creates a store.
 
 mod common;
 
 use common::cli::text;
-use common::store_dir::{contents, quarantine_files};
+use common::seed::seed;
+use common::store_dir::{contents, quarantine_files, snapshot};
 use common::wal_bytes::{frames, u64_at, FrameLoc, FIRST_SEGMENT, FRAME_HEADER};
 use got::versioned_store::{verify, VerifyReport};
 use got::wal::{RealVfs, SimVfs, Vfs};
@@ -47,16 +54,6 @@ impl Rng {
     }
 }
 
-fn test_seed() -> u64 {
-    match std::env::var("GOT_TEST_SEED") {
-        Ok(s) => s.trim().parse().expect("GOT_TEST_SEED must be a u64"),
-        Err(_) => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64,
-    }
-}
-
 fn opts() -> Options {
     Options {
         create_if_missing: true,
@@ -66,7 +63,7 @@ fn opts() -> Options {
     }
 }
 
-fn reopen(store: &Path) -> Store {
+fn try_reopen(store: &Path) -> got::Result<Store> {
     Store::open(
         store,
         Options {
@@ -74,7 +71,10 @@ fn reopen(store: &Path) -> Store {
             ..opts()
         },
     )
-    .unwrap_or_else(|e| panic!("reopen of {} failed: {e}", store.display()))
+}
+
+fn reopen(store: &Path) -> Store {
+    try_reopen(store).unwrap_or_else(|e| panic!("reopen of {} failed: {e}", store.display()))
 }
 
 fn got(store: &Path, args: &[&str]) -> Output {
@@ -314,10 +314,90 @@ fn check_one_tear(t: &Template, image: &[u8], cli: bool, ctx: &str) {
     }
 }
 
+/// One tear of the last frame while `DURABLE` proves it synced: unless the tear
+/// left every checksummed byte as it was, this is corruption. verify reports it
+/// (a finding naming file and offset), read-write opens refuse it naming file and
+/// offset and pointing at `got repair`, a lock-free reader reports it rather than
+/// serve the state before it, and not one byte of the store changes.
+fn check_one_proven_tear(t: &Template, image: &[u8], cli: bool, ctx: &str) {
+    if expect(t, image).intact {
+        return check_one_tear(t, image, cli, ctx);
+    }
+    let before = snapshot(&t.store);
+    let offset = t.last.off.to_string();
+    let names_place = |msg: &str| msg.contains(FIRST_SEGMENT) && msg.contains(&offset);
+
+    let rep = verify(Arc::new(RealVfs), &t.store).unwrap();
+    assert!(!rep.healthy(), "{ctx}: verify called it healthy: {rep:?}");
+    assert!(
+        rep.findings
+            .iter()
+            .any(|f| names_place(f) && f.contains("got repair")),
+        "{ctx}: verify must name file and offset and point at `got repair`: {:?}",
+        rep.findings
+    );
+    assert!(
+        !has_torn_note(&rep),
+        "{ctx}: reported as a torn tail: {rep:?}"
+    );
+
+    let e = try_reopen(&t.store)
+        .err()
+        .unwrap_or_else(|| panic!("{ctx}: a read-write open accepted a damaged synced frame"));
+    assert!(e.is_corruption(), "{ctx}: {e:?}");
+    let msg = e.to_string();
+    assert!(
+        names_place(&msg) && msg.contains("got repair"),
+        "{ctx}: the error must name file and offset and point at `got repair`: {msg}"
+    );
+
+    // A reader without the lock: an acknowledged entity is never "not found".
+    let acknowledged = &t.entities[t.entities.len() - 1].id;
+    let ro = Options {
+        read_only: true,
+        create_if_missing: false,
+        ..opts()
+    };
+    match Store::open(&t.store, ro) {
+        Err(e) => assert!(e.is_corruption(), "{ctx}: read-only open: {e:?}"),
+        Ok(s) => {
+            let r = s.get(acknowledged);
+            assert!(
+                matches!(&r, Err(e) if e.is_corruption()),
+                "{ctx}: read-only get of acknowledged {acknowledged} returned {r:?}"
+            );
+        }
+    }
+    if cli {
+        let o = got(&t.store, &["verify"]);
+        assert_eq!(o.status.code(), Some(7), "{ctx}: got verify:\n{}", text(&o));
+        let o = got(&t.store, &["entity", "put", "task", "--props", "{}"]);
+        assert_eq!(
+            o.status.code(),
+            Some(7),
+            "{ctx}: got entity put:\n{}",
+            text(&o)
+        );
+        assert!(names_place(&text(&o)), "{ctx}:\n{}", text(&o));
+        let o = got(&t.store, &["repair"]);
+        assert_eq!(o.status.code(), Some(7), "{ctx}: got repair:\n{}", text(&o));
+        assert!(names_place(&text(&o)), "{ctx}: got repair:\n{}", text(&o));
+    }
+    assert_eq!(snapshot(&t.store), before, "{ctx}: the store changed");
+}
+
+/// What `DURABLE` says when the last frame is torn.
+#[derive(Clone, Copy, Debug)]
+enum DurableAt {
+    /// The crash image: the writer died before its sync returned.
+    PreviousFrame,
+    /// The frame was synced and acknowledged; the damage came later.
+    TornFrame,
+}
+
 /// Tears the last frame at every offset `c` in `[0, frame_len]` with `fill`.
-fn sweep(fill: Fill, durable_after: fn(&Template) -> &[u8], cli_offsets: &[usize]) {
-    let seed = test_seed();
-    println!("torn-tail sweep {fill:?}: seed {seed} (replay with GOT_TEST_SEED={seed})");
+fn sweep(fill: Fill, durable: DurableAt, cli_offsets: &[usize]) {
+    let seed = seed(&format!("torn-tail sweep {fill:?}, DURABLE at {durable:?}"));
     let mut rng = Rng(seed);
     let t = build_template(K);
     let len = t.last.stored_len;
@@ -329,14 +409,24 @@ fn sweep(fill: Fill, durable_after: fn(&Template) -> &[u8], cli_offsets: &[usize
     let (mut torn, mut intact) = (0, 0);
     for c in 0..=len {
         let image = torn_image(&t, c, fill, &mut rng);
-        install_tear(&t, &image, durable_after(&t));
-        let ctx = format!("{fill:?} tear at byte {c} of {len} (seed {seed})");
+        let ctx =
+            format!("{fill:?} tear at byte {c} of {len}, DURABLE at {durable:?} (seed {seed})");
         if expect(&t, &image).intact {
             intact += 1;
         } else {
             torn += 1;
         }
-        check_one_tear(&t, &image, cli_offsets.contains(&c), &ctx);
+        let cli = cli_offsets.contains(&c);
+        match durable {
+            DurableAt::PreviousFrame => {
+                install_tear(&t, &image, &t.durable_k_minus_1);
+                check_one_tear(&t, &image, cli, &ctx);
+            }
+            DurableAt::TornFrame => {
+                install_tear(&t, &image, &t.durable_k);
+                check_one_proven_tear(&t, &image, cli, &ctx);
+            }
+        }
     }
     // Almost every tear lands in the checksummed bytes and loses the frame; c == len
     // (and tears that change no checksummed byte) keep it.
@@ -346,54 +436,106 @@ fn sweep(fill: Fill, durable_after: fn(&Template) -> &[u8], cli_offsets: &[usize
     );
     assert!(intact >= 1);
     println!(
-        "{fill:?}: {} tears ({torn} cut, {intact} intact) in {:?}",
+        "{fill:?}: {} tears ({torn} damaged, {intact} intact) in {:?}",
         len + 1,
         started.elapsed()
     );
 }
 
-fn durable_k(t: &Template) -> &[u8] {
-    &t.durable_k
-}
-fn durable_k_minus_1(t: &Template) -> &[u8] {
-    &t.durable_k_minus_1
-}
-
 // ---------------------------------------------------------------------------------
 // The sweeps.
 
-/// The last (acknowledged) frame is cut at every byte and the rest zero-filled:
-/// reopening keeps exactly the first K-1 transactions; all K when nothing was cut.
+/// The crash image: the last frame's sync never returned (DURABLE names K-1), and
+/// the frame is cut at every byte with the rest zero-filled. Reopening keeps exactly
+/// the first K-1 transactions; all K when nothing was cut.
 #[test]
-fn zero_filled_tear_at_every_byte_keeps_exactly_the_earlier_transactions() {
-    sweep(Fill::Zero, durable_k, &[1, 4, 47, 48, 60]);
+fn zero_filled_tear_of_an_unsynced_frame_at_every_byte_keeps_exactly_the_earlier_transactions() {
+    sweep(Fill::Zero, DurableAt::PreviousFrame, &[1, 4, 47, 48, 60]);
 }
 
 /// The same with garbage after the cut (a torn sector of random bytes). Garbage
 /// only in the frame's padding, which no checksum covers, leaves the frame intact:
 /// all K stay (the padding garbage stays too, inside the last frame's extent).
 #[test]
-fn garbage_filled_tear_at_every_byte_keeps_exactly_the_earlier_transactions() {
-    sweep(Fill::Garbage, durable_k, &[0, 9, 40, 100]);
+fn garbage_filled_tear_of_an_unsynced_frame_at_every_byte_keeps_exactly_the_earlier_transactions() {
+    sweep(Fill::Garbage, DurableAt::PreviousFrame, &[0, 9, 40, 100]);
 }
 
-/// The crash image proper: the writer died before its sync returned, so DURABLE
-/// still names K-1. Same outcome for every cut.
+/// DURABLE names K: frame K was synced and acknowledged before it was damaged. At
+/// every byte, zero-filled: corruption, refused, nothing changed.
 #[test]
-fn torn_unsynced_batch_with_durable_still_at_the_previous_lsn_is_cut_cleanly() {
-    let seed = test_seed();
-    println!("seed {seed} (replay with GOT_TEST_SEED={seed})");
-    let mut rng = Rng(seed);
+fn zero_filled_damage_to_a_frame_durable_proves_synced_is_corruption_at_every_byte() {
+    sweep(Fill::Zero, DurableAt::TornFrame, &[1, 48]);
+}
+
+/// The same with garbage after the cut.
+#[test]
+fn garbage_filled_damage_to_a_frame_durable_proves_synced_is_corruption_at_every_byte() {
+    sweep(Fill::Garbage, DurableAt::TornFrame, &[0, 40]);
+}
+
+/// Only when asked does `got repair --truncate-at-corruption` cut an acknowledged
+/// frame; it keeps the bytes in quarantine, lowers DURABLE so the cut stays a cut,
+/// and the store then opens with the K-1 transactions before it and takes commits.
+#[test]
+fn repair_cuts_a_damaged_synced_last_frame_only_when_asked() {
     let t = build_template(K);
-    let len = t.last.stored_len;
-    for c in (0..=len).step_by(3) {
-        for fill in [Fill::Zero, Fill::Garbage] {
-            let image = torn_image(&t, c, fill, &mut rng);
-            install_tear(&t, &image, durable_k_minus_1(&t));
-            let ctx = format!("{fill:?} tear at byte {c} of {len}, DURABLE = K-1 (seed {seed})");
-            check_one_tear(&t, &image, false, &ctx);
-        }
-    }
+    let mut rng = Rng(11);
+    let image = torn_image(&t, 30, Fill::Garbage, &mut rng);
+    install_tear(&t, &image, &t.durable_k);
+    let o = got(&t.store, &["repair"]);
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    assert!(
+        try_reopen(&t.store).is_err(),
+        "repair without --truncate-at-corruption cut it"
+    );
+
+    let o = got(&t.store, &["repair", "--truncate-at-corruption"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(quarantine_files(&t.store).len(), 1);
+    let s = reopen(&t.store);
+    let want: BTreeMap<String, Entity> = t.entities[..K - 1]
+        .iter()
+        .map(|e| (e.id.clone(), e.clone()))
+        .collect();
+    assert_eq!(contents(&s), want);
+    put(&s, "N-0001", "after the repair");
+    assert_eq!(s.history("N-0001").unwrap()[0].lsn, K as u64);
+    drop(s);
+    let rep = verify(Arc::new(RealVfs), &t.store).unwrap();
+    assert!(rep.healthy(), "{rep:?}");
+}
+
+/// A whole synced frame read back as zeros (a lost write) with nothing after it
+/// looks like a clean end of the log; DURABLE says otherwise. Corruption, also for
+/// a handle that already checked the log once (the cheap path of later commits).
+#[test]
+fn a_synced_frame_lost_to_zeros_at_the_end_of_the_log_is_corruption() {
+    let t = build_template(K);
+    let zeros = vec![0u8; t.last_bytes.len()];
+    install_tear(&t, &zeros, &t.durable_k);
+    let before = snapshot(&t.store);
+    let Err(e) = try_reopen(&t.store) else {
+        panic!("opened with a lost synced frame")
+    };
+    assert!(e.is_corruption(), "{e:?}");
+    assert!(
+        e.to_string().contains(&format!("synced through LSN {K}")),
+        "{e}"
+    );
+    let rep = verify(Arc::new(RealVfs), &t.store).unwrap();
+    assert!(!rep.healthy(), "{rep:?}");
+    assert_eq!(snapshot(&t.store), before, "the store changed");
+
+    // A long-lived handle opened before frame K existed; another process then
+    // commits K (DURABLE = K), and that synced write is lost. The handle's next
+    // commit (whose recovery no longer looks past a clean end) must see it.
+    install_tear(&t, &zeros, &t.durable_k_minus_1);
+    let s = reopen(&t.store);
+    assert_eq!(contents(&s).len(), K - 1);
+    install_tear(&t, &zeros, &t.durable_k);
+    let r = s.transaction(|tx| tx.put("N-0001", "note", props([("x", Value::from(1))])));
+    assert!(matches!(&r, Err(e) if e.is_corruption()), "{r:?}");
 }
 
 /// Damage at the very first frame of a store with one transaction is a torn tail
@@ -404,7 +546,7 @@ fn tearing_the_only_frame_leaves_an_empty_store_that_opens() {
     let mut rng = Rng(1);
     for c in [0, 1, 20, 48, t.last.checked_len() - 1] {
         let image = torn_image(&t, c, Fill::Garbage, &mut rng);
-        install_tear(&t, &image, &t.durable_k);
+        install_tear(&t, &image, &t.durable_k_minus_1);
         check_one_tear(&t, &image, c == 20, &format!("only frame, cut {c}"));
     }
     let s = reopen(&t.store);
@@ -420,7 +562,7 @@ fn after_a_torn_tail_the_next_got_write_recovers_and_reuses_the_lsn() {
     let t = build_template(K);
     let mut rng = Rng(7);
     let image = torn_image(&t, 30, Fill::Garbage, &mut rng);
-    install_tear(&t, &image, &t.durable_k);
+    install_tear(&t, &image, &t.durable_k_minus_1);
 
     let o = got(&t.store, &["verify"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -503,6 +645,13 @@ fn zero_header(seg: &Path, off: usize) {
     f.write_all_at(&[0u8; FRAME_HEADER], off as u64).unwrap();
 }
 
+/// A crash before the last frame's sync returned: its header is lost, and DURABLE
+/// still says what it said before the frame (`durable_before`).
+fn crash_before_sync(store: &Path, seg: &Path, off: usize, durable_before: &[u8]) {
+    zero_header(seg, off);
+    fs::write(store.join("DURABLE"), durable_before).unwrap();
+}
+
 /// Immediate durability: A committed, B torn in its header (its payload intact on
 /// disk); recovery cuts B and zeroes everything after A; C (shorter) is written where
 /// B was; another torn frame D and recovery later, B's bytes never come back.
@@ -513,6 +662,7 @@ fn cut_frame_bytes_are_zeroed_so_nothing_stale_survives_past_the_end_of_the_log(
     let seg = store.join("wal").join(FIRST_SEGMENT);
     let s = Store::open(&store, opts()).unwrap();
     let a = put(&s, "A-0001", "first");
+    let durable_a = fs::read(store.join("DURABLE")).unwrap();
     let b_marker = format!("STALE-B-{}", "b".repeat(300));
     put(&s, "B-0002", &b_marker);
     drop(s);
@@ -522,7 +672,7 @@ fn cut_frame_bytes_are_zeroed_so_nothing_stale_survives_past_the_end_of_the_log(
     assert!(contains(&bytes, b_marker.as_bytes()));
 
     // The crash lost B's first sector: its header reads as zeros, its payload is there.
-    zero_header(&seg, b.off);
+    crash_before_sync(&store, &seg, b.off, &durable_a);
     let s = reopen(&store);
     assert_eq!(contents(&s).into_keys().collect::<Vec<_>>(), vec!["A-0001"]);
     drop(s);
@@ -556,11 +706,12 @@ fn cut_frame_bytes_are_zeroed_so_nothing_stale_survives_past_the_end_of_the_log(
     assert!(bytes[fr[1].end()..].iter().all(|&x| x == 0));
 
     // Another crash tears the next frame D; recovery again; B stays gone.
+    let durable_c = fs::read(store.join("DURABLE")).unwrap();
     let s = reopen(&store);
     put(&s, "D-0003", &format!("STALE-D-{}", "d".repeat(100)));
     drop(s);
     let d = frames(&fs::read(&seg).unwrap())[2];
-    zero_header(&seg, d.off);
+    crash_before_sync(&store, &seg, d.off, &durable_c);
     let s = reopen(&store);
     let got = contents(&s);
     assert_eq!(got.into_values().collect::<Vec<_>>(), vec![a, c]);
@@ -665,12 +816,13 @@ fn an_intact_stale_frame_at_the_expected_offset_and_lsn_is_never_resurrected() {
     check("after C");
 
     // A later crash tears D (LSN 4, where B2 was); recovery again: still no B2.
+    let durable_c = fs::read(store.join("DURABLE")).unwrap();
     let s = reopen(&store);
     put(&s, "D-0001", "torn later");
     drop(s);
     let d = frames(&fs::read(&seg).unwrap())[3];
     assert_eq!(d.off, b2.off);
-    zero_header(&seg, d.off);
+    crash_before_sync(&store, &seg, d.off, &durable_c);
     check("after D was torn");
     let bytes = fs::read(&seg).unwrap();
     assert!(!contains(&bytes, b"STALE-B2-"));

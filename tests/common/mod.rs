@@ -10,5 +10,6 @@
 pub mod child;
 pub mod cli;
 pub mod model;
+pub mod seed;
 pub mod store_dir;
 pub mod wal_bytes;

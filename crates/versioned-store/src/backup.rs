@@ -644,10 +644,7 @@ fn restore_locked(
         .map_err(io_at(&durable))?;
     f.write_at(
         &wal::durable::encode(
-            wal::Published {
-                lsn: bm.checkpoint_lsn,
-                generation,
-            },
+            wal::Published::synced(bm.checkpoint_lsn, generation),
             &bm.store_id,
         ),
         0,

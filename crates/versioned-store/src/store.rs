@@ -1033,7 +1033,7 @@ impl Inner {
             let mut frames = Vec::new();
             let stop = self
                 .wal
-                .read_committed(published.lsn, &mut rd.cursor, &mut frames)?;
+                .read_committed(published, &mut rd.cursor, &mut frames)?;
             self.apply(&mut rd, frames)?;
             if stop != ScanStop::MissingSegment {
                 return Ok(());
@@ -1057,12 +1057,11 @@ impl Inner {
         if published.is_none_or(|p| p.generation != rd.generation) {
             self.reload(&mut rd)?;
         }
-        let published_lsn = published.map(|p| p.lsn);
         for _ in 0..20 {
             let mut frames = Vec::new();
             let complete = self
                 .wal
-                .recover(held, &mut rd.cursor, &mut frames, published_lsn)?;
+                .recover(held, &mut rd.cursor, &mut frames, published)?;
             self.apply(&mut rd, frames)?;
             if complete {
                 return Ok(rd.cursor);

@@ -1,14 +1,19 @@
 //! `DURABLE`: the LSN up to which the log is known to be on stable storage.
 //!
-//! The writer overwrites it in place after every successful sync (it is a hint for
-//! lock-free readers, not itself synced: after a power loss it may lag, never lead,
-//! because it is written only after the frames it names were synced). Readers
-//! without the lock stop there. Layout (40 bytes):
+//! The writer overwrites it in place after every append (it is a hint for lock-free
+//! readers, not itself synced). Readers without the lock stop at its LSN. Its synced
+//! LSN (the LSN minus the unsynced count) is a proof: it is written only after the
+//! frames through it were synced, so after a power loss it may lag, never lead, and
+//! damage to a frame at or below it is corruption, never a torn tail. With
+//! `Durability::Immediate` the two are equal; with `Durability::None` the LSN leads.
+//! Layout (56 bytes):
 //!
 //! ```text
 //!  0  8  magic "GOTDUR\r\n"
 //!  8  4  format version (u32 LE) = 1
-//! 12  4  reserved, zero
+//! 12  4  unsynced count (u32 LE): how many LSNs at the top of the durable LSN are
+//!        not known to be synced (saturating; 0 in files written before it existed,
+//!        which were written only after a sync in the default mode)
 //! 16  8  durable LSN (u64 LE)
 //! 24  8  manifest generation (u64 LE): bumped by each checkpoint, so readers
 //!        learn from this one read that CURRENT changed
@@ -29,14 +34,30 @@ pub const DURABLE_FORMAT_VERSION: u32 = 1;
 /// What `DURABLE` says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Published {
+    /// Readers without the lock read up to here.
     pub lsn: u64,
     pub generation: u64,
+    /// Every frame through this LSN is on stable storage (at most `lsn`).
+    pub synced: u64,
+}
+
+impl Published {
+    /// Published after a sync: everything through `lsn` is on stable storage.
+    pub fn synced(lsn: u64, generation: u64) -> Published {
+        Published {
+            lsn,
+            generation,
+            synced: lsn,
+        }
+    }
 }
 
 pub fn encode(p: Published, store_id: &[u8; 16]) -> [u8; DURABLE_BYTES] {
     let mut b = [0u8; DURABLE_BYTES];
     b[0..8].copy_from_slice(DURABLE_MAGIC);
     b[8..12].copy_from_slice(&DURABLE_FORMAT_VERSION.to_le_bytes());
+    let unsynced = p.lsn.saturating_sub(p.synced).min(u32::MAX as u64) as u32;
+    b[12..16].copy_from_slice(&unsynced.to_le_bytes());
     b[16..24].copy_from_slice(&p.lsn.to_le_bytes());
     b[24..32].copy_from_slice(&p.generation.to_le_bytes());
     b[32..48].copy_from_slice(store_id);
@@ -67,9 +88,13 @@ pub fn decode(b: &[u8], store_id: &[u8; 16]) -> Decoded {
     if version > DURABLE_FORMAT_VERSION {
         return Decoded::TooNew(version);
     }
+    let lsn = u64::from_le_bytes(b[16..24].try_into().unwrap());
+    let unsynced = u32::from_le_bytes(b[12..16].try_into().unwrap()) as u64;
     Decoded::Ok(Published {
-        lsn: u64::from_le_bytes(b[16..24].try_into().unwrap()),
+        lsn,
         generation: u64::from_le_bytes(b[24..32].try_into().unwrap()),
+        // A saturated count proves less than it could; never more.
+        synced: lsn.saturating_sub(unsynced),
     })
 }
 
@@ -143,5 +168,12 @@ impl DurableFile {
         self.file
             .write_at(&encode(p, &self.store_id), 0)
             .at(&self.path)
+    }
+
+    /// Publishes and syncs: for a value lower than one published before (a
+    /// truncation), which must not come back after a power loss.
+    pub fn publish_synced(&self, p: Published) -> Result<()> {
+        self.publish(p)?;
+        self.file.sync_data().at(&self.path)
     }
 }

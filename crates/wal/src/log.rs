@@ -130,6 +130,9 @@ pub struct Damage {
     /// what a crash between installing a segment and closing the previous one
     /// leaves; it holds nothing and is moved aside with a torn tail.)
     pub later_segments_with_frames: usize,
+    /// The LSN known synced when it was judged (from `DURABLE`, or synced by the
+    /// judging handle): at or past `expected_lsn`, it alone proves corruption.
+    pub synced_lsn: u64,
 }
 
 #[derive(Debug)]
@@ -265,10 +268,16 @@ impl Wal {
     }
 
     fn publish_unchecked(&self, lsn: u64) -> Result<()> {
-        self.durable.publish(Published {
+        self.durable.publish(self.to_publish(lsn))
+    }
+
+    /// What `DURABLE` should say with the log ending at `lsn`.
+    fn to_publish(&self, lsn: u64) -> Published {
+        Published {
             lsn,
             generation: self.generation.load(Ordering::SeqCst),
-        })
+            synced: self.synced_lsn.load(Ordering::SeqCst).min(lsn),
+        }
     }
 
     fn segment_path(&self, first: u64) -> PathBuf {
@@ -548,15 +557,16 @@ impl Wal {
         }
     }
 
-    /// Lock-free catch-up: frames from `cur` up to `durable` (the LSN the caller
-    /// read from [`Wal::published`]). Stops quietly at a torn-looking end; damage
-    /// proven by later durable frames is an error.
+    /// Lock-free catch-up: frames from `cur` up to what the caller read from
+    /// [`Wal::published`]. Stops quietly at a torn-looking end above the synced LSN;
+    /// damage at or below it, or proven by later durable frames, is an error.
     pub fn read_committed(
         &self,
-        durable: u64,
+        published: Published,
         cur: &mut Cursor,
         out: &mut Vec<Frame>,
     ) -> Result<ScanStop> {
+        let durable = published.lsn;
         if cur.last_lsn() >= durable {
             return Ok(ScanStop::Bound);
         }
@@ -566,17 +576,18 @@ impl Wal {
             return Ok(ScanStop::End);
         }
         if matches!(stop, ScanStop::End | ScanStop::Invalid(_)) && cur.last_lsn() < durable {
-            // Frames through `durable` were synced before it was published, so the
+            // Frames through `durable` were written before it was published, so the
             // log should not stop below it. Judge (without changing anything) as the
-            // lock holder would: damage with durable frames after it is corruption,
-            // reported rather than shown as an old state; anything else looks like a
-            // torn tail (indistinguishable from damage to the last acknowledged
-            // frame) and the reader stops there quietly, as the next writer will.
+            // lock holder would: damage at or below the synced LSN, or with durable
+            // frames after it, is corruption, reported rather than shown as an old
+            // state; anything else is a torn tail of unsynced frames (possible only
+            // with `Durability::None`) and the reader stops there quietly, as the
+            // next writer will.
             let why = match &stop {
                 ScanStop::Invalid(r) => r.clone(),
                 _ => "zero header before written bytes".into(),
             };
-            if let (Tail::Damaged(d), _) = self.judge(cur, &why)? {
+            if let (Tail::Damaged(d), _) = self.judge(cur, &why, published.synced)? {
                 return Err(d.into_error());
             }
         }
@@ -595,9 +606,13 @@ impl Wal {
         _held: &LockHeld,
         cur: &mut Cursor,
         out: &mut Vec<Frame>,
-        published: Option<u64>,
+        published: Option<Published>,
     ) -> Result<bool> {
         self.check_poisoned()?;
+        if let Some(p) = published {
+            // DURABLE's synced LSN proves those frames reached stable storage.
+            self.synced_lsn.fetch_max(p.synced, Ordering::SeqCst);
+        }
         let mut stop = self.scan(cur, None, out, usize::MAX)?;
         if stop == ScanStop::MissingSegment && self.is_future_segment(cur.segment)? {
             // A writer closed a segment but died (or failed) before installing the
@@ -633,7 +648,8 @@ impl Wal {
                 return Ok(false);
             }
             ScanStop::Bound => unreachable!("unbounded scan"),
-            ScanStop::End if !deep => {}
+            // A clean-looking end, unless frames that were synced should follow.
+            ScanStop::End if !deep && !self.below_synced(cur) => {}
             ScanStop::End => {
                 if let Some(d) = self.classify(cur, "zero header before written bytes")? {
                     return Err(d.into_error());
@@ -652,9 +668,12 @@ impl Wal {
             }
         }
         let last = cur.last_lsn();
-        if published.is_none_or(|p| last > p) && self.opts.durability == Durability::Immediate {
-            // Frames a dead writer wrote but may not have synced: make them durable
-            // before anything (our own commit included) builds on them.
+        if published.is_none_or(|p| last > p.synced)
+            && self.opts.durability == Durability::Immediate
+        {
+            // Frames a dead writer (or a `Durability::None` writer) wrote but may
+            // not have synced: make them durable before anything (our own commit
+            // included) builds on them.
             if let Some(f) = self.segment_file(cur.segment)? {
                 self.sync(&f, &self.segment_path(cur.segment))?;
             }
@@ -662,16 +681,21 @@ impl Wal {
         if self.opts.durability == Durability::Immediate {
             self.synced_lsn.fetch_max(last, Ordering::SeqCst);
         }
-        if published != Some(last) {
+        if published != Some(self.to_publish(last)) {
             self.publish_unchecked(last)?;
         }
         Ok(true)
     }
 
+    /// Whether the log stops at `cur` below an LSN known synced.
+    fn below_synced(&self, cur: &Cursor) -> bool {
+        cur.last_lsn() < self.synced_lsn.load(Ordering::SeqCst)
+    }
+
     /// Looks at what lies at and after `cur` (where the valid log stops). Cuts a torn
     /// tail; returns the damage if valid frames that were durable follow.
     fn classify(&self, cur: &Cursor, reason: &str) -> Result<Option<Damage>> {
-        match self.judge(cur, reason)? {
+        match self.judge(cur, reason, self.synced_lsn.load(Ordering::SeqCst))? {
             (Tail::Clean, _) => Ok(None),
             (Tail::Damaged(d), _) => Ok(Some(d)),
             (Tail::Torn { .. }, Some((d, tail))) => {
@@ -683,15 +707,26 @@ impl Wal {
     }
 
     /// What lies at `cur`, and for a torn tail the damage and its bytes (to cut).
-    fn judge(&self, cur: &Cursor, reason: &str) -> Result<(Tail, Option<TornBytes>)> {
-        let Some((damage, tail)) = self.find_damage(cur, reason)? else {
+    /// `synced` is an LSN known to be on stable storage (from `DURABLE`, or synced
+    /// by this handle): the log cannot legitimately end or be damaged below it.
+    fn judge(&self, cur: &Cursor, reason: &str, synced: u64) -> Result<(Tail, Option<TornBytes>)> {
+        let Some((mut damage, tail)) = self.find_damage(cur, reason)? else {
+            if cur.last_lsn() < synced {
+                // Zeros where synced frames should be (a lost write, or a log cut
+                // behind DURABLE's back): acknowledged commits are missing.
+                return Ok((Tail::Damaged(self.missing(cur, synced)), None));
+            }
             return Ok((Tail::Clean, None));
         };
-        // A later frame written when the log was durable at or past the damaged LSN
-        // proves the damaged frame had been acknowledged: corruption, not a crash.
-        // (In `Immediate` mode every frame's durable LSN is its first LSN - 1.)
+        // DURABLE at or past the damaged LSN, or a later frame written when the log
+        // was durable at or past it, proves the damaged frame had been synced (and
+        // acknowledged): corruption, not a crash. (In `Immediate` mode every frame's
+        // durable LSN is its first LSN - 1.) Only damage above every durable mark is
+        // a crash's torn tail.
         let proven = damage.later_segments_with_frames > 0
-            || damage.later_max_durable_lsn >= damage.expected_lsn;
+            || damage.later_max_durable_lsn >= damage.expected_lsn
+            || synced >= damage.expected_lsn;
+        damage.synced_lsn = synced;
         if proven {
             return Ok((Tail::Damaged(damage), None));
         }
@@ -703,9 +738,28 @@ impl Wal {
         Ok((t, Some((damage, tail))))
     }
 
+    /// The damage of a log that ends cleanly at `cur`, below `synced`.
+    fn missing(&self, cur: &Cursor, synced: u64) -> Damage {
+        Damage {
+            file: self.segment_path(cur.segment),
+            segment: cur.segment,
+            offset: cur.offset.max(SEGMENT_HEADER_BYTES),
+            expected_lsn: cur.next_lsn,
+            reason: "the log ends here (zeros)".into(),
+            later_frames: Vec::new(),
+            later_segments: Vec::new(),
+            later_max_durable_lsn: 0,
+            later_segments_with_frames: 0,
+            synced_lsn: synced,
+        }
+    }
+
     /// Reads to the end of the log from `cur` and says what lies there, changing
     /// nothing (no lock needed; a writer mid-append may look like a torn tail).
     pub fn examine(&self, cur: &mut Cursor, out: &mut Vec<Frame>) -> Result<Tail> {
+        // A DURABLE that does not validate (a power loss may garble it) proves
+        // nothing; the frames' own durable LSNs still do.
+        let synced = self.durable.read().map_or(0, |p| p.synced);
         let reason = match self.scan(cur, None, out, usize::MAX)? {
             ScanStop::End => "zero header before written bytes".to_string(),
             ScanStop::Invalid(r) => r,
@@ -721,7 +775,7 @@ impl Wal {
                 })
             }
         };
-        Ok(self.judge(cur, &reason)?.0)
+        Ok(self.judge(cur, &reason, synced)?.0)
     }
 
     /// Reads the bytes from `cur` to the segment's end. `None` when all are zero and
@@ -805,6 +859,7 @@ impl Wal {
                 later_segments,
                 later_max_durable_lsn,
                 later_segments_with_frames,
+                synced_lsn: 0,
             },
             rest,
         )))
@@ -878,8 +933,13 @@ impl Wal {
         file.read_exact_at(&mut rest, d.offset).at(&path)?;
         let n = rest.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
         rest.truncate(n);
+        // Lower DURABLE first, synced: once the frames are cut it must not prove
+        // them again after a power loss. (A crash between the two leaves damage that
+        // nothing proves any more, or a log DURABLE leads: `got repair` again.)
+        let keep = d.expected_lsn - 1;
+        self.synced_lsn.store(keep, Ordering::SeqCst);
+        self.durable.publish_synced(self.to_publish(keep))?;
         self.cut(d, &rest)?;
-        self.publish_unchecked(d.expected_lsn - 1)?;
         self.deep_checked.store(false, Ordering::SeqCst);
         Ok(())
     }
@@ -1105,15 +1165,22 @@ impl Wal {
 
 impl Damage {
     pub fn into_error(self) -> Error {
+        let mut detail = format!(
+            "{} at LSN {}, with {} valid frame(s) after it",
+            self.reason,
+            self.expected_lsn,
+            self.later_frames.len() + self.later_segments.len()
+        );
+        if self.synced_lsn >= self.expected_lsn {
+            detail += &format!(
+                "; DURABLE says the log was synced through LSN {}",
+                self.synced_lsn
+            );
+        }
         Error::Corruption {
             file: self.file,
             offset: self.offset,
-            detail: format!(
-                "{} at LSN {}, with {} valid frame(s) after it",
-                self.reason,
-                self.expected_lsn,
-                self.later_frames.len() + self.later_segments.len()
-            ),
+            detail,
         }
     }
 }
@@ -1211,5 +1278,107 @@ impl ReadAhead {
         }
         let at = (offset - self.offset) as usize;
         Ok(&self.buf[at..at + len])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lock::ProcessLock;
+    use crate::sim::SimVfs;
+    use std::time::Duration;
+
+    const DIR: &str = "/sim/store";
+    const ID: [u8; 16] = [7; 16];
+
+    fn open(vfs: &Arc<SimVfs>, durability: Durability) -> Wal {
+        let opts = WalOptions {
+            durability,
+            ..WalOptions::default()
+        };
+        let v: Arc<dyn Vfs> = vfs.clone();
+        Wal::open(v, Path::new(DIR), ID, opts, true).unwrap()
+    }
+
+    fn new_log() -> Arc<SimVfs> {
+        let vfs = SimVfs::new();
+        vfs.create_dir_all(Path::new(DIR)).unwrap();
+        Wal::create(vfs.as_ref(), Path::new(DIR), ID, &WalOptions::default()).unwrap();
+        vfs
+    }
+
+    /// Recovers `w` from `cur` under the lock, with what DURABLE says.
+    fn recover(w: &Wal, lock: &ProcessLock, cur: &mut Cursor) -> Result<bool> {
+        let held = lock.acquire(Duration::from_secs(5))?;
+        let published = w.published().ok();
+        w.recover(&held, cur, &mut Vec::new(), published)
+    }
+
+    fn append(w: &Wal, lock: &ProcessLock, cur: &mut Cursor, payload: &[u8]) -> u64 {
+        let held = lock.acquire(Duration::from_secs(5)).unwrap();
+        w.append(&held, cur, payload, 1).unwrap()
+    }
+
+    /// A handle whose first (deep) recovery is behind it still refuses a log that
+    /// ends below DURABLE's synced LSN: another process's synced frame was lost.
+    #[test]
+    fn a_later_recovery_refuses_a_log_that_ends_below_the_synced_lsn() {
+        let vfs = new_log();
+        let lock = ProcessLock::open(vfs.as_ref(), Path::new(DIR)).unwrap();
+        let a = open(&vfs, Durability::Immediate);
+        let mut cur_a = a.position(0).unwrap();
+        assert!(recover(&a, &lock, &mut cur_a).unwrap());
+        append(&a, &lock, &mut cur_a, b"one");
+
+        let b = open(&vfs, Durability::Immediate);
+        let mut cur_b = b.position(0).unwrap();
+        assert!(recover(&b, &lock, &mut cur_b).unwrap());
+        let off = cur_b.offset;
+        append(&b, &lock, &mut cur_b, b"two");
+        assert_eq!(b.published().unwrap().synced, 2);
+        // The write of frame 2 is lost (the medium returns zeros where it was).
+        let seg = Path::new(DIR).join("wal").join(segment::segment_name(1));
+        vfs.corrupt(&seg, off, &[0u8; FRAME_HEADER_BYTES]);
+
+        match recover(&a, &lock, &mut cur_a) {
+            Err(Error::Corruption { offset, detail, .. }) => {
+                assert_eq!(offset, off);
+                assert!(detail.contains("synced through LSN 2"), "{detail}");
+            }
+            other => panic!("expected corruption, got {other:?}"),
+        }
+    }
+
+    /// With `Durability::None` DURABLE's LSN leads what is synced, and says so: its
+    /// synced LSN stays at the last sync, so a power loss that tears the unsynced
+    /// frames is a crash, not corruption.
+    #[test]
+    fn durable_without_sync_publishes_the_lsn_but_not_as_synced() {
+        let vfs = new_log();
+        let lock = ProcessLock::open(vfs.as_ref(), Path::new(DIR)).unwrap();
+        let a = open(&vfs, Durability::Immediate);
+        let mut cur = a.position(0).unwrap();
+        assert!(recover(&a, &lock, &mut cur).unwrap());
+        append(&a, &lock, &mut cur, b"synced");
+        drop(a);
+        let n = open(&vfs, Durability::None);
+        let mut cur = n.position(0).unwrap();
+        assert!(recover(&n, &lock, &mut cur).unwrap());
+        append(&n, &lock, &mut cur, b"unsynced one");
+        append(&n, &lock, &mut cur, b"unsynced two");
+        let p = n.published().unwrap();
+        assert_eq!((p.lsn, p.synced), (3, 1), "{p:?}");
+        drop(n);
+        // Power loss: the page of DURABLE was written back, the log's was not.
+        let durable = DurableFile::path_in(Path::new(DIR));
+        let last_published = vfs.read_current(&durable).unwrap();
+        vfs.crash_drop_all();
+        vfs.corrupt(&durable, 0, &last_published);
+        let lock = ProcessLock::open(vfs.as_ref(), Path::new(DIR)).unwrap();
+        let a = open(&vfs, Durability::Immediate);
+        let mut cur = a.position(0).unwrap();
+        assert!(recover(&a, &lock, &mut cur).unwrap());
+        assert_eq!(cur.last_lsn(), 1);
+        assert_eq!(a.published().unwrap(), Published::synced(1, 0));
     }
 }
