@@ -398,3 +398,227 @@ fn a_repair_from_backup_cut_short_anywhere_replays_everything_when_run_again() {
     assert!(again > 0, "no cut made the first run fail");
     eprintln!("repair cut at each of {total} operations; {again} needed a second run");
 }
+
+// ---------------------------------------------------------------------------------
+// Backups are independent of the medium under the store.
+
+/// Runs `got` and asserts it succeeded; returns stdout.
+fn got_ok(dir: &Path, args: &[&str]) -> String {
+    let o = got_bin(dir, args);
+    assert!(
+        o.status.success(),
+        "got {args:?} exited {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn run_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "run"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Flips one byte in the middle of `file` (a bad block on the medium).
+fn damage(file: &Path) {
+    let at = std::fs::metadata(file).unwrap().len() / 2;
+    damage_at(file, at as usize);
+}
+
+/// Flips the byte at `at` of `file`.
+fn damage_at(file: &Path, at: usize) {
+    let mut b = std::fs::read(file).unwrap();
+    b[at] ^= 0xff;
+    std::fs::write(file, &b).unwrap();
+}
+
+/// A store of 20 tasks checkpointed into a run, a backup of it, then 5 tasks in
+/// the log after the backup. Returns the backup's name.
+fn store_with_a_run_and_a_backup(dir: &Path) -> String {
+    got_ok(dir, &["init"]);
+    for i in 0..20 {
+        got_ok(dir, &["task", "create", &format!("in the run {i}")]);
+    }
+    got_ok(dir, &["checkpoint"]);
+    assert!(!run_files(dir).is_empty(), "the checkpoint wrote a run");
+    got_ok(dir, &["backup", "create"]);
+    let name = got_ok(dir, &["-q", "backup", "list"]).trim().to_string();
+    for i in 0..5 {
+        got_ok(dir, &["task", "create", &format!("after the backup {i}")]);
+    }
+    name
+}
+
+/// No file of a backup is a link to a file of the store: each run is its own
+/// inode with one link, so a bad block under one cannot be under the other.
+#[test]
+fn a_backup_shares_no_file_with_the_store() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(".got");
+    let name = store_with_a_run_and_a_backup(&dir);
+    let store_runs = run_files(&dir);
+    let backup_runs = run_files(&dir.join("backups").join(&name));
+    let store_inodes: Vec<u64> = store_runs
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().ino())
+        .collect();
+    assert!(!backup_runs.is_empty());
+    for p in store_runs.iter().chain(&backup_runs) {
+        let m = std::fs::metadata(p).unwrap();
+        assert_eq!(m.nlink(), 1, "{} has {} links", p.display(), m.nlink());
+    }
+    for p in &backup_runs {
+        let ino = std::fs::metadata(p).unwrap().ino();
+        assert!(
+            !store_inodes.contains(&ino),
+            "{} is the store's file",
+            p.display()
+        );
+    }
+    // The backup holds the store's run (same name), byte for byte.
+    let shared: Vec<_> = backup_runs
+        .iter()
+        .filter(|b| store_runs.iter().any(|s| s.file_name() == b.file_name()))
+        .collect();
+    assert!(!shared.is_empty(), "the backup copied the store's run");
+    for b in shared {
+        let s = dir.join("runs").join(b.file_name().unwrap());
+        assert_eq!(std::fs::read(b).unwrap(), std::fs::read(&s).unwrap());
+    }
+}
+
+/// A bad block in a run of the store (one the backup also holds): the store no
+/// longer reads, the backup is untouched, and `got repair --from-backup` brings
+/// back every acknowledged commit: the backup's copy of the run plus the 5
+/// transactions of the log after it. The damaged state is kept in quarantine.
+#[test]
+fn a_damaged_store_run_is_repaired_from_the_backup_with_every_acknowledged_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(".got");
+    let name = store_with_a_run_and_a_backup(&dir);
+    let acknowledged = got_ok(&dir, &["-q", "task", "list"]);
+    assert_eq!(acknowledged.lines().count(), 25);
+    for run in run_files(&dir) {
+        damage(&run);
+    }
+    assert_eq!(got_bin(&dir, &["verify"]).status.code(), Some(7));
+    assert_eq!(
+        got_bin(&dir, &["backup", "verify", &name]).status.code(),
+        Some(0),
+        "the store's damage reached the backup"
+    );
+    let out: serde_json::Value =
+        serde_json::from_str(&got_ok(&dir, &["--json", "repair", "--from-backup", &name])).unwrap();
+    assert_eq!(out["replayed"], 5, "{out}");
+    assert!(
+        out["quarantined"].is_string(),
+        "the damaged state is kept: {out}"
+    );
+    assert_eq!(got_ok(&dir, &["-q", "task", "list"]), acknowledged);
+    got_ok(&dir, &["verify"]);
+    got_ok(&dir, &["validate"]);
+    got_ok(&dir, &["task", "create", "after the repair"]);
+}
+
+/// `got backup restore` of a store whose run is damaged: the restore does not
+/// stop at backing up the damaged state (it cannot be copied intact); it keeps
+/// it in quarantine and brings back exactly the backup's state, whose runs are
+/// again independent copies.
+#[test]
+fn backup_restore_over_a_damaged_store_run_brings_back_the_backup() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(".got");
+    let name = store_with_a_run_and_a_backup(&dir);
+    let titles = got_ok(&dir, &["task", "list"]);
+    for run in run_files(&dir) {
+        damage(&run);
+    }
+    let out: serde_json::Value =
+        serde_json::from_str(&got_ok(&dir, &["--json", "backup", "restore", &name])).unwrap();
+    assert!(out["quarantined"].is_string(), "{out}");
+    assert_eq!(got_ok(&dir, &["-q", "task", "list"]).lines().count(), 20);
+    let after = got_ok(&dir, &["task", "list"]);
+    for i in 0..20 {
+        assert!(after.contains(&format!("in the run {i}")), "{after}");
+        assert!(titles.contains(&format!("in the run {i}")));
+    }
+    got_ok(&dir, &["verify"]);
+    for p in run_files(&dir) {
+        assert_eq!(std::fs::metadata(&p).unwrap().nlink(), 1, "{}", p.display());
+    }
+}
+
+/// A backup of a store whose run is damaged is refused, naming the run; no
+/// backup is listed (a damaged copy is never kept as one). The damage is in the
+/// first entity block, which nothing but the copy reads.
+#[test]
+fn a_backup_of_a_damaged_run_is_refused_naming_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(".got");
+    got_ok(&dir, &["init"]);
+    for i in 0..20 {
+        got_ok(&dir, &["task", "create", &format!("in the run {i}")]);
+    }
+    got_ok(&dir, &["checkpoint"]);
+    got_ok(&dir, &["backup", "create"]);
+    let before = got_ok(&dir, &["-q", "backup", "list"]);
+    let runs = run_files(&dir);
+    // Past the 64-byte run header: inside the first block. Nothing after the
+    // checkpoint, so nothing but the copy reads that block.
+    damage_at(&runs[0], 100);
+    let o = got_bin(&dir, &["backup", "create"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(7), "{err}");
+    let run_name = runs[0].file_name().unwrap().to_string_lossy().to_string();
+    assert!(err.contains(&run_name), "the error names the run: {err}");
+    assert_eq!(got_ok(&dir, &["-q", "backup", "list"]), before);
+    let leftovers = std::fs::read_dir(dir.join("backups")).unwrap().count();
+    assert_eq!(
+        leftovers,
+        before.lines().count(),
+        "a partial backup was left"
+    );
+}
+
+/// `got backup create --keep N` keeps the newest N backups and removes the rest,
+/// whole.
+#[test]
+fn backup_create_keep_keeps_only_the_newest_backups() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(".got");
+    got_ok(&dir, &["init"]);
+    let mut made = Vec::new();
+    for i in 0..4 {
+        got_ok(&dir, &["task", "create", &format!("task {i}")]);
+        let out: serde_json::Value = serde_json::from_str(&got_ok(
+            &dir,
+            &["--json", "backup", "create", "--keep", "2"],
+        ))
+        .unwrap();
+        made.push(out["backup"]["name"].as_str().unwrap().to_string());
+    }
+    let listed: Vec<String> = got_ok(&dir, &["-q", "backup", "list"])
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(listed, made[2..].to_vec());
+    let dirs: Vec<String> = std::fs::read_dir(dir.join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(dirs.len(), 2, "removed backups left files: {dirs:?}");
+    for (i, name) in made[2..].iter().enumerate() {
+        got_ok(&dir, &["backup", "verify", name]);
+        let lsn = got_ok(&dir, &["--json", "backup", "list"]);
+        let j: serde_json::Value = serde_json::from_str(&lsn).unwrap();
+        assert_eq!(j["backups"][i]["lsn"], (i + 3) as u64, "{j}");
+    }
+}

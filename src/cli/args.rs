@@ -613,7 +613,7 @@ pub enum EpicCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum BackupCmd {
-    /// Take a backup (runs hard-linked, the rest copied; no lock held).
+    /// Take a backup: every file copied and verified, none linked; no lock held.
     Create {
         /// Then keep only the newest N backups.
         #[arg(long, value_name = "N")]

@@ -631,6 +631,20 @@ fn stats(ctx: &Ctx) -> CmdResult {
     Ok(())
 }
 
+/// Where a restore kept the state it replaced, as the end of its message.
+fn kept_text(r: &got::versioned_store::backup::RestoreInfo) -> String {
+    match (&r.safety, &r.quarantined) {
+        (Some(b), _) => format!("\nthe state it replaced is backup {}", b.name),
+        (None, Some(q)) => format!(
+            "\nthe state it replaced was damaged: its CURRENT and runs are kept in {}",
+            q.display()
+        ),
+        (None, None) => {
+            "\n(an earlier, interrupted run of this restore kept the state it replaced)".into()
+        }
+    }
+}
+
 fn backup_json(b: &got::versioned_store::backup::BackupInfo) -> serde_json::Value {
     json!({"name": b.name, "lsn": b.lsn, "runs": b.runs, "bytes": b.bytes, "path": b.path})
 }
@@ -717,16 +731,15 @@ fn backup(ctx: &Ctx, c: super::args::BackupCmd) -> CmdResult {
             let r = backup::restore(vfs, &dir, &name, got::wal::lock::lock_timeout_from_env())?;
             ctx.print(
                 json!({"schema_version": 1, "restored": backup_json(&r.restored),
-                       "safety_backup": r.safety.as_ref().map(backup_json)}),
+                       "safety_backup": r.safety.as_ref().map(backup_json),
+                       "quarantined": r.quarantined}),
                 || {
-                    let mut s = format!(
-                        "restored backup {} (everything through LSN {})",
-                        r.restored.name, r.restored.lsn
-                    );
-                    if let Some(b) = &r.safety {
-                        s.push_str(&format!("; the state it replaced is backup {}", b.name));
-                    }
-                    s
+                    format!(
+                        "restored backup {} (everything through LSN {}){}",
+                        r.restored.name,
+                        r.restored.lsn,
+                        kept_text(&r)
+                    )
                 },
             );
         }
@@ -838,18 +851,14 @@ fn repair_from_backup(ctx: &Ctx, name: &str) -> CmdResult {
     ctx.print(
         json!({"schema_version": 1, "restored": backup_json(&r.restore.restored),
                "safety_backup": r.restore.safety.as_ref().map(backup_json),
+               "quarantined": r.restore.quarantined,
                "backup_lsn": r.backup_lsn, "replayed": r.replayed,
                "last_lsn": r.last_lsn, "stopped": r.stopped}),
         || {
-            let mut s = format!(
-                "restored backup {} (through LSN {}) and replayed {} transaction(s) from the log after it; the store now ends at LSN {}\nthe replay stopped at {}",
-                r.restore.restored.name, r.backup_lsn, r.replayed, r.last_lsn, r.stopped
-            );
-            match &r.restore.safety {
-                Some(b) => s.push_str(&format!("\nthe state it replaced is backup {}", b.name)),
-                None => s.push_str("\nthe state it replaced did not open; its CURRENT and runs are in quarantine/"),
-            }
-            s
+            format!(
+                "restored backup {} (through LSN {}) and replayed {} transaction(s) from the log after it; the store now ends at LSN {}\nthe replay stopped at {}{}",
+                r.restore.restored.name, r.backup_lsn, r.replayed, r.last_lsn, r.stopped, kept_text(&r.restore)
+            )
         },
     );
     Ok(())

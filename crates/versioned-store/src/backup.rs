@@ -4,12 +4,20 @@
 //! A backup is taken without the writer lock: the handle catches up to the
 //! durable LSN L and copies, under its state's read lock, the manifest, the open
 //! runs and the in-memory delta (every version above the checkpoint up to L).
-//! Then, with no lock: the runs are hard-linked (they are immutable), the delta
-//! is written as one more run, and a CURRENT naming them all with checkpoint LSN
-//! L and an empty log starting at L + 1 complete a store directory; CURRENT is
-//! written last and atomically, so a directory without it (a crash mid-way) is
-//! not a backup and is never listed: a backup is whole or absent.
-//! Commits racing with it are simply not in it.
+//! Then, with no lock: the runs are copied byte for byte and each copy is read
+//! back and verified against its checksums, the delta is written as one more
+//! run, and a CURRENT naming them all with checkpoint LSN L and an empty log
+//! starting at L + 1 complete a store directory; CURRENT is written last and
+//! atomically, so a directory without it (a crash mid-way) is not a backup and
+//! is never listed: a backup is whole or absent. Commits racing with it are
+//! simply not in it.
+//!
+//! Never a hard link, nor a reflink: both share the bytes on the medium, so one
+//! bad block would damage the store and every backup of it at once. A copy
+//! costs the run's size in time and space; that is what a backup is. A copy
+//! that does not verify (the store's run is damaged) fails the backup, naming
+//! the run: a bad block in the store never reaches its backups. A restore copies
+//! the backup's runs into the store the same way, so the two stay independent.
 
 use crate::error::{io_at, Error, Result};
 use crate::manifest::{self, Manifest};
@@ -83,6 +91,84 @@ fn remove_tree(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
     vfs.remove_dir(dir).or_else(|e| ignore_missing(e, dir))
 }
 
+/// Bytes copied per read and write.
+const COPY_CHUNK_BYTES: usize = 1 << 20;
+
+/// Copies run `meta` from `from` into `to_dir` as an independent file: its bytes
+/// read and written (no link of any kind) and synced under a temporary name,
+/// then opened and verified against every checksum it carries. Returns the
+/// temporary path; the caller renames it and syncs `to_dir`. A copy that does
+/// not verify is removed and the error names the copy; the source it came from
+/// is then damaged (or the medium under the copy is).
+fn stage_run(
+    v: &dyn Vfs,
+    from: &Path,
+    to_dir: &Path,
+    meta: &run::RunMeta,
+    store_id: [u8; 16],
+) -> Result<PathBuf> {
+    let tmp_name = format!(
+        "{}.{}.{:016x}.tmp",
+        meta.name,
+        std::process::id(),
+        random_u64()
+    );
+    let tmp = to_dir.join(&tmp_name);
+    let checked = (|| -> Result<()> {
+        let len = copy_bytes(v, from, &tmp)?;
+        if len != meta.bytes {
+            return Err(Error::CorruptFile {
+                file: from.to_path_buf(),
+                detail: format!("{len} bytes, the manifest says {}", meta.bytes),
+            });
+        }
+        let as_copied = run::RunMeta {
+            name: tmp_name.clone(),
+            ..meta.clone()
+        };
+        run::Run::open(v, to_dir, &as_copied, store_id)?.verify()
+    })();
+    if let Err(e) = checked {
+        let _ = v.remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(tmp)
+}
+
+/// Writes a byte-for-byte copy of `from` at `to` (created or replaced), synced.
+fn copy_bytes(v: &dyn Vfs, from: &Path, to: &Path) -> Result<u64> {
+    let src = v.open(from, OpenMode::Read).map_err(io_at(from))?;
+    let len = src.len().map_err(io_at(from))?;
+    let dst = v.open(to, OpenMode::CreateReadWrite).map_err(io_at(to))?;
+    dst.set_len(0).map_err(io_at(to))?;
+    let mut buf = vec![0u8; (len as usize).min(COPY_CHUNK_BYTES)];
+    let mut off = 0u64;
+    while off < len {
+        let n = ((len - off) as usize).min(buf.len());
+        src.read_exact_at(&mut buf[..n], off).map_err(io_at(from))?;
+        dst.write_at(&buf[..n], off).map_err(io_at(to))?;
+        off += n as u64;
+    }
+    dst.sync_data().map_err(io_at(to))?;
+    Ok(len)
+}
+
+const BACKUP_REFUSED: &str = "the backup was refused, so that the damage does not spread; `got verify` checks the store, `got repair --from-backup NAME` repairs it from an earlier backup";
+const RESTORE_REFUSED: &str =
+    "the restore was refused before it changed the store; `got backup verify NAME` checks a backup";
+
+/// A copy of `source` that failed its checksums: corruption of the source (the
+/// copy holds exactly its bytes), named so, saying what was refused.
+fn damaged_source(e: Error, source: &Path, refused: &str) -> Error {
+    if !e.is_corruption() {
+        return e;
+    }
+    Error::CorruptFile {
+        file: source.to_path_buf(),
+        detail: format!("its copy does not verify ({e}); {refused}"),
+    }
+}
+
 fn ignore_missing(e: std::io::Error, p: &Path) -> Result<()> {
     if matches!(e.kind(), std::io::ErrorKind::NotFound) {
         Ok(())
@@ -144,7 +230,7 @@ impl Store {
             }
             let runs_dir = tmp.join("runs");
             let mut metas = Vec::new();
-            // The delta's run, each run linked, the log and CURRENT.
+            // The delta's run, each run copied, the log and CURRENT.
             let files = runs.len() as u64 + 3;
             let mut done = 0;
             progress("backup", done, files);
@@ -162,8 +248,10 @@ impl Store {
             done += 1;
             progress("backup", done, files);
             for r in &runs {
+                let staged = stage_run(vfs, r.path(), &runs_dir, &r.meta, inner.store_id)
+                    .map_err(|e| damaged_source(e, r.path(), BACKUP_REFUSED))?;
                 let to = runs_dir.join(&r.meta.name);
-                vfs.hard_link(r.path(), &to).map_err(io_at(r.path()))?;
+                vfs.rename(&staged, &to).map_err(io_at(&staged))?;
                 metas.push(r.meta.clone());
                 done += 1;
                 progress("backup", done, files);
@@ -367,9 +455,21 @@ fn read_repairing(
 #[derive(Clone, Debug, PartialEq)]
 pub struct RestoreInfo {
     pub restored: BackupInfo,
-    /// The backup of the state the restore replaced (`None` when finishing an
-    /// interrupted restore, whose first run took it).
+    /// The backup of the state the restore replaced (`None` when that state was
+    /// too damaged to back up, or when finishing an interrupted restore, whose
+    /// first run kept it).
     pub safety: Option<BackupInfo>,
+    /// Where the replaced state was kept as it was, when it could not be backed
+    /// up (damaged): its CURRENT and runs, linked into `quarantine/repair-…/`.
+    pub quarantined: Option<PathBuf>,
+}
+
+/// Where a restore kept the state it replaced.
+enum Kept {
+    Backup(BackupInfo),
+    Quarantine(PathBuf),
+    /// An earlier, interrupted run of the same restore kept it.
+    Earlier,
 }
 
 /// Replaces the store's contents with backup `name`, under the writer lock (a
@@ -410,17 +510,21 @@ fn open_backup(v: &dyn Vfs, dir: &Path, name: &str) -> Result<(PathBuf, Manifest
     Ok((src, bm))
 }
 
-fn restored_info(
-    v: &dyn Vfs,
-    dir: &Path,
-    name: &str,
-    safety: Option<BackupInfo>,
-) -> Result<RestoreInfo> {
+fn restored_info(v: &dyn Vfs, dir: &Path, name: &str, kept: Kept) -> Result<RestoreInfo> {
     let restored = list_backups(v, dir)?
         .into_iter()
         .find(|b| b.name == name)
         .ok_or_else(|| Error::NotFound(format!("backup {name} vanished")))?;
-    Ok(RestoreInfo { restored, safety })
+    let (safety, quarantined) = match kept {
+        Kept::Backup(b) => (Some(b), None),
+        Kept::Quarantine(q) => (None, Some(q)),
+        Kept::Earlier => (None, None),
+    };
+    Ok(RestoreInfo {
+        restored,
+        safety,
+        quarantined,
+    })
 }
 
 /// How a restore keeps the state it replaces.
@@ -553,13 +657,31 @@ fn restore_locked(
     bm: &Manifest,
     live_generation: u64,
     keep: Safety,
-) -> Result<Option<BackupInfo>> {
+) -> Result<Kept> {
     let v = vfs.as_ref();
     let marker = dir.join(RESTORING);
     let resuming = v.exists(&marker).map_err(io_at(&marker))?;
-    let safety = if resuming {
-        None
-    } else {
+    // Runs: the backup's, copied in under temporary names and verified before
+    // anything of the store changes (a damaged backup is refused, the store as it
+    // was); renamed into place once the replaced state is kept.
+    let runs_dir = dir.join("runs");
+    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for r in &bm.runs {
+        let from = src.join("runs").join(&r.name);
+        match stage_run(v, &from, &runs_dir, r, bm.store_id) {
+            Ok(tmp) => staged.push((tmp, runs_dir.join(&r.name))),
+            Err(e) => {
+                for (tmp, _) in &staged {
+                    let _ = v.remove_file(tmp);
+                }
+                return Err(damaged_source(e, &from, RESTORE_REFUSED));
+            }
+        }
+    }
+    let kept = (|| -> Result<Kept> {
+        if resuming {
+            return Ok(Kept::Earlier);
+        }
         // The current state, kept: a read-only handle takes no lock.
         let b = Store::open_with_vfs(
             vfs.clone(),
@@ -570,13 +692,12 @@ fn restore_locked(
             },
         )
         .and_then(|h| h.backup(None));
-        let b = match (b, keep) {
-            (Ok(b), _) => Some(b),
-            (Err(e), Safety::Backup) => return Err(e),
-            (Err(_), Safety::BackupOrQuarantine) => {
-                quarantine_state(v, dir)?;
-                None
-            }
+        let kept = match (b, keep) {
+            (Ok(b), _) => Kept::Backup(b),
+            // Damage is what a restore is for: the damaged state cannot be backed
+            // up (its copies do not verify), so it is kept as it is instead.
+            (Err(e), Safety::Backup) if !e.is_corruption() => return Err(e),
+            (Err(_), _) => Kept::Quarantine(quarantine_state(v, dir)?),
         };
         let f = v
             .open(&marker, OpenMode::CreateReadWrite)
@@ -584,23 +705,22 @@ fn restore_locked(
         f.write_at(name.as_bytes(), 0).map_err(io_at(&marker))?;
         f.sync_data().map_err(io_at(&marker))?;
         v.sync_dir(dir).map_err(io_at(dir))?;
-        b
-    };
-    // Runs: the backup's, linked in (immutable; already-present names are kept).
-    let runs_dir = dir.join("runs");
-    for r in &bm.runs {
-        let to = runs_dir.join(&r.name);
-        if v.exists(&to).map_err(io_at(&to))? {
-            // On a first run, the store's own run of that name (runs are
-            // immutable, names unique). Finishing an interrupted restore, it may be
-            // a partial copy: copy it again.
-            if !resuming {
-                continue;
+        Ok(kept)
+    })();
+    let kept = match kept {
+        Ok(k) => k,
+        Err(e) => {
+            for (tmp, _) in &staged {
+                let _ = v.remove_file(tmp);
             }
-            v.remove_file(&to).map_err(io_at(&to))?;
+            return Err(e);
         }
-        v.hard_link(&src.join("runs").join(&r.name), &to)
-            .map_err(io_at(&to))?;
+    };
+    // A run of the same name in the store is the one the backup copied, but it
+    // may be what is damaged: the verified copy replaces it (by rename, so a
+    // process that has the old file mapped keeps reading the old bytes).
+    for (tmp, to) in &staged {
+        v.rename(tmp, to).map_err(io_at(tmp))?;
     }
     v.sync_dir(&runs_dir).map_err(io_at(&runs_dir))?;
     // The log: the current segments go to quarantine/ (kept, not read), the
@@ -673,12 +793,14 @@ fn restore_locked(
         v.remove_file(&marker).map_err(io_at(&marker))?;
     }
     v.sync_dir(dir).map_err(io_at(dir))?;
-    Ok(safety)
+    Ok(kept)
 }
 
 /// Links CURRENT and every run into `quarantine/repair-<time>/` (a state too
-/// damaged to back up is kept as it is).
-fn quarantine_state(v: &dyn Vfs, dir: &Path) -> Result<()> {
+/// damaged to back up is kept as it is); returns that directory. Links, not
+/// copies: these files leave the store, and quarantine keeps the damaged bytes
+/// for inspection, not as a backup.
+fn quarantine_state(v: &dyn Vfs, dir: &Path) -> Result<PathBuf> {
     let q = dir
         .join("quarantine")
         .join(format!("repair-{}", stamp(now_ms())));
@@ -697,5 +819,6 @@ fn quarantine_state(v: &dyn Vfs, dir: &Path) -> Result<()> {
     }
     v.sync_dir(&q.join("runs")).map_err(io_at(&q))?;
     v.sync_dir(&q).map_err(io_at(&q))?;
-    v.sync_dir(&dir.join("quarantine")).map_err(io_at(dir))
+    v.sync_dir(&dir.join("quarantine")).map_err(io_at(dir))?;
+    Ok(q)
 }
