@@ -367,8 +367,7 @@ pub fn create(vfs: &Arc<SimVfs>, opts: &Options, rng: &mut Rng) -> Result<(), St
     let dir = Path::new(DIR);
     let r = (|| -> got::Result<()> {
         let io = |e: std::io::Error| got::Error::Invalid(e.to_string());
-        vfs.create_dir_all(dir).map_err(io)?;
-        vfs.sync_dir(dir.parent().expect("parent")).map_err(io)?;
+        got::wal::create_dir_durable(vfs.as_ref(), dir).map_err(io)?;
         for sub in ["runs", "backups", "quarantine"] {
             vfs.create_dir_all(&dir.join(sub)).map_err(io)?;
         }

@@ -208,7 +208,7 @@ impl Store {
             }
         };
         let backups = inner.dir.join("backups");
-        vfs.create_dir_all(&backups).map_err(io_at(&backups))?;
+        wal::create_dir_durable(vfs, &backups).map_err(io_at(&backups))?;
         // LSNs repeat after a restore, and two backups can share a millisecond:
         // a counter keeps names unique.
         let base = format!("{}-lsn{lsn:012}", stamp(now_ms()));
@@ -727,7 +727,7 @@ fn restore_locked(
     // backup's empty log (starting at its LSN + 1) is copied in.
     let wal_dir = dir.join("wal");
     let q = dir.join("quarantine");
-    v.create_dir_all(&q).map_err(io_at(&q))?;
+    wal::create_dir_durable(v, &q).map_err(io_at(&q))?;
     let tag = stamp(now_ms());
     for n in v.list_dir(&wal_dir).map_err(io_at(&wal_dir))? {
         let from = wal_dir.join(&n);
@@ -804,7 +804,7 @@ fn quarantine_state(v: &dyn Vfs, dir: &Path) -> Result<PathBuf> {
     let q = dir
         .join("quarantine")
         .join(format!("repair-{}", stamp(now_ms())));
-    v.create_dir_all(&q.join("runs")).map_err(io_at(&q))?;
+    wal::create_dir_durable(v, &q.join("runs")).map_err(io_at(&q))?;
     let current = dir.join("CURRENT");
     if v.exists(&current).map_err(io_at(&current))? {
         v.hard_link(&current, &q.join("CURRENT"))

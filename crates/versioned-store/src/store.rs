@@ -654,10 +654,9 @@ pub fn init(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
 
 /// [`init`] with options (the first segment's size comes from them).
 pub fn init_with(vfs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<()> {
-    vfs.create_dir_all(dir).map_err(io_at(dir))?;
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        vfs.sync_dir(parent).map_err(io_at(parent))?;
-    }
+    // The store's directory (and any parent it needs) must survive a power loss
+    // with what is synced inside it.
+    wal::create_dir_durable(vfs, dir).map_err(io_at(dir))?;
     // Two racing inits: the lock orders them and the second finds CURRENT.
     let lock = ProcessLock::open(vfs, dir)?;
     let _held = lock.acquire(wal::lock::lock_timeout_from_env())?;

@@ -21,4 +21,4 @@ pub use group_commit::GroupCommit;
 pub use lock::{LockHeld, ProcessLock};
 pub use log::{Cursor, Damage, Durability, Frame, ScanStop, Tail, Wal, WalOptions};
 pub use sim::SimVfs;
-pub use vfs::{OpenMode, RealVfs, Vfs, VfsFile, VfsLock};
+pub use vfs::{create_dir_durable, OpenMode, RealVfs, Vfs, VfsFile, VfsLock};

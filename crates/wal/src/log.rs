@@ -909,8 +909,7 @@ impl Wal {
     }
 
     fn quarantine(&self, name: &str, bytes: &[u8]) -> Result<()> {
-        self.vfs
-            .create_dir_all(&self.quarantine_dir)
+        crate::vfs::create_dir_durable(self.vfs.as_ref(), &self.quarantine_dir)
             .at(&self.quarantine_dir)?;
         let tmp = self.quarantine_dir.join(format!("{name}.tmp"));
         let dst = self.quarantine_dir.join(name);
@@ -1303,6 +1302,8 @@ mod tests {
     fn new_log() -> Arc<SimVfs> {
         let vfs = SimVfs::new();
         vfs.create_dir_all(Path::new(DIR)).unwrap();
+        vfs.sync_dir(Path::new("/")).unwrap();
+        vfs.sync_dir(Path::new("/sim")).unwrap();
         Wal::create(vfs.as_ref(), Path::new(DIR), ID, &WalOptions::default()).unwrap();
         vfs
     }

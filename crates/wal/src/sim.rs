@@ -13,8 +13,14 @@
 //!   `set_len`) made since the last successful `sync_data`.
 //!
 //! The invariant is `durable` + replay(pending) == `current`. `sync_data` replays the
-//! pending list onto `durable` and clears it. A *failed* (injected) `sync_data` changes
-//! nothing: the data stays readable but is not durable.
+//! pending list onto `durable` and clears it. What a *failed* (injected) `sync_data`
+//! does is set by [`SimVfs::set_sync_failure`]: by default ([`SyncFailure::KeepsDirty`])
+//! it changes nothing: the data stays readable and a later sync may still make it
+//! durable. [`SyncFailure::DropsDirty`] is Linux's behaviour (the PostgreSQL
+//! "fsyncgate" lesson): the kernel marks the dirty pages clean after a failed
+//! writeback and reports the error once, so the writes stay readable from the page
+//! cache but no later sync writes them, and a power loss loses them (a process crash
+//! does not: the cache survives it, still holding bytes the disk never got).
 //!
 //! **Names are separate from data.** There is a `current` namespace (path -> inode) and
 //! a `durable` namespace. Creating a file (`open` with `CreateReadWrite`/`CreateNew`
@@ -23,6 +29,12 @@
 //! `sync_dir(d)` applies `d`'s log to the durable namespace and clears it. So a file
 //! whose data was synced but whose directory was not can vanish on a crash, and a
 //! removed or renamed-over file can come back.
+//!
+//! **Directories are entries too.** `create_dir_all` and `remove_dir` change the
+//! current set of directories at once and append to the parent's log like a file's
+//! entry: a new directory is durable only once its parent is synced. A crash that
+//! loses a directory loses everything under it, however well synced (its entries
+//! are unreachable).
 //!
 //! **Crashes.** [`SimVfs::crash`] simulates a power loss driven by a seeded PRNG
 //! (same seed and same history => same result):
@@ -57,9 +69,8 @@
 //!
 //! # Limits of the model
 //!
-//! * Directories are durable as soon as `create_dir_all` returns and are never lost
-//!   by a crash; directories cannot be removed or renamed. Paths with no parent (`""`,
-//!   `/`) always exist as directories.
+//! * Directories cannot be renamed; only empty ones can be removed. Paths with no
+//!   parent (`""`, `/`) always exist as directories and are never lost.
 //! * Paths are keys: they are compared component-wise with `.` components removed;
 //!   `..` and symlinks are not resolved. There are no hard links, no permissions, no
 //!   timestamps.
@@ -71,8 +82,8 @@
 //!   torn below sector granularity except by garbage. File length changes implied by
 //!   a surviving sector of an extending write are kept (the gap reads as zeros or old
 //!   data).
-//! * A failed `sync_data` keeps the pending operations (a later successful sync makes
-//!   them durable); real Linux may instead drop the dirty pages.
+//! * A failed `sync_dir` keeps its directory's log pending (in both sync-failure
+//!   modes): only data pages are dropped by [`SyncFailure::DropsDirty`].
 //! * Files are limited to [`MAX_FILE_SIZE`] bytes; each file is a `Vec<u8>`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -193,6 +204,21 @@ struct Inode {
     pending: Vec<PendingOp>,
     /// Live (this epoch) file handles on this inode, to collect orphans.
     handles: usize,
+    /// A failed sync dropped pending writes ([`SyncFailure::DropsDirty`]): `current`
+    /// holds bytes that neither `durable` nor `pending` will ever have.
+    lost_writes: bool,
+}
+
+/// What a failed `sync_data` does to the writes it did not make durable (see the
+/// module documentation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SyncFailure {
+    /// They stay pending: readable, and a later successful sync makes them durable.
+    #[default]
+    KeepsDirty,
+    /// Linux after a failed writeback: readable from the cache, never made durable
+    /// by a later sync, lost by a power loss, kept by a process crash.
+    DropsDirty,
 }
 
 #[derive(Debug, Clone)]
@@ -209,9 +235,15 @@ enum DirOp {
     Remove {
         path: PathBuf,
     },
+    Mkdir {
+        path: PathBuf,
+    },
+    Rmdir {
+        path: PathBuf,
+    },
 }
 
-fn apply_dir_op(ns: &mut BTreeMap<PathBuf, u64>, op: &DirOp) {
+fn apply_dir_op(ns: &mut BTreeMap<PathBuf, u64>, dirs: &mut BTreeSet<PathBuf>, op: &DirOp) {
     match op {
         DirOp::Create { path, ino } => {
             ns.insert(path.clone(), *ino);
@@ -223,7 +255,18 @@ fn apply_dir_op(ns: &mut BTreeMap<PathBuf, u64>, op: &DirOp) {
         DirOp::Remove { path } => {
             ns.remove(path);
         }
+        DirOp::Mkdir { path } => {
+            dirs.insert(path.clone());
+        }
+        DirOp::Rmdir { path } => {
+            dirs.remove(path);
+        }
     }
+}
+
+/// Whether `path` has no parent (`""`, `/`): such a directory always exists.
+fn is_root(path: &Path) -> bool {
+    path.parent().is_none()
 }
 
 fn apply_write(buf: &mut Vec<u8>, offset: u64, data: &[u8]) {
@@ -257,8 +300,11 @@ struct State {
     next_ino: u64,
     next_owner: u64,
     inodes: BTreeMap<u64, Inode>,
-    /// Directories (current == durable, see the module doc).
+    /// Directories as reads see them (the roots are implicit).
     dirs: BTreeSet<PathBuf>,
+    /// Directories a power loss keeps (their entries in their parents synced).
+    durable_dirs: BTreeSet<PathBuf>,
+    sync_failure: SyncFailure,
     current: BTreeMap<PathBuf, u64>,
     durable: BTreeMap<PathBuf, u64>,
     /// Pending (not yet `sync_dir`ed) namespace changes, per parent directory.
@@ -328,7 +374,7 @@ impl State {
     }
 
     fn is_dir(&self, path: &Path) -> bool {
-        path.parent().is_none() || self.dirs.contains(path)
+        is_root(path) || self.dirs.contains(path)
     }
 
     fn require_parent_dir(&self, path: &Path) -> io::Result<PathBuf> {
@@ -399,7 +445,7 @@ impl State {
     fn gc(&mut self) {
         let logged = self.dir_logs.values().flatten().filter_map(|op| match op {
             DirOp::Create { ino, .. } | DirOp::Rename { ino, .. } => Some(ino),
-            DirOp::Remove { .. } => None,
+            DirOp::Remove { .. } | DirOp::Mkdir { .. } | DirOp::Rmdir { .. } => None,
         });
         let referenced: BTreeSet<u64> = self
             .current
@@ -422,13 +468,31 @@ impl State {
                 CrashMode::KeepAll => log.len(),
             };
             for op in &log[..keep] {
-                apply_dir_op(&mut self.durable, op);
+                apply_dir_op(&mut self.durable, &mut self.durable_dirs, op);
             }
         }
+        // A directory survives only with its parent (sorted: parents come first); an
+        // entry only with its directory.
+        let mut kept = BTreeSet::new();
+        for d in std::mem::take(&mut self.durable_dirs) {
+            if is_root(&parent_of(&d)) || kept.contains(&parent_of(&d)) {
+                kept.insert(d);
+            }
+        }
+        self.durable
+            .retain(|p, _| is_root(&parent_of(p)) || kept.contains(&parent_of(p)));
+        self.dirs = kept.clone();
+        self.durable_dirs = kept;
+        let keep_cache = matches!(mode, CrashMode::KeepAll);
         // Data: each pending op independently applied, dropped or torn.
         for inode in self.inodes.values_mut() {
             inode.handles = 0;
             let pending = std::mem::take(&mut inode.pending);
+            if inode.lost_writes && !keep_cache {
+                // The cache held the only copy of the dropped writes.
+                inode.lost_writes = false;
+                inode.current = inode.durable.clone();
+            }
             if pending.is_empty() {
                 continue;
             }
@@ -450,7 +514,11 @@ impl State {
                     },
                 }
             }
-            inode.current = inode.durable.clone();
+            if !inode.lost_writes {
+                inode.current = inode.durable.clone();
+            }
+            // Else a process crash: the page cache, dropped writes and all, stays
+            // what reads see (`current` already holds every pending write too).
         }
         self.current = self.durable.clone();
         self.locks.clear();
@@ -583,6 +651,11 @@ impl SimVfs {
         });
     }
 
+    /// Sets what a failed `sync_data` does from now on (see [`SyncFailure`]).
+    pub fn set_sync_failure(&self, mode: SyncFailure) {
+        self.inner.state.lock().sync_failure = mode;
+    }
+
     /// Disarms all faults.
     pub fn clear_faults(&self) {
         let mut st = self.inner.state.lock();
@@ -709,7 +782,37 @@ impl Vfs for SimVfs {
                 }
                 new.push(dir.to_path_buf());
             }
-            st.dirs.extend(new);
+            // Outermost first: each new directory is an entry in its parent's log.
+            for dir in new.into_iter().rev() {
+                st.dirs.insert(dir.clone());
+                st.log(parent_of(&dir), DirOp::Mkdir { path: dir });
+            }
+            Ok(())
+        })
+    }
+
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        let path = norm(path);
+        self.with_op(OpKind::Metadata, |st| {
+            if is_root(&path) || !st.dirs.contains(&path) {
+                return Err(err(
+                    io::ErrorKind::NotFound,
+                    format!("remove_dir {}: no such directory", path.display()),
+                ));
+            }
+            let busy = st
+                .current
+                .keys()
+                .chain(st.dirs.iter())
+                .any(|p| p.parent() == Some(path.as_path()));
+            if busy {
+                return Err(err(
+                    io::ErrorKind::DirectoryNotEmpty,
+                    format!("remove_dir {}: not empty", path.display()),
+                ));
+            }
+            st.dirs.remove(&path);
+            st.log(parent_of(&path), DirOp::Rmdir { path });
             Ok(())
         })
     }
@@ -823,8 +926,9 @@ impl Vfs for SimVfs {
                 ));
             }
             if let Some(log) = st.dir_logs.remove(&path) {
+                let st = &mut *st;
                 for op in &log {
-                    apply_dir_op(&mut st.durable, op);
+                    apply_dir_op(&mut st.durable, &mut st.durable_dirs, op);
                 }
                 st.gc();
             }
@@ -955,13 +1059,26 @@ impl VfsFile for SimFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        self.with_op(OpKind::Sync, |inode| {
-            for op in std::mem::take(&mut inode.pending) {
-                apply_op(&mut inode.durable, &op);
+        let mut st = self.inner.state.lock();
+        if st.epoch != self.epoch {
+            return Err(dead());
+        }
+        let failed = st.begin(OpKind::Sync);
+        let drops = st.sync_failure == SyncFailure::DropsDirty;
+        let inode = st.inode(self.ino)?;
+        if let Err(e) = failed {
+            if drops && !inode.pending.is_empty() {
+                // Marked clean, never written: readable until a power loss.
+                inode.pending.clear();
+                inode.lost_writes = true;
             }
-            debug_assert_eq!(inode.durable, inode.current);
-            Ok(())
-        })
+            return Err(e);
+        }
+        for op in std::mem::take(&mut inode.pending) {
+            apply_op(&mut inode.durable, &op);
+        }
+        debug_assert!(inode.lost_writes || inode.durable == inode.current);
+        Ok(())
     }
 }
 
@@ -1043,9 +1160,12 @@ mod tests {
         Path::new(s)
     }
 
+    /// `/db/wal`, durable (each directory's entry synced in its parent).
     fn setup() -> Arc<SimVfs> {
         let vfs = SimVfs::new();
         vfs.create_dir_all(p("/db/wal")).unwrap();
+        vfs.sync_dir(p("/")).unwrap();
+        vfs.sync_dir(p("/db")).unwrap();
         vfs
     }
 
@@ -1524,6 +1644,84 @@ mod tests {
         assert_eq!(read(&vfs, "/db/f").unwrap(), b"v2");
     }
 
+    /// Linux after a failed writeback: the error once, the bytes readable from the
+    /// cache, never made durable by the next (successful) sync; a power loss loses
+    /// them, a process crash does not.
+    #[test]
+    fn a_failed_sync_that_drops_dirty_pages_loses_them_for_good() {
+        let vfs = setup();
+        vfs.set_sync_failure(SyncFailure::DropsDirty);
+        durable_file(&vfs, "/db/f", b"v1......");
+        let f = vfs.open(p("/db/f"), OpenMode::ReadWrite).unwrap();
+        f.write_at(b"v2", 0).unwrap();
+        vfs.fail_op(1, OpFilter::Sync, FaultError::Eio, false);
+        assert_eq!(f.sync_data().unwrap_err().raw_os_error(), Some(5));
+        assert_eq!(f.read_all().unwrap(), b"v2......");
+        assert_eq!(vfs.pending_ops(), 0, "the dirty pages were marked clean");
+        // Reported once: the next sync succeeds, and writes only what came after.
+        f.write_at(b"w", 7).unwrap();
+        f.sync_data().unwrap();
+        assert_eq!(vfs.read_durable(p("/db/f")).unwrap(), b"v1.....w");
+        assert_eq!(f.read_all().unwrap(), b"v2.....w");
+        // A process crash keeps the cache: the dropped bytes are still read.
+        vfs.crash_keep_all();
+        assert_eq!(read(&vfs, "/db/f").unwrap(), b"v2.....w");
+        // A power loss does not.
+        vfs.crash_drop_all();
+        assert_eq!(read(&vfs, "/db/f").unwrap(), b"v1.....w");
+        check_invariants(&vfs);
+    }
+
+    /// A new directory is an entry in its parent: lost by a power loss until the
+    /// parent is synced, and everything under it with it, however well synced.
+    #[test]
+    fn a_new_directory_and_all_under_it_are_lost_until_its_parent_is_synced() {
+        let vfs = setup();
+        vfs.create_dir_all(p("/db/new/sub")).unwrap();
+        durable_file(&vfs, "/db/new/sub/f", b"synced");
+        vfs.sync_dir(p("/db/new")).unwrap(); // makes `sub` durable in `new`
+        assert!(vfs.exists(p("/db/new/sub/f")).unwrap());
+        vfs.crash_drop_all();
+        assert!(
+            !vfs.exists(p("/db/new")).unwrap(),
+            "unsynced directory survived"
+        );
+        assert!(read(&vfs, "/db/new/sub/f").is_none());
+        assert_eq!(vfs.list_dir(p("/db")).unwrap(), vec!["wal"]);
+
+        vfs.create_dir_all(p("/db/new/sub")).unwrap();
+        durable_file(&vfs, "/db/new/sub/f", b"synced");
+        vfs.sync_dir(p("/db")).unwrap();
+        vfs.sync_dir(p("/db/new")).unwrap();
+        vfs.crash_drop_all();
+        assert_eq!(read(&vfs, "/db/new/sub/f").unwrap(), b"synced");
+        check_invariants(&vfs);
+    }
+
+    /// `remove_dir` refuses a directory with entries; an unsynced removal can be
+    /// undone by a crash, a synced one cannot.
+    #[test]
+    fn remove_dir_needs_an_empty_directory_and_a_parent_sync() {
+        let vfs = setup();
+        vfs.create_dir_all(p("/db/d")).unwrap();
+        durable_file(&vfs, "/db/d/f", b"x");
+        vfs.sync_dir(p("/db")).unwrap();
+        let e = vfs.remove_dir(p("/db/d")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::DirectoryNotEmpty);
+        vfs.remove_file(p("/db/d/f")).unwrap();
+        vfs.remove_dir(p("/db/d")).unwrap();
+        assert!(!vfs.exists(p("/db/d")).unwrap());
+        vfs.crash_drop_all();
+        assert_eq!(read(&vfs, "/db/d/f").unwrap(), b"x", "nothing was synced");
+        vfs.remove_file(p("/db/d/f")).unwrap();
+        vfs.sync_dir(p("/db/d")).unwrap();
+        vfs.remove_dir(p("/db/d")).unwrap();
+        vfs.sync_dir(p("/db")).unwrap();
+        vfs.crash_drop_all();
+        assert!(!vfs.exists(p("/db/d")).unwrap());
+        check_invariants(&vfs);
+    }
+
     #[test]
     fn failed_sync_dir_does_not_make_entries_durable() {
         let vfs = setup();
@@ -1835,22 +2033,25 @@ mod tests {
             for op in &inode.pending {
                 apply_op(&mut replay, op);
             }
-            assert_eq!(replay, inode.current, "inode {ino}");
+            if !inode.lost_writes {
+                assert_eq!(replay, inode.current, "inode {ino}");
+            }
         }
         for ino in st.current.values().chain(st.durable.values()) {
             assert!(st.inodes.contains_key(ino), "dangling inode {ino}");
         }
         let mut ns = st.durable.clone();
-        for (dir, log) in &st.dir_logs {
+        let mut dirs = st.durable_dirs.clone();
+        for log in st.dir_logs.values() {
             for op in log {
                 if let DirOp::Create { ino, .. } | DirOp::Rename { ino, .. } = op {
                     assert!(st.inodes.contains_key(ino), "dangling logged inode {ino}");
                 }
-                apply_dir_op(&mut ns, op);
+                apply_dir_op(&mut ns, &mut dirs, op);
             }
-            assert!(st.dirs.contains(dir) || dir.parent().is_none());
         }
         assert_eq!(ns, st.current, "durable + dir logs == current namespace");
+        assert_eq!(dirs, st.dirs, "durable + dir logs == current directories");
     }
 
     #[test]

@@ -124,6 +124,34 @@ pub trait Vfs: Send + Sync + Debug + 'static {
     }
 }
 
+/// Creates directory `path` and its missing parents durably: each new directory
+/// is an entry in its parent, durable only once the parent is synced, so after
+/// creating them this syncs every parent that gained one, outermost first. A
+/// power loss after it returns keeps `path` (an existing `path` costs one
+/// `exists` call and nothing else).
+pub fn create_dir_durable(vfs: &dyn Vfs, path: &Path) -> io::Result<()> {
+    let mut new = Vec::new();
+    for dir in path.ancestors() {
+        if dir.as_os_str().is_empty() || vfs.exists(dir)? {
+            break;
+        }
+        new.push(dir);
+    }
+    if new.is_empty() {
+        return Ok(());
+    }
+    vfs.create_dir_all(path)?;
+    for dir in new.iter().rev() {
+        match dir.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => vfs.sync_dir(parent)?,
+            // A relative path's first component: its parent is the working
+            // directory.
+            _ => vfs.sync_dir(Path::new("."))?,
+        }
+    }
+    Ok(())
+}
+
 /// The real file system (`std::fs`, `fdatasync`, `flock`).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RealVfs;
