@@ -395,9 +395,15 @@ pub fn create(vfs: &Arc<SimVfs>, opts: &Options, rng: &mut Rng) -> Result<(), St
     r.map_err(|e| format!("creating the store failed: {e}"))
 }
 
-/// A new store on a new simulated disk, opened.
+/// A new store on a new simulated disk, opened. Half the seeds get Linux's
+/// behaviour after a failed sync (the dirty pages dropped, see `SyncFailure`), the
+/// other half the gentler one (they stay pending). The choice reads the PRNG's
+/// state without drawing from it, so each seed's workload stays what it was.
 pub fn new_store(rng: &mut Rng, opts: &Options) -> Result<(Arc<SimVfs>, Store), String> {
     let vfs = SimVfs::new();
+    if (rng.0 >> 17) & 1 == 1 {
+        vfs.set_sync_failure(got::wal::sim::SyncFailure::DropsDirty);
+    }
     create(&vfs, opts, rng)?;
     let store = open(&vfs, opts)?;
     Ok((vfs, store))

@@ -613,6 +613,7 @@ impl Wal {
             // DURABLE's synced LSN proves those frames reached stable storage.
             self.synced_lsn.fetch_max(p.synced, Ordering::SeqCst);
         }
+        let scan_from = (cur.segment, cur.offset);
         let mut stop = self.scan(cur, None, out, usize::MAX)?;
         if stop == ScanStop::MissingSegment && self.is_future_segment(cur.segment)? {
             // A writer closed a segment but died (or failed) before installing the
@@ -623,7 +624,10 @@ impl Wal {
             if let Some(&closed) = segment::list_segments(self.vfs.as_ref(), &self.wal_dir)?.last()
             {
                 if let Some(f) = self.segment_file(closed)? {
-                    self.sync(&f, &self.segment_path(closed))?;
+                    let path = self.segment_path(closed);
+                    let len = f.len().at(&path)?;
+                    self.redirty(&f, &path, SEGMENT_HEADER_BYTES, len)?;
+                    self.sync(&f, &path)?;
                 }
             }
             self.install(cur.segment)?;
@@ -673,9 +677,20 @@ impl Wal {
         {
             // Frames a dead writer (or a `Durability::None` writer) wrote but may
             // not have synced: make them durable before anything (our own commit
-            // included) builds on them.
+            // included) builds on them. A plain sync is not enough: if the dead
+            // writer's sync failed, Linux may have marked those pages clean
+            // without writing them (the "fsyncgate" lesson); they read back fine
+            // from the cache, and no later fsync writes them. Writing the same
+            // bytes again makes them dirty, so this sync does.
             if let Some(f) = self.segment_file(cur.segment)? {
-                self.sync(&f, &self.segment_path(cur.segment))?;
+                let path = self.segment_path(cur.segment);
+                let from = if scan_from.0 == cur.segment {
+                    scan_from.1.max(SEGMENT_HEADER_BYTES)
+                } else {
+                    SEGMENT_HEADER_BYTES
+                };
+                self.redirty(&f, &path, from, cur.offset)?;
+                self.sync(&f, &path)?;
             }
         }
         if self.opts.durability == Durability::Immediate {
@@ -940,6 +955,22 @@ impl Wal {
         self.durable.publish_synced(self.to_publish(keep))?;
         self.cut(d, &rest)?;
         self.deep_checked.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Writes bytes `[from, to)` of `f` back as they read, so that the next sync
+    /// writes them even if a failed writeback left them clean in the page cache.
+    fn redirty(&self, f: &Arc<dyn VfsFile>, path: &Path, from: u64, to: u64) -> Result<()> {
+        const CHUNK_BYTES: u64 = 256 << 10;
+        let mut buf = Vec::new();
+        let mut off = from;
+        while off < to {
+            let n = (to - off).min(CHUNK_BYTES) as usize;
+            buf.resize(n, 0);
+            f.read_exact_at(&mut buf, off).at(path)?;
+            f.write_at(&buf, off).at(path)?;
+            off += n as u64;
+        }
         Ok(())
     }
 
