@@ -23,8 +23,8 @@ pub use maintenance::{
 };
 pub use model::{Edge, Entity};
 pub use store::{
-    init, init_with, ChangeListener, CheckpointInfo, CommitInfo, ContentStats, Deriver, DiskStats,
-    HistoryEntry, KeyChanges, Options, StateView, Store,
+    init, init_with, ChangeListener, CheckpointInfo, CommitInfo, CommitStats, ContentStats,
+    Deriver, DiskStats, HistoryEntry, KeyChanges, Options, StateView, Store,
 };
 pub use txn::{Direction, Transaction};
 pub use value::{props, Props, Value};

@@ -220,6 +220,13 @@ pub struct CommitInfo {
     pub lsn: Option<u64>,
 }
 
+/// See [`Store::commit_stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    pub frames: u64,
+    pub transactions: u64,
+}
+
 /// One version in an entity's history.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HistoryEntry {
@@ -301,6 +308,9 @@ pub(crate) struct Inner {
     /// One checkpoint at a time in this process (each releases the lock while it
     /// writes its run).
     checkpointing: Mutex<()>,
+    /// What this handle's group commit appended: frames, and transactions in them.
+    frames_written: std::sync::atomic::AtomicU64,
+    transactions_written: std::sync::atomic::AtomicU64,
 }
 
 /// Told about every committed change this process applies: its own commits and
@@ -506,6 +516,18 @@ impl Store {
         match self.inner.checkpoint() {
             Err(_) if self.inner.heal_derived()? => self.inner.checkpoint(),
             r => r,
+        }
+    }
+
+    /// What this handle (and every handle sharing it in this process) appended to
+    /// the log since it was opened: WAL frames, each one write and one sync, and
+    /// the transactions they held. More transactions than frames means group
+    /// commit batched concurrent committers.
+    pub fn commit_stats(&self) -> CommitStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        CommitStats {
+            frames: self.inner.frames_written.load(Relaxed),
+            transactions: self.inner.transactions_written.load(Relaxed),
         }
     }
 
@@ -785,6 +807,8 @@ impl Inner {
             listeners: RwLock::new(Vec::new()),
             extensions: Mutex::new(HashMap::new()),
             checkpointing: Mutex::new(()),
+            frames_written: Default::default(),
+            transactions_written: Default::default(),
         };
         inner.rebuild_derived_if_stale()?;
         if let Some(lock) = &inner.lock {
@@ -1115,12 +1139,18 @@ impl Inner {
             .wal
             .append(&held, &mut wcur, &payload, accepted.len() as u32);
         let first = match appended {
-            Ok(first) => first,
+            Ok(first) => {
+                use std::sync::atomic::Ordering::Relaxed;
+                self.frames_written.fetch_add(1, Relaxed);
+                self.transactions_written
+                    .fetch_add(accepted.len() as u64, Relaxed);
+                first
+            }
             Err(e) => {
                 if self.wal.must_keep_lock() {
                     // The failed frame could not be erased: keep others from reading
                     // it until this handle is dropped.
-                    std::mem::forget(held);
+                    held.keep();
                 }
                 let e = Error::from(e);
                 return Ok(results

@@ -18,6 +18,9 @@ pub struct ProcessLock {
     /// `flock` excludes other open file descriptions, not other threads using this
     /// one: threads of this process take this mutex first.
     threads: parking_lot::Mutex<()>,
+    /// Set by [`LockHeld::keep`]: the lock stays held until this handle is dropped,
+    /// and every later `acquire` fails at once instead of waiting for it.
+    kept: std::sync::atomic::AtomicBool,
 }
 
 /// Proof that the lock is held; releases it when dropped.
@@ -25,6 +28,18 @@ pub struct ProcessLock {
 pub struct LockHeld<'a> {
     lock: &'a ProcessLock,
     _thread: parking_lot::MutexGuard<'a, ()>,
+}
+
+impl LockHeld<'_> {
+    /// Keeps the lock held until the `ProcessLock` is dropped (a frame whose sync
+    /// failed could not be erased: no other process may read it). Every later
+    /// `acquire` on this `ProcessLock` fails with `Error::Poisoned`.
+    pub fn keep(self) {
+        self.lock
+            .kept
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        std::mem::forget(self);
+    }
 }
 
 impl Drop for LockHeld<'_> {
@@ -43,19 +58,37 @@ impl ProcessLock {
             path,
             lock,
             threads: parking_lot::Mutex::new(()),
+            kept: Default::default(),
         })
     }
 
-    /// Blocks until the lock is held or `timeout` passes (`Error::Locked`).
+    /// Blocks until the lock is held or `timeout` passes (`Error::Locked`). Fails
+    /// with `Error::Poisoned` once a holder has kept the lock (see
+    /// [`LockHeld::keep`]), also for threads already waiting.
     pub fn acquire(&self, timeout: Duration) -> Result<LockHeld<'_>> {
         let start = Instant::now();
         let locked = |waited: Duration| Error::Locked {
             holder: self.holder(),
             waited_ms: waited.as_millis() as u64,
         };
-        let Some(thread) = self.threads.try_lock_for(timeout) else {
-            return Err(locked(start.elapsed()));
+        // Waits in slices, so that a thread waiting behind a holder that keeps the
+        // lock learns it within one slice rather than at the end of its timeout.
+        const SLICE: Duration = Duration::from_millis(20);
+        let thread = loop {
+            if self.kept.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(Error::Poisoned);
+            }
+            let left = timeout.saturating_sub(start.elapsed());
+            if let Some(t) = self.threads.try_lock_for(left.min(SLICE)) {
+                break t;
+            }
+            if left <= SLICE {
+                return Err(locked(start.elapsed()));
+            }
         };
+        if self.kept.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Poisoned);
+        }
         let left = timeout.saturating_sub(start.elapsed());
         if !self.lock.lock(left).at(&self.path)? {
             return Err(locked(start.elapsed()));
@@ -120,4 +153,32 @@ pub fn lock_timeout_from_env() -> Duration {
         .filter(|s| s.is_finite() && *s >= 0.0)
         .map(Duration::from_secs_f64)
         .unwrap_or(DEFAULT_LOCK_TIMEOUT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::SimVfs;
+    use crate::vfs::Vfs;
+
+    /// A holder that keeps the lock (its frame could not be erased) fails the
+    /// threads waiting behind it with `Poisoned`, not `Locked` at the end of their
+    /// (here very long) timeout, and every later acquire too.
+    #[test]
+    fn keeping_the_lock_fails_waiting_and_later_acquires_as_poisoned() {
+        let vfs = SimVfs::new();
+        vfs.create_dir_all(Path::new("/l")).unwrap();
+        let lock = ProcessLock::open(vfs.as_ref(), Path::new("/l")).unwrap();
+        let held = lock.acquire(Duration::from_secs(1)).unwrap();
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| lock.acquire(Duration::from_secs(3600)).map(|_| ()));
+            // The waiter is parked behind the holder (or not yet started: either
+            // way it must come back Poisoned).
+            held.keep();
+            let r = waiter.join().unwrap();
+            assert!(matches!(r, Err(Error::Poisoned)), "{r:?}");
+        });
+        let r = lock.acquire(Duration::from_secs(3600)).map(|_| ());
+        assert!(matches!(r, Err(Error::Poisoned)), "{r:?}");
+    }
 }

@@ -554,6 +554,8 @@ fn tear_write(buf: &mut Vec<u8>, offset: u64, data: &[u8], rng: &mut Rng) {
 struct Inner {
     state: Mutex<State>,
     cond: Condvar,
+    /// Microseconds each `sync_data` waits before it runs (outside the state lock).
+    sync_latency_us: std::sync::atomic::AtomicU64,
 }
 
 /// An in-memory simulated disk with crash simulation and fault injection. See the
@@ -586,6 +588,7 @@ impl SimVfs {
             inner: Arc::new(Inner {
                 state: Mutex::new(State::default()),
                 cond: Condvar::new(),
+                sync_latency_us: Default::default(),
             }),
         })
     }
@@ -649,6 +652,17 @@ impl SimVfs {
             persistent,
             fired: false,
         });
+    }
+
+    /// Makes every `sync_data` take `latency` (spent before it runs, without
+    /// holding the simulator's lock), as a device's flush does: concurrent
+    /// committers then queue behind a sync and group commit forms batches. Pacing
+    /// only; nothing in the model depends on time.
+    pub fn set_sync_latency(&self, latency: Duration) {
+        self.inner.sync_latency_us.store(
+            latency.as_micros() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Sets what a failed `sync_data` does from now on (see [`SyncFailure`]).
@@ -1059,6 +1073,13 @@ impl VfsFile for SimFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
+        let latency = self
+            .inner
+            .sync_latency_us
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if latency > 0 {
+            std::thread::sleep(Duration::from_micros(latency));
+        }
         let mut st = self.inner.state.lock();
         if st.epoch != self.epoch {
             return Err(dead());
