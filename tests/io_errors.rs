@@ -368,6 +368,7 @@ fn run_case(c: &Case, tally: &mut Tally) -> Result<(), String> {
     let before = acked.clone();
     let mut log = String::new();
     tally.cases += 1;
+    let ops_before = vfs.ops_matching(c.filter);
     vfs.fail_op(c.nth, c.filter, c.error, c.persistent);
 
     // The target operation, under the fault.
@@ -428,6 +429,16 @@ fn run_case(c: &Case, tally: &mut Tally) -> Result<(), String> {
     };
     if target_ok {
         tally.ok += 1;
+    }
+    // The workload is deterministic, so the target operation did at least the
+    // operations before the Nth as in its dry run, and then the Nth: the fault fired.
+    let ops = vfs.ops_matching(c.filter) - ops_before;
+    if ops < c.nth {
+        return Err(format!(
+            "the fault never fired: the target did {ops} matching operations, fewer than \
+             the {} of its dry run\n{log}",
+            c.nth
+        ));
     }
     vfs.clear_faults();
     let ctx = |e: String| format!("{e}\n{log}");
@@ -643,6 +654,30 @@ fn run_target(test: &str, target: Target) {
         cases.len(),
         start.elapsed()
     );
+    if std::env::var_os("GOT_IO_CASE").is_none() {
+        // Every case's fault fires (checked per case above), and a good share of
+        // them must fail the target operation where the caller sees it: a fault
+        // injector that stopped failing operations would leave every case passing.
+        // (A commit absorbs many: a failed preallocation or automatic checkpoint
+        // after the frame is synced does not fail the commit.)
+        let surfaced = tally.failed + tally.unknown;
+        let floor = match target {
+            Target::Commit => tally.cases / 10,
+            Target::Checkpoint | Target::Open => tally.cases * 2 / 5,
+        };
+        assert!(
+            tally.cases > 0 && surfaced >= floor.max(1),
+            "{test}: only {surfaced} of {} cases failed the target operation (floor {floor}): \
+             is the fault injector working? {tally:?}",
+            tally.cases
+        );
+        if target == Target::Commit {
+            assert!(
+                tally.unknown > 0 && tally.poisoned > 0,
+                "{test}: no sync failure made a commit's outcome unknown: {tally:?}"
+            );
+        }
+    }
     if !failures.is_empty() {
         let n: usize = failures.values().map(|(v, _)| v.len()).sum();
         let mut report = format!(
@@ -753,11 +788,21 @@ fn a_failed_sync_at_any_point_of_a_rotation_is_healed_by_the_next_writer() {
         let s = Store::open_with_vfs(vfs.clone() as Arc<dyn Vfs>, "/r/.got", opts.clone())
             .unwrap_or_else(|e| panic!("step {before}: reopening after the power loss: {e}"));
         for i in &acked {
-            assert!(
-                s.get(&format!("k{i:03}")).unwrap().is_some(),
-                "step {before}: acknowledged k{i:03} lost"
+            let id = format!("k{i:03}");
+            let e = s
+                .get(&id)
+                .unwrap()
+                .unwrap_or_else(|| panic!("step {before}: acknowledged {id} lost"));
+            assert_eq!(
+                (e.kind.as_str(), e.version, e.props.len(), &e.props["pad"]),
+                ("t", 1, 1, &Value::from("x".repeat(300))),
+                "step {before}: acknowledged {id} came back with other contents: {e:?}"
             );
         }
+        assert!(
+            s.get("k1000").unwrap().is_none(),
+            "step {before}: the commit whose sync failed came back"
+        );
     }
     assert!(rotations_hit > 0, "no step crossed a rotation");
 }
