@@ -17,7 +17,7 @@
 //! twice or out of order. Each step is a transaction that reads the handoff and
 //! writes it at the version read, so two racing steps cannot both succeed.
 
-use crate::tasks::{self, now_ms, prop_str, write};
+use crate::tasks::{self, prop_str, write};
 use crate::{Entity, Error, Props, Result, Store, Transaction, Value};
 
 pub const KIND: &str = "handoff";
@@ -97,7 +97,7 @@ pub fn initiate(
             p.insert("context".into(), c.clone());
         }
         set(&mut p, "status", "initiated");
-        set(&mut p, "initiated_at", now_ms());
+        set(&mut p, "initiated_at", store.now_ms());
         let h = tx.create_with_prefix(ID_PREFIX, KIND, p)?;
         tx.add_edge(&h.id, EDGE, &t.id, Props::new())?;
         Ok(h)
@@ -156,7 +156,8 @@ fn take_over(tx: &mut Transaction<'_>, task: &str, agent: &str) -> Result<()> {
     set(&mut p, "assignee", agent);
     set(&mut p, "status", "in_progress");
     set(&mut p, "lease_expires_at", Value::Null);
-    p.entry("started_at".into()).or_insert(Value::Int(now_ms()));
+    p.entry("started_at".into())
+        .or_insert(Value::Int(tx.time_ms()));
     tx.put_if_version(&t.id, &t.kind, p, t.version)?;
     Ok(())
 }
@@ -166,7 +167,7 @@ fn take_over(tx: &mut Transaction<'_>, task: &str, agent: &str) -> Result<()> {
 pub fn accept(store: &Store, id: &str, agent: &str) -> Result<Entity> {
     step(store, id, agent, "accept", "initiated", |p| {
         set(p, "status", "accepted");
-        set(p, "accepted_at", now_ms());
+        set(p, "accepted_at", store.now_ms());
     })
 }
 
@@ -187,7 +188,7 @@ pub fn complete(
     }
     step(store, id, agent, "complete", "accepted", |p| {
         set(p, "status", "completed");
-        set(p, "completed_at", now_ms());
+        set(p, "completed_at", store.now_ms());
         if let Some(r) = &result {
             p.insert("result".into(), r.clone());
         }
@@ -207,7 +208,7 @@ pub fn reject(store: &Store, id: &str, agent: &str, reason: &str) -> Result<Enti
     }
     step(store, id, agent, "reject", "initiated", |p| {
         set(p, "status", "rejected");
-        set(p, "rejected_at", now_ms());
+        set(p, "rejected_at", store.now_ms());
         set(p, "reject_reason", reason);
     })
 }

@@ -8,7 +8,7 @@
 //! Claiming a sprint works as claiming a task: one transaction reading and
 //! writing it, so of racing agents one wins.
 
-use crate::tasks::{self, now_ms, prop_str, write};
+use crate::tasks::{self, prop_str, write};
 use crate::{Direction, Entity, Error, Props, Result, Store, Transaction, Value};
 
 pub const SPRINT: &str = "sprint";
@@ -198,7 +198,7 @@ fn set_status(store: &Store, id: &str, from: &[&str], to: &str) -> Result<Entity
         }
         let mut p = s.props.clone();
         p.insert("status".into(), to.into());
-        p.insert(format!("{to}_at"), Value::Int(now_ms()));
+        p.insert(format!("{to}_at"), Value::Int(store.now_ms()));
         tx.put_if_version(&s.id, SPRINT, p, s.version)
     })
 }

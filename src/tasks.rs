@@ -47,7 +47,9 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(3600);
 /// Attempts at a write that keeps losing races before giving up with `Conflict`.
 const MAX_ATTEMPTS: usize = 200;
 
-/// Milliseconds since the Unix epoch.
+/// Milliseconds since the Unix epoch, by the system clock. The task commands read
+/// the store's clock instead ([`versioned_store::Store::now_ms`]), which tests and
+/// `GOT_NOW_MS` can set.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -336,7 +338,7 @@ fn update_props(
 pub fn claim(store: &Store, id: &str, agent: &str, lease: Option<Duration>) -> Result<Entity> {
     write(store, |tx| {
         let t = get(tx, id)?;
-        claim_in(tx, &t, agent, lease, now_ms())
+        claim_in(tx, &t, agent, lease, store.now_ms())
     })
 }
 
@@ -401,7 +403,7 @@ pub fn next_claim(store: &Store, agent: &str, lease: Option<Duration>) -> Result
     // Also tasks held under leases that ran out: claimable, but not in the ready
     // index (they are assigned).
     write(store, |tx| {
-        let now = now_ms();
+        let now = store.now_ms();
         let mut skip = 0;
         loop {
             let batch = crate::ready::ready(tx, Some(skip + 16))?;
@@ -485,7 +487,7 @@ fn unclaim(tx: &mut Transaction<'_>, t: &Entity) -> Result<Entity> {
 /// Releases every claim whose lease has run out; returns the tasks released.
 pub fn reclaim_stale(store: &Store) -> Result<Vec<Entity>> {
     write(store, |tx| {
-        let now = now_ms();
+        let now = store.now_ms();
         let mut out = Vec::new();
         for t in stale_claims(tx, now)? {
             out.push(unclaim(tx, &t)?);
@@ -500,7 +502,7 @@ pub fn start(store: &Store, id: &str, agent: &str) -> Result<Entity> {
     write(store, |tx| {
         let t = get(tx, id)?;
         if let Some(a) = assignee(&t).filter(|a| *a != agent) {
-            if !lease_expired(&t, now_ms()) {
+            if !lease_expired(&t, store.now_ms()) {
                 return Err(Error::Conflict(format!("{} is claimed by {a}", t.id)));
             }
         }
@@ -523,7 +525,7 @@ pub fn start(store: &Store, id: &str, agent: &str) -> Result<Entity> {
                 status(d)
             )));
         }
-        let now = now_ms();
+        let now = store.now_ms();
         update_props(tx, &t, |p| {
             set(p, "status", "in_progress");
             set(p, "assignee", agent);
@@ -551,14 +553,14 @@ pub fn complete(
             return Err(invalid(format!("{} is already completed", t.id)));
         }
         if let Some(a) = assignee(&t).filter(|a| *a != agent) {
-            if !lease_expired(&t, now_ms()) {
+            if !lease_expired(&t, store.now_ms()) {
                 return Err(Error::Conflict(format!(
                     "{} is claimed by {a}; only they can complete it",
                     t.id
                 )));
             }
         }
-        let now = now_ms();
+        let now = store.now_ms();
         update_props(tx, &t, |p| {
             set(p, "status", "completed");
             set(p, "completed_by", agent);
@@ -627,7 +629,7 @@ pub fn note(store: &Store, id: &str, agent: &str, text: &str) -> Result<Entity> 
                 _ => Vec::new(),
             };
             let mut n = std::collections::BTreeMap::new();
-            n.insert("at".to_string(), Value::Int(now_ms()));
+            n.insert("at".to_string(), Value::Int(store.now_ms()));
             n.insert("author".to_string(), Value::from(agent));
             n.insert("text".to_string(), Value::from(text));
             notes.push(Value::Map(n.into_iter().collect()));

@@ -584,8 +584,28 @@ fn check_refused_as_too_new(rel: &Path, edit: impl Fn(&mut Vec<u8>), what: &str)
         "{what}\n{}",
         text(&o)
     );
-    // Repair must not cut a newer file (checked with the snapshot below).
-    let _ = got(&dir, &["repair", "--truncate-at-corruption"]);
+    // Repair must refuse a newer file (exit 7, too_new) and not cut it (checked
+    // with the snapshot below).
+    for json in [false, true] {
+        let mut args = vec!["repair", "--truncate-at-corruption"];
+        if json {
+            args.insert(0, "--json");
+        }
+        let o = got(&dir, &args);
+        assert_eq!(o.status.code(), Some(7), "{what}: repair\n{}", text(&o));
+        if json {
+            let j: Json = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+                panic!("{what}: repair --json is not JSON ({e})\n{}", text(&o))
+            });
+            assert_eq!(j["error"]["code"], "too_new", "{what}: {j}");
+        } else {
+            assert!(
+                String::from_utf8_lossy(&o.stderr).contains("newer than this binary supports"),
+                "{what}: repair\n{}",
+                text(&o)
+            );
+        }
+    }
 
     let after = snapshot(&dir);
     assert_eq!(

@@ -1,5 +1,7 @@
 //! Graph queries against brute force on random graphs.
 
+mod common;
+
 use got::graph::{self, EdgeFilter};
 use got::wal::{SimVfs, Vfs};
 use got::{Direction, Options, Store};
@@ -65,12 +67,17 @@ fn idx(s: &str) -> usize {
 
 #[test]
 fn graph_queries_agree_with_brute_force_on_random_graphs() {
-    let seeds: u64 = if std::env::var("GOT_LONG_TESTS").is_ok() {
-        2000
+    // Seeds 0..N, or the one in GOT_SEED (each failure names its seed).
+    let seeds: Vec<u64> = if std::env::var_os("GOT_SEED").is_some() {
+        vec![common::seed::seed(
+            "graph_queries_agree_with_brute_force_on_random_graphs",
+        )]
+    } else if std::env::var("GOT_LONG_TESTS").is_ok() {
+        (0..2000).collect()
     } else {
-        150
+        (0..150).collect()
     };
-    for seed in 0..seeds {
+    for seed in seeds {
         let mut rng = Rng(seed);
         let vfs = SimVfs::new();
         let store = Store::open_with_vfs(
@@ -111,7 +118,7 @@ fn graph_queries_agree_with_brute_force_on_random_graphs() {
                 Ok(())
             })
             .unwrap();
-        let ctx = format!("seed {seed}");
+        let ctx = format!("seed {seed} (replay with GOT_SEED={seed})");
         let reach = closure(&adj_a);
         let f = EdgeFilter::out(&["a"]);
         let mut tx = store.begin().unwrap();

@@ -5,11 +5,13 @@
 //! space (no random ids), so a printed case replays the same way (only wall-clock
 //! `created_at` differs, and every comparison reads it from the store).
 
+mod common;
+
 use got::query::{Filter, Query};
 use got::wal::{SimVfs, Vfs};
 use got::{Options, Props, Store, Transaction, Value};
 use proptest::prelude::*;
-use proptest::test_runner::Config as ProptestConfig;
+use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -28,9 +30,12 @@ fn long() -> bool {
     std::env::var("GOT_LONG_TESTS").is_ok()
 }
 
+/// proptest's generator runs from `GOT_SEED` when set, else from a fresh seed;
+/// either way the seed is printed (a failure also prints its minimal case).
 fn config() -> ProptestConfig {
     ProptestConfig {
         cases: if long() { 500 } else { 24 },
+        rng_seed: RngSeed::Fixed(common::seed::seed("index_props (proptest)")),
         // Never write proptest-regressions/ files: the printed case is the replay.
         failure_persistence: None,
         ..ProptestConfig::default()

@@ -12,9 +12,10 @@
 //! a crash; no acknowledged commit is ever lost; after the fault clears the store
 //! keeps working (commits, checkpoints).
 //!
-//! Every failure prints its case; replay one with
-//! `GOT_IO_CASE=<case> cargo test --test io_errors <test name> -- --nocapture`,
-//! where `<case>` is the printed `target:prefix:filter:error:once|persistent:nth`.
+//! The workload's seed is `GOT_SEED` when set, else fresh (printed). Every failure
+//! prints its case; replay one with `GOT_SEED=<seed> GOT_IO_CASE=<case> cargo test
+//! --test io_errors <test name> -- --nocapture`, where `<case>` is the printed
+//! `target:prefix:filter:error:once|persistent:nth`.
 //! `GOT_LONG_TESTS=1` covers many more store states (prefix lengths).
 
 mod common;
@@ -174,7 +175,12 @@ impl Case {
     }
 }
 
-const WORKLOAD_SEED: u64 = 0x10E7;
+/// The seed of the workload every case of this run replays: `GOT_SEED` when set,
+/// else fresh (printed once; a case's replay needs it with `GOT_IO_CASE`).
+fn workload_seed() -> u64 {
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *SEED.get_or_init(|| common::seed::seed("io_errors workload"))
+}
 
 fn io_options() -> Options {
     Options {
@@ -197,7 +203,7 @@ struct Setup {
 }
 
 fn setup(prefix: u64, target: Target) -> Result<Setup, String> {
-    let mut rng = Rng::new(WORKLOAD_SEED);
+    let mut rng = Rng::new(workload_seed());
     let opts = io_options();
     let (vfs, store) = new_store(&mut rng, &opts)?;
     let mut acked = Model::default();
@@ -225,8 +231,14 @@ fn setup(prefix: u64, target: Target) -> Result<Setup, String> {
         // process crash that keeps everything written.
         vfs.fail_op(1, OpFilter::Sync, FaultError::Eio, true);
         let s = store.as_ref().expect("open");
-        if let TxOutcome::Acked(_) = run_tx(s, &mut rng, &acked)? {
-            return Err("setup: a commit whose syncs all failed was acknowledged".into());
+        // A transaction that writes nothing commits without a frame (nothing to
+        // sync): draw until one writes.
+        let mut tries = 0;
+        while let TxOutcome::Acked(m) = run_tx(s, &mut rng, &acked)? {
+            tries += 1;
+            if m != acked || tries == 20 {
+                return Err("setup: a commit whose syncs all failed was acknowledged".into());
+            }
         }
         vfs.crash_keep_all();
         vfs.clear_faults();
@@ -368,6 +380,7 @@ fn run_case(c: &Case, tally: &mut Tally) -> Result<(), String> {
     let before = acked.clone();
     let mut log = String::new();
     tally.cases += 1;
+    let ops_before = vfs.ops_matching(c.filter);
     vfs.fail_op(c.nth, c.filter, c.error, c.persistent);
 
     // The target operation, under the fault.
@@ -428,6 +441,16 @@ fn run_case(c: &Case, tally: &mut Tally) -> Result<(), String> {
     };
     if target_ok {
         tally.ok += 1;
+    }
+    // The workload is deterministic, so the target operation did at least the
+    // operations before the Nth as in its dry run, and then the Nth: the fault fired.
+    let ops = vfs.ops_matching(c.filter) - ops_before;
+    if ops < c.nth {
+        return Err(format!(
+            "the fault never fired: the target did {ops} matching operations, fewer than \
+             the {} of its dry run\n{log}",
+            c.nth
+        ));
     }
     vfs.clear_faults();
     let ctx = |e: String| format!("{e}\n{log}");
@@ -643,6 +666,30 @@ fn run_target(test: &str, target: Target) {
         cases.len(),
         start.elapsed()
     );
+    if std::env::var_os("GOT_IO_CASE").is_none() {
+        // Every case's fault fires (checked per case above), and a good share of
+        // them must fail the target operation where the caller sees it: a fault
+        // injector that stopped failing operations would leave every case passing.
+        // (A commit absorbs many: a failed preallocation or automatic checkpoint
+        // after the frame is synced does not fail the commit.)
+        let surfaced = tally.failed + tally.unknown;
+        let floor = match target {
+            Target::Commit => tally.cases / 10,
+            Target::Checkpoint | Target::Open => tally.cases * 2 / 5,
+        };
+        assert!(
+            tally.cases > 0 && surfaced >= floor.max(1),
+            "{test}: only {surfaced} of {} cases failed the target operation (floor {floor}): \
+             is the fault injector working? {tally:?}",
+            tally.cases
+        );
+        if target == Target::Commit {
+            assert!(
+                tally.unknown > 0 && tally.poisoned > 0,
+                "{test}: no sync failure made a commit's outcome unknown: {tally:?}"
+            );
+        }
+    }
     if !failures.is_empty() {
         let n: usize = failures.values().map(|(v, _)| v.len()).sum();
         let mut report = format!(
@@ -652,11 +699,12 @@ fn run_target(test: &str, target: Target) {
         );
         for (specs, msg) in failures.values() {
             let shown: Vec<&str> = specs.iter().take(12).map(String::as_str).collect();
+            let seed = workload_seed();
             let replay = if specs[0].contains("dry run") {
-                format!("cargo test --test io_errors {test} -- --nocapture")
+                format!("GOT_SEED={seed} cargo test --test io_errors {test} -- --nocapture")
             } else {
                 format!(
-                    "GOT_IO_CASE={} cargo test --test io_errors {test} -- --nocapture",
+                    "GOT_SEED={seed} GOT_IO_CASE={} cargo test --test io_errors {test} -- --nocapture",
                     specs[0]
                 )
             };
@@ -753,11 +801,21 @@ fn a_failed_sync_at_any_point_of_a_rotation_is_healed_by_the_next_writer() {
         let s = Store::open_with_vfs(vfs.clone() as Arc<dyn Vfs>, "/r/.got", opts.clone())
             .unwrap_or_else(|e| panic!("step {before}: reopening after the power loss: {e}"));
         for i in &acked {
-            assert!(
-                s.get(&format!("k{i:03}")).unwrap().is_some(),
-                "step {before}: acknowledged k{i:03} lost"
+            let id = format!("k{i:03}");
+            let e = s
+                .get(&id)
+                .unwrap()
+                .unwrap_or_else(|| panic!("step {before}: acknowledged {id} lost"));
+            assert_eq!(
+                (e.kind.as_str(), e.version, e.props.len(), &e.props["pad"]),
+                ("t", 1, 1, &Value::from("x".repeat(300))),
+                "step {before}: acknowledged {id} came back with other contents: {e:?}"
             );
         }
+        assert!(
+            s.get("k1000").unwrap().is_none(),
+            "step {before}: the commit whose sync failed came back"
+        );
     }
     assert!(rotations_hit > 0, "no step crossed a rotation");
 }

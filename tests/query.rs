@@ -1,6 +1,8 @@
 //! Queries: filters, sorts and paging agree with a brute-force reading of the data,
 //! and pages joined are the whole answer.
 
+mod common;
+
 use got::query::{words, Filter, Query, SortKey};
 use got::wal::{SimVfs, Vfs};
 use got::{Options, Props, Store, Value};
@@ -22,7 +24,9 @@ fn filters_sorts_and_pages_agree_with_brute_force() {
         },
     )
     .unwrap();
-    let mut x = 7u64;
+    let seed = common::seed::seed("filters_sorts_and_pages_agree_with_brute_force");
+    // xorshift64 (never from 0).
+    let mut x = seed | 1;
     let mut next = move |n: u64| {
         x ^= x << 13;
         x ^= x >> 7;
@@ -118,8 +122,11 @@ fn filters_sorts_and_pages_agree_with_brute_force() {
             }
         });
         let got_all = q.run(&mut tx).unwrap();
-        assert!(!want.is_empty(), "{q:?} matches nothing: a weak test");
-        assert_eq!(got_all, want, "{q:?}");
+        assert!(
+            !want.is_empty(),
+            "seed {seed}: {q:?} matches nothing: a weak test"
+        );
+        assert_eq!(got_all, want, "seed {seed}: {q:?}");
         // Pages of 7, each starting after the last id of the one before, join up;
         // the same when the ids of the kind are declared to share a prefix (the
         // pages then walk the entities instead of the kind index).
@@ -141,7 +148,10 @@ fn filters_sorts_and_pages_agree_with_brute_force() {
                 after = Some(page.last().unwrap().id.clone());
                 paged.extend(page);
             }
-            assert_eq!(paged, want, "paging {q:?} with id prefix {id_prefix:?}");
+            assert_eq!(
+                paged, want,
+                "seed {seed}: paging {q:?} with id prefix {id_prefix:?}"
+            );
         }
     }
 }

@@ -99,11 +99,29 @@ fn seed_count(quick: u64, long: u64) -> u64 {
 
 /// Runs `f` for every seed (or just `GOT_SEED`), collecting failures (panics
 /// included); reports each kind of failure with its seeds and replay command.
-fn for_seeds(test: &str, quick: u64, long: u64, f: impl Fn(u64) -> Result<Stats, String>) {
-    let seeds: Vec<u64> = match std::env::var("GOT_SEED") {
-        Ok(s) => vec![s.trim().parse().expect("GOT_SEED must be a u64")],
-        Err(_) => (0..seed_count(quick, long)).collect(),
+///
+/// Returns the summed statistics of the passing seeds and whether this was a full
+/// run (not the replay of one `GOT_SEED`), for the callers' floors: a fault
+/// injector or a crash simulator that silently stopped working would otherwise
+/// leave every seed passing.
+fn for_seeds(
+    test: &str,
+    quick: u64,
+    long: u64,
+    f: impl Fn(u64) -> Result<Stats, String>,
+) -> (Stats, bool) {
+    let replay = std::env::var("GOT_SEED").is_ok();
+    let seeds: Vec<u64> = if replay {
+        vec![common::seed::seed(test)]
+    } else {
+        (0..seed_count(quick, long)).collect()
     };
+    if !replay {
+        eprintln!(
+            "{test}: seeds 0..{} (replay one with GOT_SEED=<n>)",
+            seeds.len()
+        );
+    }
     let start = Instant::now();
     // Failure kind (first line, numbers blanked) -> (seeds, first full message).
     let mut failures: BTreeMap<String, (Vec<u64>, String)> = BTreeMap::new();
@@ -154,6 +172,7 @@ fn for_seeds(test: &str, quick: u64, long: u64, f: impl Fn(u64) -> Result<Stats,
         }
         panic!("{report}");
     }
+    (total, !replay)
 }
 
 #[derive(Debug, Default)]
@@ -166,6 +185,14 @@ struct Stats {
     checkpoints: u64,
     failed_checkpoints: u64,
     conflicts: u64,
+    /// Crash cycles that armed a fault.
+    faults_armed: u64,
+    /// ... whose Nth matching operation then happened (so the fault fired).
+    faults_reached: u64,
+    /// ... after which some operation failed where the test could see it.
+    faults_surfaced: u64,
+    /// Crashes that kept every pending write (a process crash, not a power loss).
+    keep_all_crashes: u64,
 }
 
 impl Stats {
@@ -178,6 +205,10 @@ impl Stats {
         self.checkpoints += o.checkpoints;
         self.failed_checkpoints += o.failed_checkpoints;
         self.conflicts += o.conflicts;
+        self.faults_armed += o.faults_armed;
+        self.faults_reached += o.faults_reached;
+        self.faults_surfaced += o.faults_surfaced;
+        self.keep_all_crashes += o.keep_all_crashes;
     }
 }
 
@@ -221,10 +252,14 @@ fn power_loss_seed(seed: u64) -> Result<Stats, String> {
             persistent: !rng.one_in(4),
         });
         let mut armed = false;
+        // Matching operations before the fault was armed, and failures seen since.
+        let mut ops_at_arming = 0;
+        let failures_before = stats.failed_commits + stats.failed_checkpoints;
         let mut in_flight: Option<Model> = None;
         let s = store.as_ref().expect("open");
         for step in 0..steps {
             if let Some(f) = fault.filter(|f| f.before_step == step) {
+                ops_at_arming = vfs.ops_matching(f.filter);
                 vfs.fail_op(f.nth, f.filter, f.error, f.persistent);
                 armed = true;
                 log += &format!("cycle {cycle} step {step}: armed {f:?}\n");
@@ -272,6 +307,15 @@ fn power_loss_seed(seed: u64) -> Result<Stats, String> {
                     return Err(format!(
                         "transaction failed without an injected fault: {e}\n{log}"
                     ))
+                }
+            }
+        }
+        if let Some(f) = fault.filter(|_| armed) {
+            stats.faults_armed += 1;
+            if vfs.ops_matching(f.filter) - ops_at_arming >= f.nth {
+                stats.faults_reached += 1;
+                if stats.failed_commits + stats.failed_checkpoints > failures_before {
+                    stats.faults_surfaced += 1;
                 }
             }
         }
@@ -342,12 +386,33 @@ fn power_loss_seed(seed: u64) -> Result<Stats, String> {
 /// single one whose outcome was unknown, and nothing else.
 #[test]
 fn power_loss_never_loses_acknowledged_or_shows_half_a_transaction() {
-    for_seeds(
+    let (s, full) = for_seeds(
         "power_loss_never_loses_acknowledged_or_shows_half_a_transaction",
         3_000,
         50_000,
         power_loss_seed,
     );
+    if full {
+        // The faults must really fire, and fail operations the test sees: with an
+        // injector that never fires every seed would pass without testing anything.
+        assert!(
+            s.faults_reached * 3 >= s.faults_armed && s.faults_armed > 0,
+            "only {} of {} armed faults had their Nth operation happen: {s:?}",
+            s.faults_reached,
+            s.faults_armed
+        );
+        assert!(
+            s.faults_surfaced * 10 >= s.faults_reached * 7,
+            "only {} of {} faults that fired made an operation fail: is the fault \
+             injector working? {s:?}",
+            s.faults_surfaced,
+            s.faults_reached
+        );
+        assert!(
+            s.failed_commits > 0 && s.failed_checkpoints > 0 && s.in_flight_lost > 0,
+            "no failed commit, failed checkpoint or lost in-flight commit: {s:?}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -451,6 +516,18 @@ fn durability_none_seed(seed: u64) -> Result<Stats, String> {
         drop(store.take());
         let s = open(&vfs, &opts).map_err(|e| format!("after crash {cycle} ({crash:?}): {e}"))?;
         let got = observe(&s).map_err(|e| format!("after crash {cycle} ({crash:?}): {e}"))?;
+        if let Crash::KeepAll = crash {
+            // A process crash (the page cache survives it) loses nothing, even
+            // unsynced: docs/design.md, "Durability modes".
+            stats.keep_all_crashes += 1;
+            let newest = states.last().expect("non-empty");
+            if got != newest.contents() {
+                return Err(format!(
+                    "after process crash {cycle} (every write kept) with Durability::None the store lost acknowledged commits:\n{}options: {opts:?}",
+                    diff(&newest.contents(), &got)
+                ));
+            }
+        }
         let Some(i) = states.iter().rposition(|m| m.contents() == got) else {
             return Err(format!(
                 "after crash {cycle} ({crash:?}) with Durability::None the store is not any acknowledged state since the last checkpoint ({} candidates); vs the newest:\n{}vs the oldest:\n{}options: {opts:?}",
@@ -473,15 +550,24 @@ fn durability_none_seed(seed: u64) -> Result<Stats, String> {
 
 /// With `Durability::None` a power loss may lose recent commits, but what remains
 /// is exactly the state after some acknowledged commit since the last checkpoint:
-/// never half a transaction, never a gap.
+/// never half a transaction, never a gap. A process crash (every pending write
+/// kept) loses nothing.
 #[test]
 fn durability_none_loses_only_a_suffix_of_commits() {
-    for_seeds(
+    let (s, full) = for_seeds(
         "durability_none_loses_only_a_suffix_of_commits",
         1_000,
         20_000,
         durability_none_seed,
     );
+    if full {
+        // Power losses must really lose unsynced commits sometimes (else "only a
+        // suffix" was never put to the test), and process crashes must occur.
+        assert!(
+            s.in_flight_lost > 0 && s.in_flight_landed > 0 && s.keep_all_crashes > 0,
+            "the crashes never lost (or never kept) a commit, or none was a process crash: {s:?}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ use serde_json::{json, Value as Json};
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
 
 /// Exit code, stdout and stderr, for assertion messages.
 fn text(o: &Output) -> String {
@@ -679,67 +678,87 @@ fn every_task_command_works_end_to_end_and_records_the_agent() {
     assert_eq!(g.task(&decoy)["title"], "decoy");
 }
 
-/// Sleeps until the wall clock is past `ms`.
-fn sleep_until_ms(ms: i64) {
-    let left = ms - now_ms();
-    if left > 0 {
-        std::thread::sleep(Duration::from_millis(left as u64));
-    }
-}
-
+/// Leases with the clock the test sets (`GOT_NOW_MS`, docs/cli.md): time moves
+/// only when the test says so, so no step depends on how fast the machine runs.
 #[test]
 fn an_expired_lease_lets_another_agent_claim_and_reclaim_releases_it() {
     let g = Got::new();
+    const T0: i64 = 1_800_000_000_000;
+    let at = |ms: i64| ms.to_string();
     let t = g.id(&["task", "create", "leased briefly"]);
     let u = g.id(&["task", "create", "leased briefly too"]);
     let w = g.id(&["task", "create", "leased for ages"]);
     let x = g.id(&["task", "create", "leased for longer"]);
-    let before = now_ms();
-    let claimed = g.tj(&["--agent", "alice", "task", "claim", &t, "--lease", "1s"])["task"].clone();
-    let t_until = claimed["lease_expires_at"].as_i64().unwrap();
-    assert!(
-        (before + 1000..=now_ms() + 1000).contains(&t_until),
-        "{claimed}"
-    );
-    // While alice's lease holds, bob is refused, told who holds it.
-    let o = g.run(&["--agent", "bob", "task", "claim", &t]);
+    let now = at(T0);
+    let claimed = g.tj_env(
+        &[("GOT_NOW_MS", &now)],
+        &["--agent", "alice", "task", "claim", &t, "--lease", "1s"],
+    )["task"]
+        .clone();
+    assert_eq!(claimed["lease_expires_at"], T0 + 1000, "{claimed}");
+    assert_eq!(claimed["started_at"], T0, "{claimed}");
+    assert_eq!(claimed["updated_at"], T0, "{claimed}");
+    // Until the last millisecond of alice's lease, bob is refused, told who holds
+    // it, and nothing is stale.
+    let last = at(T0 + 999);
+    let env_last: [(&str, &OsStr); 1] = [("GOT_NOW_MS", OsStr::new(&last))];
+    let o = g.run_env(&env_last, &["--agent", "bob", "task", "claim", &t]);
     expect_exit(&o, 4, "claiming a task another agent holds");
     assert!(stderr(&o).contains("claimed by alice"), "{}", text(&o));
-    let o = g.run(&["--agent", "bob", "--json", "task", "claim", &t]);
+    let o = g.run_env(
+        &env_last,
+        &["--agent", "bob", "--json", "task", "claim", &t],
+    );
     expect_exit(&o, 4, "claiming a task another agent holds (--json)");
     let err = parse(&o);
     assert_eq!(err["error"]["code"], "conflict");
     assert!(err["error"]["message"].as_str().unwrap().contains("alice"));
-    let o = g.run(&["--agent", "bob", "task", "start", &t]);
+    let o = g.run_env(&env_last, &["--agent", "bob", "task", "start", &t]);
     expect_exit(&o, 4, "starting a task another agent holds");
-    assert!(ids(&g.tj(&["task", "reclaim", "--stale"])).is_empty());
-    // These ran before the lease ran out, or they prove nothing.
-    assert!(
-        now_ms() < t_until,
-        "the machine is too slow for a 1 s lease"
-    );
+    let o = g.run_env(&env_last, &["--agent", "bob", "task", "complete", &t]);
+    expect_exit(&o, 4, "completing a task another agent holds");
+    assert!(ids(&g.tj_env(&[("GOT_NOW_MS", &last)], &["task", "reclaim", "--stale"])).is_empty());
     assert_eq!(g.task(&t)["assignee"], "alice");
 
-    let u_until = g.tj(&["--agent", "dave", "task", "claim", &u, "--lease", "1s"])["task"]
-        ["lease_expires_at"]
-        .as_i64()
-        .unwrap();
+    let u_claim = g.tj_env(
+        &[("GOT_NOW_MS", &at(T0 + 500))],
+        &["--agent", "dave", "task", "claim", &u, "--lease", "1s"],
+    );
+    assert_eq!(u_claim["task"]["lease_expires_at"], T0 + 1500);
     // Leases too long for the clock saturate: they neither wrap into the past
     // (an instantly stale claim) nor overflow.
     for (id, lease) in [(&w, "213503982334d"), (&x, "106751991167d")] {
-        let t = g.tj(&["--agent", "carol", "task", "claim", id, "--lease", lease])["task"].clone();
+        let t = g.tj_env(
+            &[("GOT_NOW_MS", &now)],
+            &["--agent", "carol", "task", "claim", id, "--lease", lease],
+        )["task"]
+            .clone();
         assert_eq!(t["lease_expires_at"], i64::MAX, "{t}");
     }
 
-    // Once the lease runs out, bob's claim goes through.
-    sleep_until_ms(t_until.max(u_until) + 200);
-    let t2 = g.tj(&["--agent", "bob", "task", "claim", &t])["task"].clone();
+    // The moment alice's lease runs out, bob's claim goes through (dave's lease
+    // still holds), with a fresh default lease of an hour from then.
+    let expired = at(T0 + 1000);
+    let t2 = g.tj_env(
+        &[("GOT_NOW_MS", &expired)],
+        &["--agent", "bob", "task", "claim", &t],
+    )["task"]
+        .clone();
     assert_eq!(t2["assignee"], "bob");
     assert_eq!(t2["status"], "in_progress");
-    assert!(t2["lease_expires_at"].as_i64().unwrap() > now_ms() + 3_000_000);
+    assert_eq!(t2["lease_expires_at"], T0 + 1000 + 3_600_000);
+    assert_eq!(t2["started_at"], T0, "the first start is kept: {t2}");
+    assert!(ids(&g.tj_env(
+        &[("GOT_NOW_MS", &at(T0 + 1499))],
+        &["task", "reclaim", "--stale"]
+    ))
+    .is_empty());
 
     // reclaim --stale releases dave's expired claim, and only it.
-    let r = g.tj(&["task", "reclaim", "--stale"]);
+    let r = g.tj_env(
+        &[("GOT_NOW_MS", &at(T0 + 1500))],
+        &["task", "reclaim", "--stale"],
+    );
     assert_eq!(ids(&r), [u.as_str()]);
     let back = &r["tasks"][0];
     assert_eq!(back["status"], "pending");
@@ -755,9 +774,15 @@ fn an_expired_lease_lets_another_agent_claim_and_reclaim_releases_it() {
         assert_eq!(g.task(id)["assignee"], "carol");
     }
     assert_eq!(ids(&g.tj(&["ready"])), [u.as_str()]);
-    assert!(g
-        .ok(&["task", "reclaim", "--stale"])
-        .contains("no expired leases"));
+    let o = g.run_env(
+        &[("GOT_NOW_MS", OsStr::new(&at(T0 + 1500)))],
+        &["task", "reclaim", "--stale"],
+    );
+    expect_exit(&o, 0, "reclaim with nothing expired");
+    assert!(stdout(&o).contains("no expired leases"), "{}", text(&o));
+    let o = g.run_env(&[("GOT_NOW_MS", OsStr::new("soon"))], &["task", "show", &t]);
+    expect_exit(&o, 2, "a GOT_NOW_MS that is not a number");
+    assert!(stderr(&o).contains("GOT_NOW_MS"), "{}", text(&o));
 }
 
 /// Where a bad invocation runs.

@@ -244,3 +244,102 @@ fn a_beads_issues_file_becomes_tasks_and_dependencies() {
     .unwrap();
     assert_eq!(r["entities_written"], 0);
 }
+
+/// `import --batch N` writes N items (entities first, then edges) per
+/// transaction: the log grows by one LSN per batch, the entities of one batch
+/// share its LSN, and the result is the same store whatever the batch size.
+#[test]
+fn import_batch_commits_n_items_per_transaction() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = new_store(tmp.path(), "a");
+    for i in 1..=7 {
+        ok(got(
+            &a,
+            &[
+                "entity",
+                "put",
+                "node",
+                "--id",
+                &format!("n{i}"),
+                "--props",
+                &format!(r#"{{"i": {i}}}"#),
+            ],
+        ));
+    }
+    for (from, to) in [
+        ("n1", "n2"),
+        ("n2", "n3"),
+        ("n3", "n4"),
+        ("n5", "n6"),
+        ("n7", "n1"),
+    ] {
+        ok(got(&a, &["edge", "add", from, "link", to]));
+    }
+    let file = tmp.path().join("a.jsonl");
+    ok(got(&a, &["export", "--out", file.to_str().unwrap()]));
+    let file = file.to_str().unwrap();
+    let last_lsn = |s: &Path| -> u64 {
+        let st: Json = serde_json::from_str(&ok(got(s, &["--json", "stats"]))).unwrap();
+        st["last_lsn"].as_u64().unwrap_or_else(|| panic!("{st}"))
+    };
+    let lsn_of = |s: &Path, id: &str| -> u64 {
+        let h: Json = serde_json::from_str(&ok(got(s, &["--json", "history", id]))).unwrap();
+        let [v] = h.as_array().unwrap().as_slice() else {
+            panic!("{id}: one version expected: {h}")
+        };
+        v["lsn"].as_u64().unwrap()
+    };
+
+    // 12 items in batches of 3: n1-n3 | n4-n6 | n7 + 2 edges | 3 edges.
+    let b = new_store(tmp.path(), "b");
+    let before = last_lsn(&b);
+    let rep: Json =
+        serde_json::from_str(&ok(got(&b, &["--json", "import", file, "--batch", "3"]))).unwrap();
+    assert_eq!(
+        (&rep["entities_written"], &rep["edges_written"]),
+        (&Json::from(7), &Json::from(5)),
+        "{rep}"
+    );
+    assert_eq!(last_lsn(&b), before + 4, "one transaction per batch of 3");
+    let lsns: Vec<u64> = (1..=7).map(|i| lsn_of(&b, &format!("n{i}"))).collect();
+    let f = before + 1;
+    assert_eq!(
+        lsns,
+        [f, f, f, f + 1, f + 1, f + 1, f + 2],
+        "entities by batch"
+    );
+    assert_eq!(export(&b), export(&a), "the same store as the source");
+
+    // Importing again writes nothing, in any batch size: no new transaction.
+    let rep: Json =
+        serde_json::from_str(&ok(got(&b, &["--json", "import", file, "--batch", "1"]))).unwrap();
+    assert_eq!(
+        (&rep["entities_skipped"], &rep["edges_skipped"]),
+        (&Json::from(7), &Json::from(5)),
+        "{rep}"
+    );
+    assert_eq!(
+        last_lsn(&b),
+        before + 4,
+        "a second import committed something"
+    );
+
+    // One item per transaction, and everything in one (the default 1000).
+    let c = new_store(tmp.path(), "c");
+    let before = last_lsn(&c);
+    ok(got(&c, &["import", file, "--batch", "1"]));
+    assert_eq!(last_lsn(&c), before + 12);
+    let lsns: Vec<u64> = (1..=7).map(|i| lsn_of(&c, &format!("n{i}"))).collect();
+    assert_eq!(lsns, (before + 1..=before + 7).collect::<Vec<_>>());
+    assert_eq!(export(&c), export(&a));
+    let d = new_store(tmp.path(), "d");
+    let before = last_lsn(&d);
+    ok(got(&d, &["import", file]));
+    assert_eq!(last_lsn(&d), before + 1);
+    assert_eq!(export(&d), export(&a));
+    // A batch size that is not a number is a usage error, and nothing is written.
+    let e = new_store(tmp.path(), "e");
+    let o = got(&e, &["import", file, "--batch", "many"]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::cli::text(&o));
+    assert_eq!(export(&e), "");
+}

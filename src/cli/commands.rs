@@ -43,15 +43,16 @@ impl Ctx {
         ))
     }
 
-    fn options(&self) -> Options {
-        Options {
+    fn options(&self) -> Result<Options, Failure> {
+        Ok(Options {
             actor: self.agent.clone(),
             // Each command replays the log since the last checkpoint (and derives
             // its index entries when it reads an index): a short tail keeps every
             // command fast; see docs/design.md.
             checkpoint_transactions: CLI_CHECKPOINT_TRANSACTIONS,
+            clock: clock_from_env()?,
             ..Options::default()
-        }
+        })
     }
 
     /// Who is acting: `--agent`, else `GOT_AGENT`, else the user name.
@@ -62,7 +63,7 @@ impl Ctx {
     }
 
     pub(super) fn open(&self) -> Result<Store, Failure> {
-        Ok(Store::open(self.store_dir()?, self.options())?)
+        Ok(Store::open(self.store_dir()?, self.options()?)?)
     }
 
     pub(super) fn open_read_only(&self) -> Result<Store, Failure> {
@@ -70,7 +71,7 @@ impl Ctx {
             self.store_dir()?,
             Options {
                 read_only: true,
-                ..self.options()
+                ..self.options()?
             },
         )?)
     }
@@ -87,6 +88,23 @@ impl Ctx {
             }
         }
     }
+}
+
+/// `GOT_NOW_MS` (a testing aid, see docs/cli.md): the time every command takes as
+/// now, in Unix milliseconds, for leases, their expiry and the times it records.
+fn clock_from_env() -> Result<Option<Arc<dyn got::versioned_store::Clock>>, Failure> {
+    let Some(v) = std::env::var_os("GOT_NOW_MS") else {
+        return Ok(None);
+    };
+    let v = v.to_string_lossy();
+    let ms: i64 = v.trim().parse().map_err(|_| {
+        Failure::new(
+            "usage",
+            exit::USAGE,
+            format!("GOT_NOW_MS must be Unix milliseconds (an integer), got {v:?}"),
+        )
+    })?;
+    Ok(Some(got::versioned_store::ManualClock::new(ms)))
 }
 
 pub fn dispatch(cli: Cli) -> CmdResult {
@@ -766,7 +784,7 @@ fn validate(ctx: &Ctx) -> CmdResult {
         ));
     }
     let store = ctx.open_read_only()?;
-    let v = got::validate::validate(&mut store.begin()?, got::tasks::now_ms())?;
+    let v = got::validate::validate(&mut store.begin()?, store.now_ms())?;
     ctx.print(
         json!({"schema_version": 1, "valid": v.problems.is_empty(), "problems": v.problems,
                "warnings": v.warnings, "tasks": v.tasks, "orphans": v.orphans,
@@ -955,7 +973,7 @@ fn demo(ctx: &Ctx, threads: usize) -> CmdResult {
         println!("demo store: {}\n", dir.display());
     }
     got::init(&got::wal::RealVfs, &dir)?;
-    let store = Store::open(&dir, ctx.options())?.with_actor("planner");
+    let store = Store::open(&dir, ctx.options()?)?.with_actor("planner");
     let epic = plans::create_epic(
         &store,
         "planner",

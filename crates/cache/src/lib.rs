@@ -16,6 +16,47 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Monotonic time for entry ages, injectable so that a test moves time forward
+/// instead of sleeping.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> Instant;
+}
+
+/// `Instant::now()`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// A clock that stands still until [`ManualClock::advance`] moves it.
+#[derive(Debug)]
+pub struct ManualClock {
+    start: Instant,
+    offset: Mutex<Duration>,
+}
+
+impl ManualClock {
+    pub fn new() -> Arc<ManualClock> {
+        Arc::new(ManualClock {
+            start: Instant::now(),
+            offset: Mutex::new(Duration::ZERO),
+        })
+    }
+    pub fn advance(&self, by: Duration) {
+        *self.offset.lock() += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        self.start + *self.offset.lock()
+    }
+}
+
 /// Bounds of a cache.
 #[derive(Clone, Debug)]
 pub struct CacheConfig {
@@ -23,6 +64,8 @@ pub struct CacheConfig {
     pub max_bytes: usize,
     /// Entries older than this are misses (and dropped). `None`: no expiry.
     pub ttl: Option<Duration>,
+    /// What entry ages are measured with (default: [`SystemClock`]).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for CacheConfig {
@@ -31,6 +74,7 @@ impl Default for CacheConfig {
             max_entries: 10_000,
             max_bytes: 16 << 20,
             ttl: None,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -108,7 +152,7 @@ impl<K: Hash + Eq + Clone, V> Cache<K, V> {
     pub fn get(&self, key: &K) -> Option<Arc<V>> {
         let mut g = self.inner.lock();
         let expired = match (g.lru.get(key), self.cfg.ttl) {
-            (Some(slot), Some(ttl)) => slot.at.elapsed() > ttl,
+            (Some(slot), Some(ttl)) => self.cfg.clock.now().duration_since(slot.at) > ttl,
             (Some(_), None) => false,
             (None, _) => {
                 g.stats.misses += 1;
@@ -139,7 +183,7 @@ impl<K: Hash + Eq + Clone, V> Cache<K, V> {
             Slot {
                 value,
                 bytes,
-                at: Instant::now(),
+                at: self.cfg.clock.now(),
             },
         ) {
             g.bytes -= old.bytes;
@@ -205,7 +249,7 @@ mod tests {
         Cache::new(CacheConfig {
             max_entries: entries,
             max_bytes: bytes,
-            ttl: None,
+            ..CacheConfig::default()
         })
     }
 
@@ -255,19 +299,39 @@ mod tests {
         assert_eq!(c.stats().invalidations, 2);
     }
 
+    /// With a clock the test moves (no sleeping): an entry is a hit up to its TTL
+    /// and a miss (and dropped) once it is older; a refill starts its age again.
     #[test]
     fn entries_expire_after_their_ttl() {
+        let clock = ManualClock::new();
         let c: Cache<String, String> = Cache::new(CacheConfig {
             max_entries: 10,
             max_bytes: 1000,
             ttl: Some(Duration::from_millis(20)),
+            clock: clock.clone(),
         });
         let e = c.epoch();
         c.fill("a".into(), Arc::new("a".into()), 1, e);
+        clock.advance(Duration::from_millis(5));
+        c.fill("b".into(), Arc::new("b".into()), 1, e);
+        clock.advance(Duration::from_millis(15));
+        // a is exactly 20 ms old: still fresh.
         assert!(c.get(&"a".into()).is_some());
-        std::thread::sleep(Duration::from_millis(30));
-        assert!(c.get(&"a".into()).is_none());
-        assert_eq!(c.stats().entries, 0);
+        clock.advance(Duration::from_millis(1));
+        assert!(c.get(&"a".into()).is_none(), "a is 21 ms old");
+        assert!(c.get(&"b".into()).is_some(), "b is 16 ms old");
+        assert_eq!(c.stats().entries, 1);
+        clock.advance(Duration::from_millis(5));
+        assert!(c.get(&"b".into()).is_none(), "b is 21 ms old");
+        let e = c.epoch();
+        c.fill("b".into(), Arc::new("b2".into()), 2, e);
+        clock.advance(Duration::from_millis(20));
+        assert_eq!(
+            c.get(&"b".into()).as_deref().map(String::as_str),
+            Some("b2")
+        );
+        let s = c.stats();
+        assert_eq!((s.entries, s.hits, s.misses), (1, 3, 2));
     }
 
     #[test]

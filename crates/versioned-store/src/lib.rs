@@ -3,6 +3,7 @@
 //! runs. Built on the `wal` crate; every file operation goes through its `Vfs`.
 
 pub mod backup;
+pub mod clock;
 pub mod error;
 pub mod maintenance;
 pub mod manifest;
@@ -16,6 +17,7 @@ pub mod time;
 pub mod txn;
 pub mod value;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use maintenance::{
     repair, verify, verify_with, verify_with_progress, DamageReport, Progress, RepairReport,

@@ -322,6 +322,16 @@ pub fn repair(
     lock_timeout: std::time::Duration,
 ) -> Result<RepairReport> {
     let m = manifest::read(vfs.as_ref(), dir)?;
+    // A store holding a file newer than this binary knows is not ours to cut: a
+    // newer binary may write its log differently. (Other damage to runs is not
+    // this repair's business: see `repair --from-backup`.)
+    for meta in &m.runs {
+        if let Err(e @ Error::Wal(wal::Error::TooNew { .. })) =
+            Run::open(vfs.as_ref(), &dir.join("runs"), meta, m.store_id)
+        {
+            return Err(e);
+        }
+    }
     let lock = ProcessLock::open(vfs.as_ref(), dir)?;
     let held = lock.acquire(lock_timeout)?;
     let wal = Wal::open(vfs.clone(), dir, m.store_id, wal_opts(), true)?;

@@ -47,6 +47,12 @@ pub struct Options {
     pub auto_checkpoint: bool,
     /// Maintains derived entries (indexes) as entities change; `None`: none.
     pub deriver: Option<Arc<dyn Deriver>>,
+    /// The wall clock that transactions stamp their records and entities with
+    /// and that the layers above read for leases and expiry ([`Store::now_ms`]);
+    /// `None`: the system clock. Tests set a [`crate::ManualClock`] to move time
+    /// instead of sleeping. (Handles that `Store::open` shares in one process
+    /// share the first opener's clock.)
+    pub clock: Option<Arc<dyn crate::Clock>>,
 }
 
 /// Derives entries (index keys, tag `x`) from entity changes. Implemented above
@@ -189,6 +195,7 @@ impl Default for Options {
             read_only: false,
             auto_checkpoint: true,
             deriver: None,
+            clock: None,
         }
     }
 }
@@ -426,6 +433,11 @@ impl Store {
     }
     pub fn options(&self) -> &Options {
         &self.inner.opts
+    }
+
+    /// Now, in Unix milliseconds, by the store's clock (`Options::clock`).
+    pub fn now_ms(&self) -> i64 {
+        crate::clock::now_ms(self.inner.opts.clock.as_ref())
     }
 
     /// Starts a transaction on the latest durable state. Never retries.
@@ -710,7 +722,7 @@ pub fn init_with(vfs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<()> {
             generation: 0,
             checkpoint_lsn: 0,
             runs: Vec::new(),
-            created_at_ms: now_ms(),
+            created_at_ms: crate::clock::now_ms(opts.clock.as_ref()),
             wal_hint: None,
         },
     )

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::{self, Edge, EdgeRecord, Entity, EntityRecord};
-use crate::store::{encode_record, now_ms, CommitInfo, Pending, Store};
+use crate::store::{encode_record, CommitInfo, Pending, Store};
 use crate::value::Props;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -44,13 +44,19 @@ impl<'s> Transaction<'s> {
             snapshot,
             reads: BTreeMap::new(),
             writes: BTreeMap::new(),
-            time_ms: now_ms(),
+            time_ms: store.now_ms(),
         }
     }
 
     /// The LSN this transaction reads at.
     pub fn snapshot_lsn(&self) -> u64 {
         self.snapshot
+    }
+
+    /// This transaction's wall time (Unix ms, by the store's clock, read at
+    /// `begin`): its record and the entities it writes carry it.
+    pub fn time_ms(&self) -> i64 {
+        self.time_ms
     }
 
     fn read_key(&mut self, key: &[u8]) -> Result<Option<Arc<[u8]>>> {

@@ -91,23 +91,45 @@ impl<T, R> Drop for ResetLeader<'_, T, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
+    use std::time::{Duration, Instant};
 
+    /// Without timing: the first batch's leader holds its batch (the frame being
+    /// written and synced, in the store) until every other submitter is queued
+    /// behind it, so the next leader must take them together. Every submitter gets
+    /// its own result, every item runs exactly once, and there are fewer batches
+    /// (frames) than items, one of them holding more than one.
     #[test]
     fn every_submitter_gets_its_own_result_and_batches_form() {
+        const THREADS: u64 = 8;
+        const EACH: u64 = 50;
         let gc = Arc::new(GroupCommit::<u64, u64>::default());
-        let batches = Arc::new(AtomicUsize::new(0));
-        let threads: Vec<_> = (0..8u64)
+        let sizes = Arc::new(Mutex::new(Vec::<Vec<u64>>::new()));
+        let first = Arc::new(AtomicBool::new(true));
+        let threads: Vec<_> = (0..THREADS)
             .map(|t| {
-                let gc = gc.clone();
-                let batches = batches.clone();
+                let (gc, sizes, first) = (gc.clone(), sizes.clone(), first.clone());
                 std::thread::spawn(move || {
-                    for i in 0..200u64 {
+                    for i in 0..EACH {
                         let v = t * 1000 + i;
                         let r = gc.submit(v, |items| {
-                            batches.fetch_add(1, Ordering::SeqCst);
-                            std::thread::sleep(std::time::Duration::from_micros(50));
+                            if first.swap(false, Ordering::SeqCst) {
+                                // Each thread has at most one item outstanding: wait
+                                // (an event, not a time) until all the others are
+                                // queued. The deadline only turns a hang into a
+                                // clear failure.
+                                let deadline = Instant::now() + Duration::from_secs(60);
+                                while items.len() + gc.state.lock().pending.len() < THREADS as usize
+                                {
+                                    assert!(
+                                        Instant::now() < deadline,
+                                        "the other submitters never queued"
+                                    );
+                                    std::thread::yield_now();
+                                }
+                            }
+                            sizes.lock().push(items.clone());
                             items.into_iter().map(|x| x * 2).collect()
                         });
                         assert_eq!(r, v * 2);
@@ -118,6 +140,34 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        assert!(batches.load(Ordering::SeqCst) <= 1600);
+        let batches = sizes.lock().clone();
+        let mut all: Vec<u64> = batches.iter().flatten().copied().collect();
+        all.sort();
+        let want: Vec<u64> = (0..THREADS)
+            .flat_map(|t| (0..EACH).map(move |i| t * 1000 + i))
+            .collect();
+        assert_eq!(all, want, "every item runs exactly once");
+        assert!(
+            batches[0].len() + batches[1].len() >= THREADS as usize,
+            "the second batch did not take everything queued behind the first: {:?}",
+            &batches[..2]
+        );
+        assert!(
+            (batches.len() as u64) < THREADS * EACH,
+            "{} batches for {} items: none formed",
+            batches.len(),
+            THREADS * EACH
+        );
+        assert!(batches.iter().any(|b| b.len() > 1));
+        // A thread's items run in the order it submitted them.
+        for t in 0..THREADS {
+            let mine: Vec<u64> = batches
+                .iter()
+                .flatten()
+                .copied()
+                .filter(|v| v / 1000 == t)
+                .collect();
+            assert!(mine.windows(2).all(|w| w[0] < w[1]), "thread {t}: {mine:?}");
+        }
     }
 }
