@@ -280,8 +280,8 @@ fn wall_ms() -> u128 {
 ///
 /// Quarantine files are named by the wall-clock millisecond, and a repair run
 /// again in the same millisecond as the cut-short one writes the same name,
-/// replacing what the first one kept (a known bug: see
-/// `known_bug_a_repair_run_again_in_the_same_millisecond_overwrites_what_was_quarantined`).
+/// which must not replace what the first one kept (see
+/// `a_repair_run_again_in_the_same_millisecond_keeps_what_the_first_quarantined`).
 /// Unless `same_ms`, the second run starts in a later millisecond, as a new
 /// process would.
 fn run_case(w: Where, nth: u64, crash: Crash, same_ms: bool) -> Result<bool, String> {
@@ -437,17 +437,14 @@ fn a_repair_cut_short_while_removing_later_segments_and_run_again_reaches_the_sa
     cut_at_every_operation(Where::EarlierSegment, false, 1);
 }
 
-/// A known bug in `wal::log` (quarantine names): when the sync of the zeros that
-/// replace the cut frames fails and the power goes, the zeroing may be torn (some
-/// sectors zeroed, some not). The repair run again cuts the now half-zeroed
-/// frames and, in the same millisecond, writes them under the same quarantine
-/// name (`<segment>.<offset>.<ms>.torn`), replacing the only intact copy of the
-/// damaged frame: its bytes are destroyed, though promise 5 keeps them. The fix
-/// belongs in `Wal::quarantine` (never replace an existing file: pick a free
-/// name). Run with `--ignored`; about one crash seed in four at the failed sync
-/// shows it.
+/// Quarantine names carry the wall-clock millisecond. When the sync of the zeros
+/// that replace the cut frames fails and the power goes, the zeroing may be torn
+/// (some sectors zeroed, some not); the repair run again cuts the now half-zeroed
+/// frames and, in the same millisecond, would write them under the same name
+/// (`<segment>.<offset>.<ms>.torn`), replacing the only intact copy of the damaged
+/// frame. A quarantine never replaces a file: it picks a free name. (About one
+/// crash seed in four at the failed sync hit this before the fix.)
 #[test]
-#[ignore = "known bug: a repair run again in the same millisecond overwrites quarantined bytes"]
-fn known_bug_a_repair_run_again_in_the_same_millisecond_overwrites_what_was_quarantined() {
+fn a_repair_run_again_in_the_same_millisecond_keeps_what_the_first_quarantined() {
     cut_at_every_operation(Where::EarlierSegment, true, 16);
 }

@@ -927,7 +927,16 @@ impl Wal {
         crate::vfs::create_dir_durable(self.vfs.as_ref(), &self.quarantine_dir)
             .at(&self.quarantine_dir)?;
         let tmp = self.quarantine_dir.join(format!("{name}.tmp"));
-        let dst = self.quarantine_dir.join(name);
+        // Never replace what an earlier cut kept: a repair cut short and run
+        // again in the same millisecond would otherwise write the same name over
+        // the only intact copy of the bytes it cut first.
+        let (stem, ext) = name.rsplit_once('.').unwrap_or((name, "bytes"));
+        let mut dst = self.quarantine_dir.join(name);
+        let mut k = 1;
+        while self.vfs.exists(&dst).at(&dst)? {
+            k += 1;
+            dst = self.quarantine_dir.join(format!("{stem}-{k}.{ext}"));
+        }
         let f = self.vfs.open(&tmp, OpenMode::CreateReadWrite).at(&tmp)?;
         f.set_len(0).at(&tmp)?;
         f.write_at(bytes, 0).at(&tmp)?;
