@@ -197,6 +197,9 @@ fn child_bulk_writer() {
     say("READY");
     wait_for_go();
     let done = std::sync::atomic::AtomicBool::new(false);
+    // Runs the background checkpoints wrote: writer 0 waits for the first half-way
+    // (an event, so that one runs while it commits however fast the commits are).
+    let runs_written = std::sync::atomic::AtomicU64::new(0);
     /// Stops the background thread however the writing ends (a panic included).
     struct SetOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
     impl Drop for SetOnDrop<'_> {
@@ -206,7 +209,7 @@ fn child_bulk_writer() {
     }
     std::thread::scope(|s| {
         if index == 0 {
-            let (store, done) = (&store, &done);
+            let (store, done, runs_written) = (&store, &done, &runs_written);
             s.spawn(move || {
                 while !done.load(std::sync::atomic::Ordering::SeqCst) {
                     std::thread::sleep(Duration::from_millis(10));
@@ -214,6 +217,7 @@ fn child_bulk_writer() {
                         .checkpoint()
                         .unwrap_or_else(|e| panic!("background checkpoint failed: {e}"));
                     if info.run.is_some() {
+                        runs_written.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         say(&format!(
                             "CKPT compacted={} retired={}",
                             info.compacted, info.segments_retired
@@ -224,6 +228,17 @@ fn child_bulk_writer() {
         }
         let _stop = SetOnDrop(&done);
         for seq in 0..n {
+            if index == 0 && seq == n / 2 {
+                let waiting = std::time::Instant::now();
+                while runs_written.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                    // A hang guard, not a deadline.
+                    assert!(
+                        waiting.elapsed() < IDLE_GUARD,
+                        "the background checkpoint never wrote a run"
+                    );
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
             let p = props([
                 ("writer", Value::Int(index as i64)),
                 ("seq", Value::Int(seq as i64)),
