@@ -79,6 +79,8 @@ struct Stats {
     transactions: u64,
     checkpoints: u64,
     compactions: u64,
+    /// The highest first LSN of a segment seen: above 1 means segments rotated.
+    newest_segment: u64,
 }
 
 fn splitmix(x: &mut u64) -> u64 {
@@ -352,6 +354,14 @@ fn group_commit_across_threads_and_processes_survives_power_loss() {
             let ctx = format!("seed {seed}, iteration {i}, round {r} (crash after {acks} acks)");
             let (txs, seen) = round(&vfs, r, splitmix(&mut rng), acks, crash_seed, &mut stats);
             counters = check(&vfs, &txs, &seen, &counters, &ctx, &mut stats);
+            let newest = vfs
+                .list_dir(&std::path::Path::new(DIR).join("wal"))
+                .unwrap()
+                .iter()
+                .filter_map(|n| n.strip_suffix(".wal")?.parse::<u64>().ok())
+                .max()
+                .unwrap_or(0);
+            stats.newest_segment = stats.newest_segment.max(newest);
             let s = open(&vfs).unwrap();
             let info = s.checkpoint().unwrap();
             stats.checkpoints += 1;
@@ -359,14 +369,16 @@ fn group_commit_across_threads_and_processes_survives_power_loss() {
         }
     }
     eprintln!(
-        "{seeds} seeds x 3 power losses: {} acknowledged, {} conflicts, {} unknown landed, {} unknown lost, {} observed; {} transactions in {} frames",
+        "{seeds} seeds x 3 power losses: {} acknowledged, {} conflicts, {} unknown landed, {} unknown lost, {} observed; {} transactions in {} frames; {} compactions; newest segment {}",
         stats.acked,
         stats.conflicts,
         stats.unknown_landed,
         stats.unknown_lost,
         stats.observed,
         stats.transactions,
-        stats.frames
+        stats.frames,
+        stats.compactions,
+        stats.newest_segment
     );
     // The test exercised what it claims to.
     assert!(
@@ -376,6 +388,8 @@ fn group_commit_across_threads_and_processes_survives_power_loss() {
         stats.frames
     );
     assert!(stats.conflicts > 0, "no conflict happened");
+    assert!(stats.newest_segment > 1, "no segment rotated");
+    assert!(stats.compactions > 0, "no compaction ran");
     assert!(stats.observed > 0, "the observers saw nothing");
     assert!(
         stats.unknown_landed + stats.unknown_lost > 0,
