@@ -60,6 +60,7 @@ pub mod graph;
 pub mod handoffs;
 pub mod index;
 pub mod json;
+pub mod locate;
 pub mod plans;
 pub mod query;
 pub mod ready;

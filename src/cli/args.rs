@@ -7,7 +7,8 @@ use std::path::PathBuf;
 ///
 /// Every write is one transaction: it is on stable storage when the command exits 0.
 /// The store is `--store DIR`, else `$GOT_DIR`, else the nearest `.got` directory
-/// found walking up from the working directory (like git).
+/// found walking up from the working directory (like git); from a linked git
+/// worktree, the one at the top of the main worktree.
 #[derive(Parser, Debug)]
 #[command(
     name = "got",
@@ -33,7 +34,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Create a store (in ./.got unless --store or GOT_DIR says where).
+    /// Create a store: at the top of the main worktree in a git work tree, else in
+    /// ./.got (unless --store or GOT_DIR says where).
     Init,
     /// Create a store in a new temporary directory, write a small graph from several
     /// threads, read it back and print it.

@@ -20,27 +20,36 @@ pub(super) struct Ctx {
 pub const CLI_CHECKPOINT_TRANSACTIONS: u64 = 256;
 
 impl Ctx {
-    /// `--store`/`GOT_DIR` (clap merges them), else the nearest `.got` upwards.
+    /// `--store`/`GOT_DIR` (clap merges them), else the nearest `.got` upwards,
+    /// where a linked git worktree leads to its main worktree's (`got::locate`).
     fn store_dir(&self) -> Result<PathBuf, Failure> {
+        Ok(self.locate()?.dir)
+    }
+
+    /// The store and how it was found.
+    pub(super) fn locate(&self) -> Result<got::locate::Located, Failure> {
+        use got::locate::{FoundBy, Located};
         if let Some(d) = &self.store_flag {
-            return Ok(d.clone());
+            let flag = std::env::args_os().any(|a| {
+                let a = a.to_string_lossy();
+                a == "--store" || a.starts_with("--store=")
+            });
+            return Ok(Located {
+                dir: d.clone(),
+                found_by: if flag { FoundBy::Flag } else { FoundBy::Env },
+            });
         }
-        let cwd = std::env::current_dir()
-            .map_err(|e| Failure::new("io", exit::ERROR, format!("working directory: {e}")))?;
-        for dir in cwd.ancestors() {
-            let cand = dir.join(".got");
-            if cand.join("CURRENT").is_file() {
-                return Ok(cand);
-            }
-        }
-        Err(Failure::new(
-            "not_found",
-            exit::NOT_FOUND,
-            format!(
-                "no store: no .got directory in {} or above; run `got init`, or pass --store DIR / set GOT_DIR",
-                cwd.display()
-            ),
-        ))
+        let cwd = cwd()?;
+        got::locate::find_store(&cwd).ok_or_else(|| {
+            Failure::new(
+                "not_found",
+                exit::NOT_FOUND,
+                format!(
+                    "no store: no .got directory in {} or above (nor in the main worktree of its git repository); run `got init`, or pass --store DIR / set GOT_DIR",
+                    cwd.display()
+                ),
+            )
+        })
     }
 
     fn options(&self) -> Result<Options, Failure> {
@@ -88,6 +97,11 @@ impl Ctx {
             }
         }
     }
+}
+
+fn cwd() -> Result<PathBuf, Failure> {
+    std::env::current_dir()
+        .map_err(|e| Failure::new("io", exit::ERROR, format!("working directory: {e}")))
 }
 
 /// `GOT_NOW_MS` (a testing aid, see docs/cli.md): the time every command takes as
@@ -159,10 +173,12 @@ pub fn dispatch(cli: Cli) -> CmdResult {
 }
 
 fn init(ctx: &Ctx) -> CmdResult {
-    let dir = ctx
-        .store_flag
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(".got"));
+    // In a git work tree (a linked worktree included) the store goes to the top of
+    // the main worktree, where every worktree of the clone finds it.
+    let dir = match &ctx.store_flag {
+        Some(d) => d.clone(),
+        None => got::locate::init_dir(&cwd()?),
+    };
     got::init(&got::wal::RealVfs, &dir)?;
     let shown = std::fs::canonicalize(&dir).unwrap_or(dir);
     ctx.print(json!({"store": shown}), || {
@@ -576,7 +592,8 @@ fn dir_bytes(dir: &Path) -> u64 {
 }
 
 fn stats(ctx: &Ctx) -> CmdResult {
-    let dir = ctx.store_dir()?;
+    let located = ctx.locate()?;
+    let dir = located.dir.clone();
     let store = ctx.open_read_only()?;
     let c = store.content_stats()?;
     let d = store.disk_stats()?;
@@ -589,7 +606,13 @@ fn stats(ctx: &Ctx) -> CmdResult {
             json!(dir_bytes(&dir)),
         )))
         .collect();
+    let shown = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
+    let mut store_json = json!({"path": shown, "found_by": located.found_by.name()});
+    if let got::locate::FoundBy::MainWorktree { worktree } = &located.found_by {
+        store_json["worktree"] = json!(worktree);
+    }
     let j = json!({
+        "store": store_json,
         "entities_by_kind": c.entities_by_kind, "edges_by_kind": c.edges_by_kind,
         "history": {"versions": c.history_versions, "bytes": c.history_bytes},
         "indexes": {"versions": c.index_versions, "bytes": c.index_bytes},
@@ -610,6 +633,7 @@ fn stats(ctx: &Ctx) -> CmdResult {
             }
         };
         let mut out = vec![
+            format!("store:    {} (found by {})", shown.display(), located.found_by),
             format!("entities: {}", kinds(&c.entities_by_kind)),
             format!("edges:    {}", kinds(&c.edges_by_kind)),
             format!(

@@ -9,6 +9,7 @@
 
 pub mod child;
 pub mod cli;
+pub mod git;
 pub mod model;
 pub mod seed;
 pub mod store_dir;
