@@ -273,13 +273,9 @@ pub const REPAIRING: &str = "REPAIRING";
 /// frames; a crc32 of all of it last.
 const REPAIRING_MAGIC: &[u8; 8] = b"GOTREP\r\n";
 
-fn write_repairing(
-    v: &dyn Vfs,
-    dir: &Path,
-    after: u64,
-    frames: &[wal::Frame],
-    stopped: &str,
-) -> Result<()> {
+/// The bytes of a `REPAIRING` file (see docs/format.md).
+#[doc(hidden)]
+pub fn encode_repairing(after: u64, frames: &[wal::Frame], stopped: &str) -> Vec<u8> {
     let mut b = Vec::new();
     b.extend_from_slice(REPAIRING_MAGIC);
     b.extend_from_slice(&after.to_le_bytes());
@@ -294,6 +290,17 @@ fn write_repairing(
     }
     let crc = crc32fast::hash(&b);
     b.extend_from_slice(&crc.to_le_bytes());
+    b
+}
+
+fn write_repairing(
+    v: &dyn Vfs,
+    dir: &Path,
+    after: u64,
+    frames: &[wal::Frame],
+    stopped: &str,
+) -> Result<()> {
+    let b = encode_repairing(after, frames, stopped);
     // Never a half-written file: a temporary name, synced, renamed.
     let tmp = dir.join(format!(
         "{REPAIRING}.{}.{:016x}.tmp",
@@ -325,6 +332,17 @@ fn read_repairing(
         .open(path, OpenMode::Read)
         .and_then(|f| f.read_all())
         .map_err(io_at(path))?;
+    decode_repairing(&b, path, after)
+}
+
+/// The frames and the reason a `REPAIRING` file's bytes hold, if it is for the
+/// backup at LSN `after` (see [`read_repairing`]).
+#[doc(hidden)]
+pub fn decode_repairing(
+    b: &[u8],
+    path: &Path,
+    after: u64,
+) -> Result<Option<(Vec<wal::Frame>, String)>> {
     let corrupt = || Error::CorruptFile {
         file: path.to_path_buf(),
         detail: "not a whole REPAIRING file".into(),
