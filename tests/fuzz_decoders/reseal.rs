@@ -1,0 +1,31 @@
+//! Recomputes the checksums of a mutated input the way its writer would, from
+//! what the (mutated) bytes themselves say: without this, almost every mutation
+//! would stop at the first checksum and the parsing behind it (lengths, counts,
+//! offsets, postcard bodies) would only ever see valid bytes. Written from
+//! docs/format.md, independently of the decoders under test. Each function
+//! leaves alone what it cannot make sense of.
+
+fn put_u32(b: &mut [u8], o: usize, v: u32) {
+    b[o..o + 4].copy_from_slice(&v.to_le_bytes());
+}
+fn crc(b: &[u8]) -> u32 {
+    crc32fast::hash(b)
+}
+
+/// `DURABLE`: the crc of bytes `[0, 48)` at 48.
+pub fn durable(b: &mut [u8]) {
+    if b.len() >= 52 {
+        let c = crc(&b[0..48]);
+        put_u32(b, 48, c);
+    }
+}
+
+/// `CURRENT`: the body length and the body's crc.
+pub fn current(b: &mut [u8]) {
+    if b.len() >= 24 {
+        let len = (b.len() - 24) as u32;
+        put_u32(b, 12, len);
+        let c = crc(&b[24..]);
+        put_u32(b, 16, c);
+    }
+}
