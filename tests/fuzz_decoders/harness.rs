@@ -469,6 +469,33 @@ fn checked(
     }
 }
 
+/// A regression test: runs `decode` once on `input` (an input a target once
+/// failed on) under the same checks as every fuzzed input — no panic, no
+/// allocation beyond [`alloc_bound`], no hang — and returns its verdict.
+pub fn check_one(
+    name: &str,
+    input: &[u8],
+    context_len: usize,
+    decode: impl FnOnce(&[u8]) -> Verdict,
+) -> Verdict {
+    install();
+    let file_name: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let dump = artifact_dir().join(format!("{file_name}-inflight.bin"));
+    let slot_i = claim_slot(name.to_string(), &dump);
+    let slot = &SLOTS[slot_i];
+    MY_SLOT.with(|s| s.set(slot_i + 1));
+    let outcome = checked(slot, input, context_len, || counted(|| decode(input)));
+    MY_SLOT.with(|s| s.set(0));
+    slot.used.store(false, Ordering::SeqCst);
+    match outcome {
+        Ok((verdict, _)) => verdict,
+        Err(what) => panic!("{name}: the decoder {what}"),
+    }
+}
+
 /// Runs `decode` on every input of `t` (see [`run_with`]) without a setup step.
 pub fn run(t: &Target, decode: impl Fn(&[u8]) -> Verdict) -> Counts {
     run_with(t, |_, _| (), |input, ()| decode(input))

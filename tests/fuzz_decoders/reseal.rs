@@ -5,11 +5,25 @@
 //! docs/format.md, independently of the decoders under test. Each function
 //! leaves alone what it cannot make sense of.
 
+fn u32_at(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
+}
 fn put_u32(b: &mut [u8], o: usize, v: u32) {
     b[o..o + 4].copy_from_slice(&v.to_le_bytes());
 }
 fn crc(b: &[u8]) -> u32 {
     crc32fast::hash(b)
+}
+
+/// One frame (header and payload, padding optional): the crc of bytes
+/// `[4, 48 + payload_len)`, or of as many as there are.
+pub fn frame(b: &mut [u8]) {
+    if b.len() < 48 {
+        return;
+    }
+    let end = (48 + u32_at(b, 4) as usize).min(b.len());
+    let c = crc(&b[4..end]);
+    put_u32(b, 0, c);
 }
 
 /// `DURABLE`: the crc of bytes `[0, 48)` at 48.
