@@ -64,6 +64,17 @@ fn decode_writes(records: &[TxRecord]) -> bool {
     ok
 }
 
+fn payloads(c: &Corpus) -> Vec<Vec<u8>> {
+    corpus_frames(c)
+        .into_iter()
+        .filter(|(_, kind)| *kind == 1)
+        .map(|(f, _)| {
+            let len = u32::from_le_bytes(f[4..8].try_into().unwrap()) as usize;
+            f[48..48 + len].to_vec()
+        })
+        .collect()
+}
+
 #[test]
 fn wal_frame_decoder_never_panics_on_mutated_frames() {
     let c = &*CORPUS;
@@ -98,6 +109,30 @@ fn wal_frame_decoder_never_panics_on_mutated_frames() {
                 }
             }
             HeaderCheck::Zero | HeaderCheck::Invalid(_) => Verdict::Rejected,
+        }
+    });
+}
+
+#[test]
+fn wal_payload_decoder_never_panics_on_mutated_payloads() {
+    let c = &*CORPUS;
+    let t = Target {
+        name: "wal_payload_decoder_never_panics_on_mutated_payloads",
+        quick_inputs: 30_000,
+        corpus: payloads(c),
+        tokens: &[],
+        reseal: None,
+        context_len: 0,
+    };
+    run(&t, |b| {
+        // The count the frame header would carry: the payload's own, so that
+        // decoding goes on past the count check.
+        let expected = b
+            .get(1..5)
+            .map_or(1, |c| u32::from_le_bytes(c.try_into().unwrap()));
+        match record::decode_batch(b, expected) {
+            Ok(recs) if decode_writes(&recs) => Verdict::Accepted,
+            _ => Verdict::Rejected,
         }
     });
 }
@@ -285,4 +320,15 @@ fn a_plausible_frame_header_at_the_highest_lsn_gives_a_last_lsn_without_overflow
         assert_eq!(h.last_lsn(), u64::MAX);
         Verdict::Accepted
     });
+}
+
+#[test]
+fn a_payload_claiming_more_records_than_its_bytes_is_refused_before_allocating() {
+    let b = fixture("wal_payload", "record-count-beyond-the-payload.bin");
+    let count = u32::from_le_bytes(b[1..5].try_into().unwrap());
+    assert!(count > 1 << 28, "the count asks for gigabytes");
+    let v = harness::check_one("record count", &b, 0, |b| {
+        Verdict::of(&record::decode_batch(b, count))
+    });
+    assert_eq!(v, Verdict::Rejected);
 }
