@@ -27,11 +27,14 @@ static ALLOC: harness::Counting = harness::Counting;
 use corpus::{Corpus, CORPUS, DIR};
 use got::versioned_store::model::{self, EdgeRecord, EntityRecord};
 use got::versioned_store::record::{self, TxRecord};
-use got::versioned_store::{backup, manifest};
+use got::versioned_store::run::{Run, RunMeta};
+use got::versioned_store::{backup, manifest, Props, Value};
 use got::wal::frame::{self, FrameKind, HeaderCheck};
-use got::wal::{durable, segment, ProcessLock};
+use got::wal::{durable, segment, ProcessLock, SimVfs, Vfs};
+use got::Store;
 use harness::{run, run_with, Target, Verdict};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Every frame of every segment of the corpus (the bytes it occupies, padding
 /// included).
@@ -133,6 +136,71 @@ fn wal_payload_decoder_never_panics_on_mutated_payloads() {
         match record::decode_batch(b, expected) {
             Ok(recs) if decode_writes(&recs) => Verdict::Accepted,
             _ => Verdict::Rejected,
+        }
+    });
+}
+
+/// Keys and values as runs and WAL records hold them.
+fn stored_keys_and_values(c: &Corpus) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for p in payloads(c) {
+        let n = u32::from_le_bytes(p[1..5].try_into().unwrap());
+        for r in record::decode_batch(&p, n).expect("a valid payload") {
+            for (k, v) in r.writes {
+                out.push(k);
+                out.push(v);
+            }
+            out.push(model::encode(&TxRecord {
+                actor: r.actor,
+                time_ms: r.time_ms,
+                writes: Vec::new(),
+            }));
+        }
+    }
+    for r in opened_runs(c) {
+        for e in r.entries() {
+            let (k, versions) = e.expect("a valid run");
+            for (_, v) in versions {
+                out.push(v.to_vec());
+            }
+            out.push(k);
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[test]
+fn stored_key_and_value_decoders_never_panic_on_mutated_records() {
+    let c = &*CORPUS;
+    let t = Target {
+        name: "stored_key_and_value_decoders_never_panic_on_mutated_records",
+        quick_inputs: 30_000,
+        corpus: stored_keys_and_values(c),
+        tokens: &[],
+        reseal: None,
+        context_len: 0,
+    };
+    run(&t, |b| {
+        // Keys: edge keys and index keys are split back into their parts.
+        let _ = model::split_edge_key(b);
+        let _ = model::edge_of_key(b);
+        let _ = indexer::id_of(b);
+        let _ = String::from_utf8_lossy(b.get(1..).unwrap_or_default());
+        // Values: every record type and property value.
+        let entity = model::decode::<EntityRecord>(b, "entity");
+        if let Ok(e) = &entity {
+            let _ = e.to_entity("T-fuzz");
+        }
+        let edge = model::decode::<EdgeRecord>(b, "edge");
+        let tx = model::decode::<TxRecord>(b, "transaction");
+        let value = model::decode::<Value>(b, "value");
+        let props = model::decode::<Props>(b, "props");
+        if entity.is_ok() || edge.is_ok() || tx.is_ok() || value.is_ok() || props.is_ok() {
+            Verdict::Accepted
+        } else {
+            Verdict::Rejected
         }
     });
 }
@@ -241,6 +309,35 @@ fn manifest_decoder_never_panics_on_mutated_current() {
     );
 }
 
+/// Every run file of the corpus (the store's and the backup's), with what its
+/// manifest says about it.
+fn corpus_runs(c: &Corpus) -> Vec<(PathBuf, RunMeta, Vec<u8>)> {
+    let vfs = c.vfs(|_| true, None);
+    let mut out: Vec<(PathBuf, RunMeta, Vec<u8>)> = Vec::new();
+    for dir in [PathBuf::from(DIR), c.backup_dir.clone()] {
+        let m = manifest::read(vfs.as_ref(), &dir).unwrap();
+        for meta in m.runs {
+            let path = dir.join("runs").join(&meta.name);
+            let bytes = c.file(&path).clone();
+            if !out.iter().any(|(_, _, b)| *b == bytes) {
+                out.push((path, meta, bytes));
+            }
+        }
+    }
+    assert!(!out.is_empty());
+    out
+}
+
+fn opened_runs(c: &Corpus) -> Vec<Arc<Run>> {
+    let vfs = c.vfs(|_| true, None);
+    corpus_runs(c)
+        .into_iter()
+        .map(|(path, meta, _)| {
+            Arc::new(Run::open(vfs.as_ref(), path.parent().unwrap(), &meta, c.store_id).unwrap())
+        })
+        .collect()
+}
+
 #[test]
 fn lock_file_reader_never_panics_on_mutated_lock_files() {
     let c = &*CORPUS;
@@ -331,4 +428,36 @@ fn a_payload_claiming_more_records_than_its_bytes_is_refused_before_allocating()
         Verdict::of(&record::decode_batch(b, count))
     });
     assert_eq!(v, Verdict::Rejected);
+}
+
+#[test]
+fn values_nested_deeper_than_the_limit_are_refused_not_a_stack_overflow() {
+    // An index key read as properties: a map whose value is a list in a list in
+    // a list… 7,500 levels deep (two bytes a level); decoding recursed once a
+    // level and overflowed the stack. Found with the depth limit taken out.
+    let bomb = fixture("stored_values", "lists-nested-past-the-stack.bin");
+    let v = harness::check_one("nested values", &bomb, 0, |b| {
+        assert!(model::decode::<Props>(b, "props").is_err());
+        assert!(model::decode::<EntityRecord>(b, "entity").is_err());
+        assert!(model::decode::<Value>(b, "value").is_err());
+        Verdict::Rejected
+    });
+    assert_eq!(v, Verdict::Rejected);
+    // As deep as the limit still round-trips, and deeper cannot be written.
+    let nest = |depth: usize| (1..depth).fold(Value::Null, |v, _| Value::List(vec![v]));
+    let deepest = nest(got::versioned_store::value::MAX_DEPTH);
+    let bytes = model::encode(&deepest);
+    assert_eq!(model::decode::<Value>(&bytes, "value").unwrap(), deepest);
+    let s =
+        Store::open_with_vfs(SimVfs::new() as Arc<dyn Vfs>, "/deep/.got", corpus::opts()).unwrap();
+    let mut p = Props::new();
+    p.insert("v".into(), deepest);
+    s.transaction(|tx| tx.put("T-1", "task", p.clone()))
+        .unwrap();
+    assert_eq!(s.get("T-1").unwrap().unwrap().props, p);
+    p.insert("v".into(), nest(got::versioned_store::value::MAX_DEPTH + 1));
+    let e = s
+        .transaction(|tx| tx.put("T-2", "task", p.clone()))
+        .unwrap_err();
+    assert!(e.to_string().contains("nests deeper"), "{e}");
 }

@@ -153,6 +153,7 @@ impl<'s> Transaction<'s> {
         if e.version == 0 {
             return Err(Error::Invalid(format!("entity {}: version 0", e.id)));
         }
+        crate::value::check_depth(&e.props)?;
         let cur = self.committed_record(&e.id)?;
         let cur_version = cur.as_ref().map_or(0, |r| r.version);
         if e.version < cur_version {
@@ -198,6 +199,7 @@ impl<'s> Transaction<'s> {
     ) -> Result<Entity> {
         model::check_id(id)?;
         model::check_kind(kind)?;
+        crate::value::check_depth(&props)?;
         let prev = self.record(id)?;
         let live_version = prev
             .as_ref()
@@ -302,6 +304,7 @@ impl<'s> Transaction<'s> {
     /// Adds (or replaces the props of) edge `from -kind-> to`. Both ends must exist.
     pub fn add_edge(&mut self, from: &str, kind: &str, to: &str, props: Props) -> Result<()> {
         model::check_kind(kind)?;
+        crate::value::check_depth(&props)?;
         for id in [from, to] {
             if self.get(id)?.is_none() {
                 return Err(Error::NotFound(format!("entity {id} (edge endpoint)")));
