@@ -24,17 +24,18 @@ mod reseal;
 #[global_allocator]
 static ALLOC: harness::Counting = harness::Counting;
 
-use corpus::{Corpus, CORPUS, DIR};
+use corpus::{Corpus, CORPUS, DIR, SEGMENT_BYTES};
 use got::versioned_store::model::{self, EdgeRecord, EntityRecord};
 use got::versioned_store::record::{self, TxRecord};
 use got::versioned_store::run::{Run, RunMeta};
 use got::versioned_store::{backup, manifest, Props, Value};
 use got::wal::frame::{self, FrameKind, HeaderCheck};
-use got::wal::{durable, segment, ProcessLock, SimVfs, Vfs};
+use got::wal::{durable, segment, ProcessLock, SimVfs, Vfs, Wal, WalOptions};
 use got::Store;
 use harness::{run, run_with, Target, Verdict};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Every frame of every segment of the corpus (the bytes it occupies, padding
 /// included).
@@ -203,6 +204,87 @@ fn stored_key_and_value_decoders_never_panic_on_mutated_records() {
             Verdict::Rejected
         }
     });
+}
+
+/// The log as a reader and as the lock holder read it: from the checkpoint (with
+/// the manifest's hint), lock-free up to DURABLE, examined, recovered (which may
+/// cut a torn tail), and every frame read decoded.
+fn read_log(vfs: &Arc<SimVfs>, m: &manifest::Manifest) -> got::wal::Result<bool> {
+    let dir = Path::new(DIR);
+    let opts = WalOptions {
+        segment_size_bytes: SEGMENT_BYTES,
+        ..WalOptions::default()
+    };
+    let v: Arc<dyn Vfs> = vfs.clone();
+    let mut ok = true;
+    let mut frames = Vec::new();
+    {
+        let reader = Wal::open(v.clone(), dir, m.store_id, opts.clone(), false)?;
+        match (
+            reader.position_from(m.checkpoint_lsn, m.wal_position_hint()),
+            reader.published(),
+        ) {
+            (Ok(mut cur), Ok(p)) => {
+                ok &= reader.read_committed(p, &mut cur, &mut frames).is_ok();
+                ok &= reader.examine(&mut cur, &mut frames).is_ok();
+            }
+            _ => ok = false,
+        }
+    }
+    let wal = Wal::open(v, dir, m.store_id, opts, true)?;
+    let lock = ProcessLock::open(vfs.as_ref(), dir)?;
+    let held = lock.acquire(Duration::from_secs(5))?;
+    let published = wal.published().ok();
+    let mut cur = wal.position_from(m.checkpoint_lsn, m.wal_position_hint())?;
+    ok &= wal.recover(&held, &mut cur, &mut frames, published)?;
+    // Recovered: a second pass reads what is left, and its payloads are decoded
+    // (their records are the payload target's to fuzz).
+    frames.clear();
+    let mut cur = wal.position(m.checkpoint_lsn)?;
+    wal.scan(&mut cur, None, &mut frames, usize::MAX)?;
+    for f in &frames {
+        let _ = f.last_lsn();
+        ok &= record::decode_batch(&f.payload, f.count).is_ok();
+    }
+    Ok(ok)
+}
+
+#[test]
+fn wal_scan_never_panics_on_mutated_segments() {
+    let c = &*CORPUS;
+    let m = manifest::read(c.vfs(|_| true, None).as_ref(), Path::new(DIR)).unwrap();
+    let segs: Vec<(PathBuf, Vec<u8>)> = c
+        .segments()
+        .into_iter()
+        .map(|(p, b)| (p.clone(), b.clone()))
+        .collect();
+    let in_log = |p: &Path| {
+        p.starts_with(Path::new(DIR).join("wal"))
+            || p == Path::new(DIR).join("DURABLE")
+            || p == Path::new(DIR).join("LOCK")
+    };
+    let context: usize = c
+        .files
+        .iter()
+        .filter(|(p, _)| in_log(p))
+        .map(|(_, b)| b.len())
+        .sum();
+    let t = Target {
+        name: "wal_scan_never_panics_on_mutated_segments",
+        quick_inputs: 2_000,
+        corpus: segs.iter().map(|(_, b)| b.clone()).collect(),
+        tokens: &[],
+        reseal: Some(&|_, _, b| reseal::segment(b)),
+        context_len: context,
+    };
+    run_with(
+        &t,
+        |base, input| c.vfs(in_log, Some((&segs[base].0, input))),
+        |_, vfs| match read_log(vfs, &m) {
+            Ok(true) => Verdict::Accepted,
+            _ => Verdict::Rejected,
+        },
+    );
 }
 
 #[test]
@@ -428,6 +510,64 @@ fn a_payload_claiming_more_records_than_its_bytes_is_refused_before_allocating()
         Verdict::of(&record::decode_batch(b, count))
     });
     assert_eq!(v, Verdict::Rejected);
+}
+
+/// A log of one segment holding `seg` (its first LSN and store id are read from
+/// its header), on a fresh `SimVfs`.
+fn log_of(seg: &[u8]) -> (Arc<SimVfs>, Wal) {
+    let id = id_at(seg, 16);
+    let first = u64::from_le_bytes(seg[32..40].try_into().unwrap());
+    let opts = WalOptions {
+        segment_size_bytes: seg.len() as u64,
+        ..WalOptions::default()
+    };
+    let vfs = SimVfs::new();
+    let dir = Path::new("/regress/.got");
+    vfs.create_dir_all(dir).unwrap();
+    Wal::create_at(vfs.as_ref(), dir, id, &opts, first).unwrap();
+    corpus::put_file(
+        &vfs,
+        &dir.join("wal").join(segment::segment_name(first)),
+        seg,
+    );
+    let wal = Wal::open(vfs.clone() as Arc<dyn Vfs>, dir, id, opts, true).unwrap();
+    (vfs, wal)
+}
+
+#[test]
+fn a_frame_holding_lsns_on_both_sides_of_the_checkpoint_ends_the_search_for_it() {
+    // Frames 52, 53, 54, then one claiming 32513 transactions from LSN 55 (its
+    // checksum recomputed): a checkpoint at LSN 60 lies inside it, and looking
+    // for the position after the checkpoint skipped nothing, forever.
+    let seg = fixture("wal_scan", "frame-across-the-checkpoint-lsn.bin");
+    let (_vfs, wal) = log_of(&seg);
+    let v = harness::check_one("frame across the checkpoint", &seg, 0, |_| {
+        Verdict::of(&wal.position(60))
+    });
+    assert_eq!(
+        v,
+        Verdict::Rejected,
+        "the log does not reach the checkpoint as it should"
+    );
+}
+
+#[test]
+fn an_end_of_segment_frame_naming_its_own_segment_ends_the_scan() {
+    // Segment 1's first frame is an end-of-segment frame naming segment 1:
+    // following it read the same segment again, forever.
+    let seg = fixture("wal_scan", "end-of-segment-naming-its-own-segment.bin");
+    let (_vfs, wal) = log_of(&seg);
+    harness::check_one("end of segment naming itself", &seg, 0, |_| {
+        let mut cur = wal.position(0).expect("the log starts at LSN 1");
+        let stop = wal
+            .scan(&mut cur, None, &mut Vec::new(), usize::MAX)
+            .unwrap();
+        assert!(
+            matches!(&stop, got::wal::ScanStop::Invalid(r) if r.contains("its own segment")),
+            "{stop:?}"
+        );
+        Verdict::Rejected
+    });
 }
 
 #[test]

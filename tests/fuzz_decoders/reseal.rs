@@ -26,6 +26,27 @@ pub fn frame(b: &mut [u8]) {
     put_u32(b, 0, c);
 }
 
+/// A WAL segment: the header's crc, then every frame from offset 64 walked as a
+/// reader walks them, up to the first zero header or a length past the end.
+pub fn segment(b: &mut [u8]) {
+    if b.len() < 64 {
+        return;
+    }
+    let c = crc(&b[0..60]);
+    put_u32(b, 60, c);
+    let mut off = 64;
+    while off + 48 <= b.len() && b[off..off + 48].iter().any(|&x| x != 0) {
+        let len = u32_at(b, off + 4) as usize;
+        let end = off + 48 + len;
+        if end > b.len() {
+            return;
+        }
+        let c = crc(&b[off + 4..end]);
+        put_u32(b, off, c);
+        off += (48 + len).div_ceil(8) * 8;
+    }
+}
+
 /// `DURABLE`: the crc of bytes `[0, 48)` at 48.
 pub fn durable(b: &mut [u8]) {
     if b.len() >= 52 {
