@@ -24,6 +24,7 @@ mod reseal;
 #[global_allocator]
 static ALLOC: harness::Counting = harness::Counting;
 
+use common::mutate::Rng;
 use corpus::{Corpus, CORPUS, DIR, SEGMENT_BYTES};
 use got::versioned_store::model::{self, EdgeRecord, EntityRecord};
 use got::versioned_store::record::{self, TxRecord};
@@ -391,6 +392,16 @@ fn manifest_decoder_never_panics_on_mutated_current() {
     );
 }
 
+/// A run's checksums recomputed; for half of them after a structural
+/// mutation of its block index.
+fn run_reseal(rng: &mut Rng, b: &mut Vec<u8>) {
+    if rng.one_in(2) {
+        reseal::run_index_field(rng, b);
+    } else {
+        reseal::run(b);
+    }
+}
+
 /// Every run file of the corpus (the store's and the backup's), with what its
 /// manifest says about it.
 fn corpus_runs(c: &Corpus) -> Vec<(PathBuf, RunMeta, Vec<u8>)> {
@@ -418,6 +429,69 @@ fn opened_runs(c: &Corpus) -> Vec<Arc<Run>> {
             Arc::new(Run::open(vfs.as_ref(), path.parent().unwrap(), &meta, c.store_id).unwrap())
         })
         .collect()
+}
+
+/// Opens a run and reads it every way the store does; `Ok(true)` when all of it
+/// checked out.
+fn read_run(
+    vfs: &SimVfs,
+    path: &Path,
+    meta: &RunMeta,
+    id: [u8; 16],
+    keys: &[Vec<u8>],
+) -> got::Result<bool> {
+    let r = Arc::new(Run::open(vfs, path.parent().unwrap(), meta, id)?);
+    let mut ok = r.verify().is_ok();
+    let _ = r.block_spans();
+    for k in keys {
+        ok &= r.get(k).is_ok();
+        ok &= r.get_at(k, u64::MAX).is_ok();
+        ok &= r.get_at(k, meta.min_lsn).is_ok();
+    }
+    for prefix in [&b""[..], b"e", b"o", b"x", b"xr"] {
+        ok &= r.scan_prefix(prefix, |_, vs| vs.for_each(drop)).is_ok();
+        ok &= r.iter_prefix(prefix, u64::MAX).all(|e| e.is_ok());
+    }
+    ok &= r.iter_from(b"e", b"eT-0010", u64::MAX).all(|e| e.is_ok());
+    ok &= r.entries().all(|e| e.is_ok());
+    let _ = (r.derived_damaged(), r.derived_version);
+    Ok(ok)
+}
+
+#[test]
+fn run_decoder_never_panics_on_mutated_runs() {
+    let c = &*CORPUS;
+    let runs = corpus_runs(c);
+    let keys: Vec<Vec<Vec<u8>>> = opened_runs(c)
+        .iter()
+        .map(|r| r.entries().map(|e| e.unwrap().0).collect())
+        .collect();
+    let id = c.store_id;
+    let t = Target {
+        name: "run_decoder_never_panics_on_mutated_runs",
+        quick_inputs: 3_000,
+        corpus: runs.iter().map(|r| r.2.clone()).collect(),
+        tokens: &[],
+        reseal: Some(&|rng, _, b| run_reseal(rng, b)),
+        context_len: 0,
+    };
+    run_with(
+        &t,
+        |base, input| {
+            let vfs = SimVfs::new();
+            let path = &runs[base].0;
+            vfs.create_dir_all(path.parent().unwrap()).unwrap();
+            corpus::put_file(&vfs, path, input);
+            (vfs, base)
+        },
+        |_, (vfs, base)| {
+            let (path, meta, _) = &runs[*base];
+            match read_run(vfs, path, meta, id, &keys[*base]) {
+                Ok(true) => Verdict::Accepted,
+                _ => Verdict::Rejected,
+            }
+        },
+    );
 }
 
 #[test]
@@ -568,6 +642,83 @@ fn an_end_of_segment_frame_naming_its_own_segment_ends_the_scan() {
         );
         Verdict::Rejected
     });
+}
+
+#[test]
+fn a_run_whose_index_names_keys_beyond_its_blocks_reads_without_a_panic() {
+    // A run whose block index (checksums recomputed) says a block ends with a
+    // key beyond the block's real last key: a read from that key found no
+    // entry in the block and read past its end.
+    let b = fixture("run", "index-key-beyond-its-block.bin");
+    let id = id_at(&b, 16);
+    let vfs = SimVfs::new();
+    let path = Path::new("/regress/runs/r.run");
+    vfs.create_dir_all(path.parent().unwrap()).unwrap();
+    corpus::put_file(&vfs, path, &b);
+    let meta = RunMeta {
+        name: "r.run".into(),
+        min_lsn: u64::from_le_bytes(b[32..40].try_into().unwrap()),
+        max_lsn: u64::from_le_bytes(b[40..48].try_into().unwrap()),
+        bytes: b.len() as u64,
+        keys: 0,
+    };
+    harness::check_one("run index beyond its blocks", &b, 0, |_| {
+        let keys: Vec<Vec<u8>> = (0..40).map(|i| format!("eT-{i:04}").into_bytes()).collect();
+        Verdict::of(&read_run(&vfs, path, &meta, id, &keys))
+    });
+}
+
+#[test]
+fn a_run_whose_index_gives_a_block_too_short_for_its_header_is_corrupt_not_a_panic() {
+    // An index entry (partition checksums recomputed) giving a block of fewer
+    // than the 8 bytes of its length and checksum: the block's header was read
+    // past the end of what was read.
+    let b = fixture("run", "block-length-shorter-than-its-header.bin");
+    let id = id_at(&b, 16);
+    let vfs = SimVfs::new();
+    let path = Path::new("/regress/runs/r.run");
+    vfs.create_dir_all(path.parent().unwrap()).unwrap();
+    corpus::put_file(&vfs, path, &b);
+    let meta = RunMeta {
+        name: "r.run".into(),
+        min_lsn: 0,
+        max_lsn: u64::MAX,
+        bytes: b.len() as u64,
+        keys: 0,
+    };
+    let v = harness::check_one("run block too short", &b, 0, |_| {
+        match read_run(&vfs, path, &meta, id, &[]) {
+            Ok(true) => Verdict::Accepted,
+            _ => Verdict::Rejected,
+        }
+    });
+    assert_eq!(v, Verdict::Rejected);
+}
+
+#[test]
+fn a_run_whose_index_gives_a_block_of_gigabytes_is_corrupt_before_allocating() {
+    // An index entry (partition checksums recomputed) giving a block 4 GiB
+    // long: room for it was allocated before its read could fail.
+    let b = fixture("run", "block-of-gigabytes.bin");
+    let id = id_at(&b, 16);
+    let vfs = SimVfs::new();
+    let path = Path::new("/regress/runs/r.run");
+    vfs.create_dir_all(path.parent().unwrap()).unwrap();
+    corpus::put_file(&vfs, path, &b);
+    let meta = RunMeta {
+        name: "r.run".into(),
+        min_lsn: 0,
+        max_lsn: u64::MAX,
+        bytes: b.len() as u64,
+        keys: 0,
+    };
+    let v = harness::check_one("run block of gigabytes", &b, 0, |_| {
+        match read_run(&vfs, path, &meta, id, &[]) {
+            Ok(true) => Verdict::Accepted,
+            _ => Verdict::Rejected,
+        }
+    });
+    assert_eq!(v, Verdict::Rejected);
 }
 
 #[test]
