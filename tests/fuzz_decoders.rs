@@ -495,6 +495,51 @@ fn run_decoder_never_panics_on_mutated_runs() {
 }
 
 #[test]
+fn repairing_decoder_never_panics_on_mutated_files() {
+    let c = &*CORPUS;
+    let path = Path::new(DIR).join(backup::REPAIRING);
+    let t = Target {
+        name: "repairing_decoder_never_panics_on_mutated_files",
+        quick_inputs: 15_000,
+        corpus: vec![c.repairing.clone()],
+        tokens: &[],
+        reseal: Some(&|_, _, b| reseal::repairing(b)),
+        context_len: 0,
+    };
+    run(&t, |b| {
+        match backup::decode_repairing(b, &path, c.backup_lsn) {
+            Ok(Some((frames, _))) => {
+                // A valid value is what a repair can append as it is: frames of at
+                // least one transaction each, one after the other from the backup's
+                // LSN on.
+                let mut next = c.backup_lsn + 1;
+                for f in &frames {
+                    assert!(
+                        f.count >= 1 && f.first_lsn == next,
+                        "REPAIRING decoded to frames a repair cannot append: {:?}",
+                        frames
+                            .iter()
+                            .map(|f| (f.first_lsn, f.count))
+                            .collect::<Vec<_>>()
+                    );
+                    next = f.first_lsn + f.count as u64;
+                }
+                let all = frames.iter().all(|f| {
+                    record::decode_batch(&f.payload, f.count).is_ok_and(|r| decode_writes(&r))
+                });
+                if all {
+                    Verdict::Accepted
+                } else {
+                    Verdict::Rejected
+                }
+            }
+            Ok(None) => Verdict::Accepted,
+            Err(_) => Verdict::Rejected,
+        }
+    });
+}
+
+#[test]
 fn lock_file_reader_never_panics_on_mutated_lock_files() {
     let c = &*CORPUS;
     let t = Target {
@@ -751,4 +796,35 @@ fn values_nested_deeper_than_the_limit_are_refused_not_a_stack_overflow() {
         .transaction(|tx| tx.put("T-2", "task", p.clone()))
         .unwrap_err();
     assert!(e.to_string().contains("nests deeper"), "{e}");
+}
+
+#[test]
+fn a_repairing_file_whose_frames_a_repair_cannot_append_is_corrupt() {
+    let path = Path::new("/r/REPAIRING");
+    let frame = |first_lsn, count| got::wal::Frame {
+        first_lsn,
+        count,
+        payload: record::encode_batch(&[]),
+    };
+    for frames in [
+        vec![frame(11, 0)],
+        vec![frame(12, 1)],
+        vec![frame(11, 2), frame(12, 1)],
+        vec![frame(11, u32::MAX), frame(u64::MAX - 1, 1)],
+    ] {
+        let b = backup::encode_repairing(10, &frames, "the end of the log");
+        let v = harness::check_one("REPAIRING frames", &b, 0, |b| {
+            Verdict::of(&backup::decode_repairing(b, path, 10))
+        });
+        assert_eq!(v, Verdict::Rejected, "{frames:?}");
+    }
+    let b = backup::encode_repairing(10, &[frame(11, 2), frame(13, 1)], "");
+    assert_eq!(
+        backup::decode_repairing(&b, path, 10)
+            .unwrap()
+            .unwrap()
+            .0
+            .len(),
+        2
+    );
 }

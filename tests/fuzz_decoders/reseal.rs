@@ -70,6 +70,15 @@ pub fn current(b: &mut [u8]) {
     }
 }
 
+/// `REPAIRING`: the crc of everything before its last four bytes.
+pub fn repairing(b: &mut [u8]) {
+    if b.len() >= 4 {
+        let n = b.len() - 4;
+        let c = crc(&b[..n]);
+        put_u32(b, n, c);
+    }
+}
+
 fn leb(b: &[u8], pos: &mut usize) -> Option<u64> {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {

@@ -368,10 +368,18 @@ pub fn decode_repairing(
     let stopped = String::from_utf8_lossy(take(n)?).into_owned();
     let count = u32::from_le_bytes(take(4)?.try_into().unwrap());
     let mut frames = Vec::new();
+    // The frames follow the backup's LSN one after the other, each of at least
+    // one transaction, as the log they were read from held them: a repair
+    // appends them as they are.
+    let mut next = after.checked_add(1).ok_or_else(corrupt)?;
     for _ in 0..count {
         let first_lsn = u64::from_le_bytes(take(8)?.try_into().unwrap());
         let txns = u32::from_le_bytes(take(4)?.try_into().unwrap());
         let len = u32::from_le_bytes(take(4)?.try_into().unwrap()) as usize;
+        if first_lsn != next || txns == 0 {
+            return Err(corrupt());
+        }
+        next = first_lsn.checked_add(txns as u64).ok_or_else(corrupt)?;
         frames.push(wal::Frame {
             first_lsn,
             count: txns,
