@@ -277,8 +277,9 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     }
     let offset_min = match rest {
         "Z" | "z" | "" => 0,
-        o if o.len() == 6 && matches!(&o[0..1], "+" | "-") => {
-            let m = o[1..3].parse::<i64>().ok()? * 60 + o[4..6].parse::<i64>().ok()?;
+        // `get`, not indexing: a multi-byte character is no offset, not a panic.
+        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
+            let m = o.get(1..3)?.parse::<i64>().ok()? * 60 + o.get(4..6)?.parse::<i64>().ok()?;
             if o.starts_with('-') {
                 -m
             } else {

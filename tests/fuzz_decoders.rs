@@ -539,6 +539,77 @@ fn repairing_decoder_never_panics_on_mutated_files() {
     });
 }
 
+/// JSON syntax, edge numbers and multi-byte characters, for the text formats.
+const JSON_TOKENS: &[&[u8]] = &[
+    b"\"",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b":",
+    b",",
+    b"null",
+    b"true",
+    b"0",
+    b"-1",
+    b"1e999",
+    b"18446744073709551615",
+    b"18446744073709551616",
+    b"9223372036854775807",
+    b"-9223372036854775808",
+    b"\\u0000",
+    b"\\ud800",
+    "é".as_bytes(),
+    "\u{10348}".as_bytes(),
+    b"\"type\":\"entity\"",
+    b"\"type\":\"edge\"",
+    b"\"version\":",
+    b"\"created_at\":\"",
+    b"2025-10-01T12:00:00",
+    b"+01:00",
+    b"\n",
+];
+
+#[test]
+fn cli_text_parsers_never_panic_on_mutated_text() {
+    let corpus: Vec<Vec<u8>> = [
+        "2025-10-01T12:00:00Z",
+        "2025-10-02T12:00:00.5Z",
+        "2025-10-01T13:00:00+02:00",
+        "2000-02-29T00:00:00.123456-05:30",
+        "90s",
+        "1h30m",
+        "2d",
+        "3600",
+        r#"{"title": "x", "n": 1, "labels": ["a", "b"], "m": {"k": null}}"#,
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    let t = Target {
+        name: "cli_text_parsers_never_panic_on_mutated_text",
+        quick_inputs: 30_000,
+        corpus,
+        tokens: JSON_TOKENS,
+        reseal: None,
+        context_len: 0,
+    };
+    run(&t, |b| {
+        let Ok(s) = std::str::from_utf8(b) else {
+            return Verdict::Rejected;
+        };
+        // Times in beads files, durations of leases, --props.
+        let time = got::transfer::parse_rfc3339(s);
+        let lease = got::tasks::parse_duration(s);
+        let props = got::json::props_from_json_str(s);
+        if time.is_some() || lease.is_ok() || props.is_ok() {
+            Verdict::Accepted
+        } else {
+            Verdict::Rejected
+        }
+    });
+}
+
 #[test]
 fn lock_file_reader_never_panics_on_mutated_lock_files() {
     let c = &*CORPUS;
@@ -711,6 +782,25 @@ fn a_run_whose_index_names_keys_beyond_its_blocks_reads_without_a_panic() {
         let keys: Vec<Vec<u8>> = (0..40).map(|i| format!("eT-{i:04}").into_bytes()).collect();
         Verdict::of(&read_run(&vfs, path, &meta, id, &keys))
     });
+}
+
+#[test]
+fn rfc3339_offsets_holding_multibyte_characters_are_refused_not_a_panic() {
+    for s in [
+        "2000-02-29T00:00:00.123456-0é30",
+        "2000-02-29T00:00:00.123456𐍈30",
+    ] {
+        let v = harness::check_one("rfc3339", s.as_bytes(), 0, |b| {
+            let t = got::transfer::parse_rfc3339(std::str::from_utf8(b).unwrap());
+            assert_eq!(t, None, "{s}");
+            Verdict::Rejected
+        });
+        assert_eq!(v, Verdict::Rejected);
+    }
+    assert_eq!(
+        got::transfer::parse_rfc3339("2000-02-29T00:00:00.123456-05:30"),
+        Some(951_782_400_123 + 5 * 3_600_000 + 30 * 60_000)
+    );
 }
 
 #[test]
