@@ -137,11 +137,17 @@ pub fn parse(store: &Store, text: &str) -> Result<Vec<Item>> {
                 let kind = str_field(&o, "kind", line)?;
                 crate::versioned_store::model::check_id(&id).map_err(|e| bad(line, e))?;
                 crate::versioned_store::model::check_kind(&kind).map_err(|e| bad(line, e))?;
+                let max = crate::versioned_store::model::MAX_IMPORT_VERSION;
                 let version = o
                     .get("version")
                     .and_then(Json::as_u64)
-                    .filter(|v| *v >= 1)
-                    .ok_or_else(|| bad(line, "\"version\" must be an integer >= 1"))?;
+                    .filter(|v| (1..=max).contains(v))
+                    .ok_or_else(|| {
+                        bad(
+                            line,
+                            format!("\"version\" must be an integer from 1 to {max}"),
+                        )
+                    })?;
                 let time = |k: &str| o.get(k).and_then(Json::as_i64).unwrap_or(0);
                 if !ids.insert(id.clone()) {
                     return Err(bad(line, format!("entity {id} appears twice")));

@@ -32,7 +32,7 @@ use got::versioned_store::run::{Run, RunMeta};
 use got::versioned_store::{backup, manifest, Props, Value};
 use got::wal::frame::{self, FrameKind, HeaderCheck};
 use got::wal::{durable, segment, ProcessLock, SimVfs, Vfs, Wal, WalOptions};
-use got::Store;
+use got::{Direction, Store};
 use harness::{run, run_with, Target, Verdict};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -494,6 +494,23 @@ fn run_decoder_never_panics_on_mutated_runs() {
     );
 }
 
+/// Reads every entity, its history and edges, and the ready queue (read from
+/// the runs' index entries).
+fn read_store(s: &Store) -> got::Result<()> {
+    let all = s.list(None, None)?;
+    for e in &all {
+        s.get(&e.id)?;
+        s.history(&e.id)?;
+    }
+    let mut tx = s.begin()?;
+    for e in &all {
+        tx.edges(&e.id, Direction::Both, None)?;
+    }
+    tx.list(Some("task"), Some(10))?;
+    got::ready::ready(&mut tx, Some(10))?;
+    Ok(())
+}
+
 #[test]
 fn repairing_decoder_never_panics_on_mutated_files() {
     let c = &*CORPUS;
@@ -569,6 +586,63 @@ const JSON_TOKENS: &[&[u8]] = &[
     b"+01:00",
     b"\n",
 ];
+
+/// What `got import` does with a file: UTF-8, parse and check, import, and the
+/// store it made must stay usable (each imported entity can be edited again).
+fn import(text: &str, shared: &got::Store) -> Verdict {
+    let got_items = got::transfer::parse(shared, text);
+    let beads_items = got::transfer::from_beads(text).and_then(|items| {
+        got::transfer::check(shared, &items)?;
+        Ok(items)
+    });
+    let mut accepted = false;
+    for items in [got_items, beads_items].into_iter().flatten() {
+        let vfs = SimVfs::new();
+        // Segments large enough for a batch of 50 entities in one frame.
+        let opts = got::Options {
+            segment_size_bytes: 64 << 10,
+            ..corpus::opts()
+        };
+        let s =
+            Store::open_with_vfs(vfs as Arc<dyn Vfs>, "/import/.got", opts).expect("a new store");
+        if got::transfer::import(&s, &items, 50, |_, _| {}).is_err() {
+            continue;
+        }
+        let edited = s.list(None, None).and_then(|all| {
+            s.transaction(|tx| {
+                for e in &all {
+                    tx.put(&e.id, &e.kind, e.props.clone())?;
+                }
+                Ok(())
+            })
+        });
+        accepted |= edited.is_ok() && read_store(&s).is_ok();
+    }
+    if accepted {
+        Verdict::Accepted
+    } else {
+        Verdict::Rejected
+    }
+}
+
+#[test]
+fn import_parsers_never_panic_on_mutated_exports() {
+    let c = &*CORPUS;
+    let shared =
+        Store::open_with_vfs(SimVfs::new() as Arc<dyn Vfs>, "/empty/.got", corpus::opts()).unwrap();
+    let t = Target {
+        name: "import_parsers_never_panic_on_mutated_exports",
+        quick_inputs: 2_000,
+        corpus: vec![c.export.clone(), c.beads.clone()],
+        tokens: JSON_TOKENS,
+        reseal: None,
+        context_len: 0,
+    };
+    run(&t, |b| match std::str::from_utf8(b) {
+        Ok(text) => import(text, &shared),
+        Err(_) => Verdict::Rejected,
+    });
+}
 
 #[test]
 fn cli_text_parsers_never_panic_on_mutated_text() {
@@ -886,6 +960,31 @@ fn values_nested_deeper_than_the_limit_are_refused_not_a_stack_overflow() {
         .transaction(|tx| tx.put("T-2", "task", p.clone()))
         .unwrap_err();
     assert!(e.to_string().contains("nests deeper"), "{e}");
+}
+
+#[test]
+fn an_import_version_with_no_room_to_count_on_is_refused() {
+    // An export with one entity at version 2^64 - 1: imported, the next edit of
+    // that entity overflowed its version.
+    let text = fixture("import", "version-with-no-room-to-count-on.jsonl");
+    let shared =
+        Store::open_with_vfs(SimVfs::new() as Arc<dyn Vfs>, "/v/.got", corpus::opts()).unwrap();
+    let v = harness::check_one("import version", &text, 0, |b| {
+        let r = got::transfer::parse(&shared, std::str::from_utf8(b).unwrap());
+        assert!(
+            r.as_ref()
+                .is_err_and(|e| e.to_string().contains("\"version\" must be")),
+            "{r:?}"
+        );
+        Verdict::Rejected
+    });
+    assert_eq!(v, Verdict::Rejected);
+    // The highest version an import takes leaves room to count on.
+    let line = |v: u64| {
+        format!(r#"{{"type":"entity","id":"T-1","kind":"task","version":{v},"props":{{}}}}"#)
+    };
+    assert!(got::transfer::parse(&shared, &line(i64::MAX as u64 + 1)).is_err());
+    assert_eq!(import(&line(i64::MAX as u64), &shared), Verdict::Accepted);
 }
 
 #[test]
