@@ -402,6 +402,18 @@ fn run_reseal(rng: &mut Rng, b: &mut Vec<u8>) {
     }
 }
 
+/// Recomputes the checksums of a store file by what it is (its path).
+fn reseal_file(rng: &mut Rng, path: &Path, b: &mut Vec<u8>) {
+    let name = path.file_name().unwrap().to_str().unwrap();
+    match name {
+        "CURRENT" => reseal::current(b),
+        "DURABLE" => reseal::durable(b),
+        n if n.ends_with(".wal") => reseal::segment(b),
+        n if n.ends_with(".run") => run_reseal(rng, b),
+        _ => {}
+    }
+}
+
 /// Every run file of the corpus (the store's and the backup's), with what its
 /// manifest says about it.
 fn corpus_runs(c: &Corpus) -> Vec<(PathBuf, RunMeta, Vec<u8>)> {
@@ -509,6 +521,66 @@ fn read_store(s: &Store) -> got::Result<()> {
     tx.list(Some("task"), Some(10))?;
     got::ready::ready(&mut tx, Some(10))?;
     Ok(())
+}
+
+#[test]
+fn backup_decoders_never_panic_on_mutated_backups() {
+    let c = &*CORPUS;
+    let files: Vec<(PathBuf, Vec<u8>)> = c
+        .files
+        .iter()
+        .filter(|(p, _)| p.starts_with(&c.backup_dir))
+        .map(|(p, b)| (p.clone(), b.clone()))
+        .collect();
+    let name = c
+        .backup_dir
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let total: usize = c.files.values().map(Vec::len).sum();
+    let reseal_by_path =
+        |rng: &mut Rng, base: usize, b: &mut Vec<u8>| reseal_file(rng, &files[base].0, b);
+    let t = Target {
+        name: "backup_decoders_never_panic_on_mutated_backups",
+        quick_inputs: 500,
+        corpus: files.iter().map(|f| f.1.clone()).collect(),
+        tokens: &[],
+        reseal: Some(&reseal_by_path),
+        context_len: total,
+    };
+    run_with(
+        &t,
+        |base, input| c.vfs(|_| true, Some((&files[base].0, input))),
+        |input, vfs| {
+            let v: Arc<dyn Vfs> = vfs.clone();
+            let listed = backup::list_backups(vfs.as_ref(), Path::new(DIR))
+                .is_ok_and(|l| l.iter().any(|b| b.name == name));
+            let opened = Store::open_with_vfs(
+                v.clone(),
+                &c.backup_dir,
+                got::Options {
+                    read_only: true,
+                    ..corpus::opts()
+                },
+            )
+            .and_then(|s| read_store(&s));
+            let verified = got::verify(v.clone(), &c.backup_dir).is_ok_and(|r| r.healthy());
+            // A restore from it (one input in eight: a restore writes a whole
+            // safety backup first), then the restored store read back.
+            if crc32fast::hash(input).is_multiple_of(8)
+                && backup::restore(v.clone(), Path::new(DIR), &name, Duration::from_secs(5)).is_ok()
+            {
+                let _ = Store::open_with_vfs(v, DIR, corpus::opts()).and_then(|s| read_store(&s));
+            }
+            if listed && opened.is_ok() && verified {
+                Verdict::Accepted
+            } else {
+                Verdict::Rejected
+            }
+        },
+    );
 }
 
 #[test]
@@ -714,6 +786,47 @@ fn lock_file_reader_never_panics_on_mutated_lock_files() {
                     Verdict::Accepted
                 }
                 _ => Verdict::Rejected,
+            }
+        },
+    );
+}
+
+#[test]
+fn store_open_never_panics_on_a_mutated_store_file() {
+    let c = &*CORPUS;
+    let files: Vec<(PathBuf, Vec<u8>)> = c
+        .files
+        .iter()
+        .filter(|(p, _)| !p.starts_with(Path::new(DIR).join("backups")))
+        .map(|(p, b)| (p.clone(), b.clone()))
+        .collect();
+    let total: usize = c.files.values().map(Vec::len).sum();
+    let reseal_by_path =
+        |rng: &mut Rng, base: usize, b: &mut Vec<u8>| reseal_file(rng, &files[base].0, b);
+    let t = Target {
+        name: "store_open_never_panics_on_a_mutated_store_file",
+        quick_inputs: 500,
+        corpus: files.iter().map(|f| f.1.clone()).collect(),
+        tokens: &[],
+        reseal: Some(&reseal_by_path),
+        context_len: total,
+    };
+    run_with(
+        &t,
+        |base, input| c.vfs(|_| true, Some((&files[base].0, input))),
+        |_, vfs| {
+            let v: Arc<dyn Vfs> = vfs.clone();
+            let opened = Store::open_with_vfs(v.clone(), DIR, corpus::opts()).and_then(|s| {
+                read_store(&s)?;
+                // The write path after recovery.
+                s.transaction(|tx| tx.put("T-fuzz", "task", Props::new()))?;
+                Ok(())
+            });
+            let verified = got::verify(v, Path::new(DIR)).is_ok_and(|r| r.healthy());
+            if opened.is_ok() && verified {
+                Verdict::Accepted
+            } else {
+                Verdict::Rejected
             }
         },
     );
