@@ -137,11 +137,17 @@ pub fn parse(store: &Store, text: &str) -> Result<Vec<Item>> {
                 let kind = str_field(&o, "kind", line)?;
                 crate::versioned_store::model::check_id(&id).map_err(|e| bad(line, e))?;
                 crate::versioned_store::model::check_kind(&kind).map_err(|e| bad(line, e))?;
+                let max = crate::versioned_store::model::MAX_IMPORT_VERSION;
                 let version = o
                     .get("version")
                     .and_then(Json::as_u64)
-                    .filter(|v| *v >= 1)
-                    .ok_or_else(|| bad(line, "\"version\" must be an integer >= 1"))?;
+                    .filter(|v| (1..=max).contains(v))
+                    .ok_or_else(|| {
+                        bad(
+                            line,
+                            format!("\"version\" must be an integer from 1 to {max}"),
+                        )
+                    })?;
                 let time = |k: &str| o.get(k).and_then(Json::as_i64).unwrap_or(0);
                 if !ids.insert(id.clone()) {
                     return Err(bad(line, format!("entity {id} appears twice")));
@@ -277,8 +283,9 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     }
     let offset_min = match rest {
         "Z" | "z" | "" => 0,
-        o if o.len() == 6 && matches!(&o[0..1], "+" | "-") => {
-            let m = o[1..3].parse::<i64>().ok()? * 60 + o[4..6].parse::<i64>().ok()?;
+        // `get`, not indexing: a multi-byte character is no offset, not a panic.
+        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
+            let m = o.get(1..3)?.parse::<i64>().ok()? * 60 + o.get(4..6)?.parse::<i64>().ok()?;
             if o.starts_with('-') {
                 -m
             } else {

@@ -361,13 +361,9 @@ pub const REPAIRING: &str = "REPAIRING";
 /// frames; a crc32 of all of it last.
 const REPAIRING_MAGIC: &[u8; 8] = b"GOTREP\r\n";
 
-fn write_repairing(
-    v: &dyn Vfs,
-    dir: &Path,
-    after: u64,
-    frames: &[wal::Frame],
-    stopped: &str,
-) -> Result<()> {
+/// The bytes of a `REPAIRING` file (see docs/format.md).
+#[doc(hidden)]
+pub fn encode_repairing(after: u64, frames: &[wal::Frame], stopped: &str) -> Vec<u8> {
     let mut b = Vec::new();
     b.extend_from_slice(REPAIRING_MAGIC);
     b.extend_from_slice(&after.to_le_bytes());
@@ -382,6 +378,17 @@ fn write_repairing(
     }
     let crc = crc32fast::hash(&b);
     b.extend_from_slice(&crc.to_le_bytes());
+    b
+}
+
+fn write_repairing(
+    v: &dyn Vfs,
+    dir: &Path,
+    after: u64,
+    frames: &[wal::Frame],
+    stopped: &str,
+) -> Result<()> {
+    let b = encode_repairing(after, frames, stopped);
     // Never a half-written file: a temporary name, synced, renamed.
     let tmp = dir.join(format!(
         "{REPAIRING}.{}.{:016x}.tmp",
@@ -413,6 +420,17 @@ fn read_repairing(
         .open(path, OpenMode::Read)
         .and_then(|f| f.read_all())
         .map_err(io_at(path))?;
+    decode_repairing(&b, path, after)
+}
+
+/// The frames and the reason a `REPAIRING` file's bytes hold, if it is for the
+/// backup at LSN `after` (see [`read_repairing`]).
+#[doc(hidden)]
+pub fn decode_repairing(
+    b: &[u8],
+    path: &Path,
+    after: u64,
+) -> Result<Option<(Vec<wal::Frame>, String)>> {
     let corrupt = || Error::CorruptFile {
         file: path.to_path_buf(),
         detail: "not a whole REPAIRING file".into(),
@@ -438,10 +456,18 @@ fn read_repairing(
     let stopped = String::from_utf8_lossy(take(n)?).into_owned();
     let count = u32::from_le_bytes(take(4)?.try_into().unwrap());
     let mut frames = Vec::new();
+    // The frames follow the backup's LSN one after the other, each of at least
+    // one transaction, as the log they were read from held them: a repair
+    // appends them as they are.
+    let mut next = after.checked_add(1).ok_or_else(corrupt)?;
     for _ in 0..count {
         let first_lsn = u64::from_le_bytes(take(8)?.try_into().unwrap());
         let txns = u32::from_le_bytes(take(4)?.try_into().unwrap());
         let len = u32::from_le_bytes(take(4)?.try_into().unwrap()) as usize;
+        if first_lsn != next || txns == 0 {
+            return Err(corrupt());
+        }
+        next = first_lsn.checked_add(txns as u64).ok_or_else(corrupt)?;
         frames.push(wal::Frame {
             first_lsn,
             count: txns,

@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 
 pub const MAX_ID_BYTES: usize = 128;
 pub const MAX_KIND_BYTES: usize = 64;
+/// The highest version an import may carry: the largest signed 64-bit integer
+/// (what JSON readers take a version for), leaving room to count on from it.
+pub const MAX_IMPORT_VERSION: u64 = i64::MAX as u64;
 
 /// A committed (or, inside a transaction, pending) entity.
 #[derive(Clone, Debug, PartialEq)]

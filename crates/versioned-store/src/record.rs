@@ -54,6 +54,11 @@ pub fn decode_batch(payload: &[u8], expected: u32) -> Result<Vec<TxRecord>> {
     if count != expected {
         return Err(bad("record count differs from the frame header"));
     }
+    // Each record takes at least its 4-byte length: a count the bytes cannot
+    // hold is refused before room for it is allocated.
+    if count as usize > rest.len() / 4 {
+        return Err(bad("more records than the payload holds"));
+    }
     let mut out = Vec::with_capacity(count as usize);
     for _ in 0..count {
         let len = u32::from_le_bytes(take(&mut rest, 4)?.try_into().unwrap()) as usize;

@@ -320,6 +320,8 @@ pub struct Run {
     derived_damaged: AtomicBool,
     /// This open run's key in the block cache.
     uid: u64,
+    /// Where the blocks end (the index begins): no block lies past it.
+    blocks_end: u64,
 }
 
 impl Drop for Run {
@@ -553,6 +555,7 @@ impl Run {
             derived_from: u32::from_le_bytes(h[48..52].try_into().unwrap()),
             derived_damaged: AtomicBool::new(false),
             uid: NEXT_RUN_UID.fetch_add(1, Ordering::Relaxed),
+            blocks_end: index_off,
         })
     }
 
@@ -704,6 +707,22 @@ impl Run {
 
     fn read_block_unmarked(&self, i: usize) -> Result<Block> {
         let (offset, len) = self.block_pos(i)?;
+        // A block lies between the header and the index and holds at least its
+        // length and checksum: an index entry that says otherwise is damage,
+        // refused before room for the block is allocated.
+        if len < 8
+            || offset < HEADER_BYTES
+            || offset
+                .checked_add(len as u64)
+                .is_none_or(|e| e > self.blocks_end)
+        {
+            return Err(Error::CorruptFile {
+                file: self.path.clone(),
+                detail: format!(
+                    "block {i}: the index places it at offset {offset}, {len} bytes, outside the blocks"
+                ),
+            });
+        }
         let mut buf = vec![0u8; len as usize];
         self.file
             .read_exact_at(&mut buf, offset)
@@ -844,6 +863,9 @@ impl Run {
                         return Some(Err(e));
                     }
                 }
+                // Nothing at or after `from` in it (an index that does not
+                // match its blocks can say otherwise): on to the next block.
+                continue;
             }
             let b = block.as_ref().expect("loaded");
             let (j, key) = (pos, b.key(pos));

@@ -156,9 +156,15 @@ impl<'s> Transaction<'s> {
     pub fn import_entity(&mut self, e: &Entity) -> Result<bool> {
         model::check_id(&e.id)?;
         model::check_kind(&e.kind)?;
-        if e.version == 0 {
-            return Err(Error::Invalid(format!("entity {}: version 0", e.id)));
+        if e.version == 0 || e.version > model::MAX_IMPORT_VERSION {
+            return Err(Error::Invalid(format!(
+                "entity {}: version {} (versions run from 1 to {})",
+                e.id,
+                e.version,
+                model::MAX_IMPORT_VERSION
+            )));
         }
+        crate::value::check_depth(&e.props)?;
         let cur = self.committed_record(&e.id)?;
         let cur_version = cur.as_ref().map_or(0, |r| r.version);
         if e.version < cur_version {
@@ -204,6 +210,7 @@ impl<'s> Transaction<'s> {
     ) -> Result<Entity> {
         model::check_id(id)?;
         model::check_kind(kind)?;
+        crate::value::check_depth(&props)?;
         let prev = self.record(id)?;
         let live_version = prev
             .as_ref()
@@ -226,7 +233,7 @@ impl<'s> Transaction<'s> {
         let rec = EntityRecord {
             deleted: false,
             kind: kind.to_string(),
-            version: committed.as_ref().map_or(0, |r| r.version) + 1,
+            version: next_version(id, committed.as_ref().map_or(0, |r| r.version))?,
             props,
             created_at,
             updated_at: self.time_ms,
@@ -283,7 +290,7 @@ impl<'s> Transaction<'s> {
         let committed_version = self.committed_record(id)?.map_or(0, |r| r.version);
         let gone = EntityRecord {
             deleted: true,
-            version: committed_version + 1,
+            version: next_version(id, committed_version)?,
             updated_at: self.time_ms,
             actor: self.store.actor().to_string(),
             ..rec.clone()
@@ -308,6 +315,7 @@ impl<'s> Transaction<'s> {
     /// Adds (or replaces the props of) edge `from -kind-> to`. Both ends must exist.
     pub fn add_edge(&mut self, from: &str, kind: &str, to: &str, props: Props) -> Result<()> {
         model::check_kind(kind)?;
+        crate::value::check_depth(&props)?;
         for id in [from, to] {
             if self.get(id)?.is_none() {
                 return Err(Error::NotFound(format!("entity {id} (edge endpoint)")));
@@ -512,4 +520,15 @@ impl<'s> Transaction<'s> {
 
     /// Discards the transaction.
     pub fn abort(self) {}
+}
+
+/// The version after `v`: an error, not an overflow, at the highest one (only a
+/// damaged or crafted record holds it; imports stop at
+/// [`model::MAX_IMPORT_VERSION`]).
+fn next_version(id: &str, v: u64) -> Result<u64> {
+    v.checked_add(1).ok_or_else(|| {
+        Error::Invalid(format!(
+            "entity {id} is at the highest version ({v}) and cannot change again"
+        ))
+    })
 }

@@ -50,8 +50,12 @@ impl FrameHeader {
         stored_len(self.payload_len as usize)
     }
     /// The last LSN inside the frame (`first_lsn - 1` for an empty frame).
+    /// Wrapping: a header whose checksum is not checked yet may hold any values
+    /// (and then the result means nothing, but it is not a panic).
     pub fn last_lsn(&self) -> u64 {
-        self.first_lsn + self.count as u64 - 1
+        self.first_lsn
+            .wrapping_add(self.count as u64)
+            .wrapping_sub(1)
     }
 }
 
@@ -88,9 +92,11 @@ pub enum HeaderCheck {
 }
 
 /// Checks a header's fields (not yet the checksum, which covers the payload).
+/// Fewer than [`FRAME_HEADER_BYTES`] bytes are no header.
 pub fn parse_header(h: &[u8], store_id: &[u8; 16], max_frame_bytes: usize) -> HeaderCheck {
-    debug_assert!(h.len() >= FRAME_HEADER_BYTES);
-    let h = &h[..FRAME_HEADER_BYTES];
+    let Some(h) = h.get(..FRAME_HEADER_BYTES) else {
+        return HeaderCheck::Invalid("shorter than a frame header");
+    };
     if h.iter().all(|&b| b == 0) {
         return HeaderCheck::Zero;
     }

@@ -372,9 +372,12 @@ impl Wal {
         let mut skipped = Vec::new();
         loop {
             let stop = self.scan(&mut cur, Some(after_lsn), &mut skipped, 64)?;
+            let more = skipped.len() == 64;
             skipped.clear();
             match stop {
-                ScanStop::Bound if cur.next_lsn <= after_lsn => continue,
+                // 64 frames read and more to skip. (Fewer: the next frame reaches
+                // past `after_lsn`, which no read can step over.)
+                ScanStop::Bound if more && cur.next_lsn <= after_lsn => continue,
                 _ => break,
             }
         }
@@ -452,6 +455,9 @@ impl Wal {
     ) -> Result<ScanStop> {
         let mut taken = 0;
         let mut ahead = ReadAhead::default();
+        // A segment read again from its file on disk (see the end-of-segment
+        // case below), at most once per scan.
+        let mut reopened = None;
         loop {
             if taken >= max_frames {
                 return Ok(ScanStop::Bound);
@@ -527,6 +533,25 @@ impl Wal {
                     if h.count != 0 {
                         return Ok(ScanStop::Invalid(
                             "end-of-segment frame with a count".into(),
+                        ));
+                    }
+                    // It names the segment to read next, which starts at the next
+                    // LSN. It names this segment itself when the segment was
+                    // closed before any frame in it (the first frame after a
+                    // restore did not fit a backup's small segment): then the
+                    // rotation replaced the file under the same name, and the
+                    // file to read is the one on disk now, not the one open here.
+                    // Once: a file that still says so would be read forever.
+                    if h.first_lsn <= cur.segment {
+                        if h.first_lsn == cur.segment && reopened != Some(cur.segment) {
+                            reopened = Some(cur.segment);
+                            self.files.lock().remove(&cur.segment);
+                            ahead = ReadAhead::default();
+                            cur.offset = 0;
+                            continue;
+                        }
+                        return Ok(ScanStop::Invalid(
+                            "end-of-segment frame naming its own segment".into(),
                         ));
                     }
                     *cur = Cursor {
