@@ -58,6 +58,7 @@ fn decode_writes(records: &[TxRecord]) -> bool {
         for (k, v) in &r.writes {
             ok &= match k.first() {
                 Some(b'e') => model::decode::<EntityRecord>(v, "entity").is_ok(),
+                Some(b'm') => true,
                 Some(b'o' | b'i') => {
                     model::edge_of_key(k).is_some()
                         && model::decode::<EdgeRecord>(v, "edge").is_ok()

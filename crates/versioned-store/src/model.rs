@@ -4,6 +4,7 @@
 //! - `e` id                       → [`EntityRecord`]
 //! - `o` from 0x00 kind 0x00 to   → [`EdgeRecord`] (out-edge, carries the props)
 //! - `i` to 0x00 kind 0x00 from   → [`EdgeRecord`] (in-edge mirror)
+//! - `m` name                     → bytes a layer above encodes (meta records)
 //!
 //! Every committed change appends a new version of the key (keyed by LSN); deletion
 //! is a record with `deleted`/`present` set accordingly, so history keeps it.
@@ -111,6 +112,30 @@ pub fn entity_key(id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + id.len());
     k.push(b'e');
     k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// The longest meta record name, in bytes.
+pub const MAX_META_NAME_BYTES: usize = 512;
+/// The largest meta record value, in bytes.
+pub const MAX_META_BYTES: usize = 1 << 20;
+
+/// The key of meta record `name`: `m` name. Names are 1 to 512 bytes of UTF-8
+/// without 0x00.
+pub fn meta_key(name: &str) -> Result<Vec<u8>> {
+    if name.is_empty() || name.len() > MAX_META_NAME_BYTES || name.contains('\0') {
+        return Err(Error::Invalid(format!(
+            "a meta record name must be 1 to {MAX_META_NAME_BYTES} bytes without NUL, got {name:?}"
+        )));
+    }
+    Ok(meta_key_prefix(name))
+}
+
+/// `m` prefix: the keys of every meta record whose name starts with `prefix`.
+pub fn meta_key_prefix(prefix: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + prefix.len());
+    k.push(b'm');
+    k.extend_from_slice(prefix.as_bytes());
     k
 }
 

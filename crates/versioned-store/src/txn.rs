@@ -248,6 +248,29 @@ impl<'s> Transaction<'s> {
         self.put_inner(id, kind, props, None)
     }
 
+    /// Like [`put`](Self::put), but an entity this creates records `created_at`
+    /// (Unix ms) as its creation time instead of the transaction's: for imports
+    /// that carry an entity's creation from another store. A live entity keeps
+    /// its own.
+    pub fn put_created_at(
+        &mut self,
+        id: &str,
+        kind: &str,
+        props: Props,
+        created_at: i64,
+    ) -> Result<Entity> {
+        let live = self.record(id)?.is_some_and(|r| !r.deleted);
+        let mut e = self.put_inner(id, kind, props, None)?;
+        if !live {
+            let key = model::entity_key(id);
+            let mut rec: EntityRecord = model::decode(&self.writes[&key], "entity record")?;
+            rec.created_at = created_at;
+            self.write_entity(id, &rec);
+            e.created_at = created_at;
+        }
+        Ok(e)
+    }
+
     /// Compare-and-swap: like [`put`](Self::put), but only if the entity's current
     /// version is `expected` (0: it must not exist); otherwise `Conflict`.
     pub fn put_if_version(
@@ -483,6 +506,61 @@ impl<'s> Transaction<'s> {
                 }
             }
         })
+    }
+
+    /// A meta record (tag `m`): bytes the caller encodes, kept under `name` by
+    /// the store like any key (versioned, in the WAL, checkpoints and backups)
+    /// but never an entity: no kind, no index, not in lists, exports or stats.
+    /// For state a layer above keeps alongside its entities and must change in
+    /// the same transaction (sync's clocks). Joins the read set, so a commit
+    /// conflicts if another one changed it. `None`: never written, or cleared.
+    pub fn get_meta(&mut self, name: &str) -> Result<Option<Arc<[u8]>>> {
+        Ok(self
+            .read_key(&model::meta_key(name)?)?
+            .filter(|v| !v.is_empty()))
+    }
+
+    /// Writes meta record `name` (see [`Transaction::get_meta`]); an empty
+    /// `value` clears it.
+    pub fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<()> {
+        let key = model::meta_key(name)?;
+        if value.len() > model::MAX_META_BYTES {
+            return Err(Error::Invalid(format!(
+                "meta record {name} is {} bytes; at most {} are kept",
+                value.len(),
+                model::MAX_META_BYTES
+            )));
+        }
+        self.writes.insert(key, Arc::from(value));
+        Ok(())
+    }
+
+    /// Meta records whose names start with `prefix`, in name order, as of the
+    /// snapshot and with this transaction's own writes (cleared ones left out).
+    /// Each one joins the read set; one written concurrently under the prefix is
+    /// not seen (a scan, like [`Transaction::list`]).
+    pub fn meta_with_prefix(&mut self, prefix: &str) -> Result<Vec<(String, Arc<[u8]>)>> {
+        let key = model::meta_key_prefix(prefix);
+        let mut found = self
+            .store
+            .inner
+            .state
+            .read()
+            .scan_prefix(&key, self.snapshot)?;
+        for (k, (l, _)) in &found {
+            self.reads.entry(k.clone()).or_insert(*l);
+        }
+        for (k, v) in self.writes.range(key.clone()..) {
+            if !k.starts_with(&key) {
+                break;
+            }
+            found.insert(k.clone(), (u64::MAX, v.clone()));
+        }
+        Ok(found
+            .into_iter()
+            .filter(|(_, (_, v))| !v.is_empty())
+            .map(|(k, (_, v))| (String::from_utf8_lossy(&k[1..]).into_owned(), v))
+            .collect())
     }
 
     /// The store this transaction reads and commits to.

@@ -214,3 +214,86 @@ fn opening_starts_reading_the_log_where_the_checkpoint_left_it() {
         );
     }
 }
+
+#[test]
+fn meta_records_commit_with_entities_survive_checkpoints_and_stay_out_of_lists() {
+    let vfs = SimVfs::new();
+    let dir = std::path::Path::new("/s/.got");
+    let s = Store::open_with_vfs(vfs.clone(), dir, opts()).unwrap();
+    s.transaction(|tx| {
+        tx.put("T-1", "task", props([("n", Value::Int(1))]))?;
+        tx.put_meta("sync/e/T-1", b"clock one")?;
+        tx.put_meta("sync/e/T-2", b"clock two")?;
+        tx.put_meta("other", b"x")
+    })
+    .unwrap();
+    // Enough commits to rotate, checkpoint and compact around the records.
+    for i in 0..200i64 {
+        s.transaction(|tx| {
+            tx.put("T-1", "task", props([("n", Value::Int(i))]))
+                .map(|_| ())
+        })
+        .unwrap();
+    }
+    s.transaction(|tx| tx.put_meta("sync/e/T-2", b"")).unwrap();
+    drop(s);
+    let s = Store::open_with_vfs(vfs.clone(), dir, opts()).unwrap();
+    let mut tx = s.begin().unwrap();
+    assert_eq!(&*tx.get_meta("sync/e/T-1").unwrap().unwrap(), b"clock one");
+    assert_eq!(tx.get_meta("sync/e/T-2").unwrap(), None, "cleared");
+    let names: Vec<String> = tx
+        .meta_with_prefix("sync/")
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names, ["sync/e/T-1"]);
+    assert_eq!(
+        tx.list(None, None).unwrap().len(),
+        1,
+        "meta records are no entities"
+    );
+    drop(tx);
+    let stats = s.content_stats().unwrap();
+    assert_eq!(stats.entities_by_kind.values().sum::<u64>(), 1);
+    assert!(versioned_store::verify(vfs.clone(), dir).unwrap().healthy());
+    assert!(matches!(
+        s.transaction(|tx| tx.put_meta("", b"x")),
+        Err(Error::Invalid(_))
+    ));
+}
+
+#[test]
+fn a_meta_record_read_by_a_transaction_conflicts_when_another_commit_changes_it() {
+    let vfs = SimVfs::new();
+    let dir = std::path::Path::new("/s/.got");
+    let s = Store::open_with_vfs(vfs.clone(), dir, opts()).unwrap();
+    s.transaction(|tx| tx.put_meta("sync/hlc", b"1")).unwrap();
+    let mut a = s.begin().unwrap();
+    assert_eq!(&*a.get_meta("sync/hlc").unwrap().unwrap(), b"1");
+    a.put_meta("sync/hlc", b"2a").unwrap();
+    s.transaction(|tx| tx.put_meta("sync/hlc", b"2b")).unwrap();
+    assert!(matches!(a.commit(), Err(Error::Conflict(_))));
+    let mut b = s.begin().unwrap();
+    assert_eq!(&*b.get_meta("sync/hlc").unwrap().unwrap(), b"2b");
+}
+
+#[test]
+fn put_created_at_sets_the_creation_time_of_what_it_creates_only() {
+    let vfs = SimVfs::new();
+    let dir = std::path::Path::new("/s/.got");
+    let s = Store::open_with_vfs(vfs.clone(), dir, opts()).unwrap();
+    s.transaction(|tx| {
+        tx.put_created_at("T-1", "task", props([]), 1_000)
+            .map(|_| ())
+    })
+    .unwrap();
+    assert_eq!(s.get("T-1").unwrap().unwrap().created_at, 1_000);
+    s.transaction(|tx| {
+        tx.put_created_at("T-1", "task", props([]), 2_000)
+            .map(|_| ())
+    })
+    .unwrap();
+    let e = s.get("T-1").unwrap().unwrap();
+    assert_eq!((e.created_at, e.version), (1_000, 2));
+}
