@@ -65,6 +65,7 @@ pub mod plans;
 pub mod query;
 pub mod ready;
 mod store;
+pub mod sync;
 pub mod tasks;
 pub mod transfer;
 pub mod validate;

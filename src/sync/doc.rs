@@ -1,0 +1,510 @@
+//! The tracked file: what a replica knows, with the clocks a merge needs, as
+//! deterministic JSON Lines (docs/format.md, "The tracked file").
+//!
+//! One header line, then one line per entity in id order, then one line per
+//! edge in `(from, kind, to)` order. The same [`Doc`] always gives the same
+//! bytes: object keys sorted (fixed order for a record's own keys), no time of
+//! writing, no store-local counters.
+
+use super::hlc::Hlc;
+use serde_json::{Map, Value as Json};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The format version this build writes and the highest it reads.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// `(from, kind, to)`.
+pub type EdgeKey = (String, String, String);
+
+/// A replica's state: every entity and edge it has seen, deleted ones included
+/// (as tombstones, until their retention passes).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Doc {
+    pub entities: BTreeMap<String, EntityDoc>,
+    pub edges: BTreeMap<EdgeKey, EdgeDoc>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct EntityDoc {
+    pub kind: String,
+    /// Unix ms, from the store that created it.
+    pub created_at: i64,
+    pub body: Body,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Body {
+    /// The entity's fields, by property name.
+    Live(BTreeMap<String, Field>),
+    /// Deleted at this clock. A tombstone absorbs every edit (docs/sync.md).
+    Deleted(Hlc),
+}
+
+/// One property of an entity, with its merge rule.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Field {
+    /// Last writer wins by clock; `None`: the property was removed.
+    Reg { at: Hlc, value: Option<Json> },
+    /// A set of strings (labels): each element added or removed at a clock, the
+    /// later of the two winning.
+    Set(BTreeMap<String, Elem>),
+    /// An append-only list (notes): every element any replica had, in the order
+    /// of their canonical JSON; never loses one.
+    Log(BTreeMap<String, Json>),
+    /// Who holds the task (docs/sync.md, "Claims across clones").
+    Claim(Claim),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Elem {
+    pub at: Hlc,
+    pub present: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// Rises with every release and takeover; claims within one epoch race.
+    pub epoch: u64,
+    /// When the claim (or release) was made.
+    pub at: Hlc,
+    pub holder: Option<Holder>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Holder {
+    pub agent: String,
+    /// The lease's end (Unix ms), if it has one.
+    pub lease: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct EdgeDoc {
+    pub at: Hlc,
+    pub present: bool,
+    /// The edge's properties (a JSON object; empty when removed).
+    pub props: Map<String, Json>,
+}
+
+/// Why a tracked file could not be read: the line (1-based) and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseError {
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// The canonical text of a JSON value (keys sorted, no spaces): what sorting and
+/// equality of values go by.
+pub fn canonical(v: &Json) -> String {
+    serde_json::to_string(v).expect("JSON values serialize")
+}
+
+fn jstr(s: &str) -> String {
+    serde_json::to_string(s).expect("strings serialize")
+}
+
+impl Doc {
+    /// The file's bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = format!("{{\"got_tracked\":{FORMAT_VERSION}}}\n");
+        for (id, e) in &self.entities {
+            out.push_str(&entity_line(id, e));
+            out.push('\n');
+        }
+        for ((from, kind, to), e) in &self.edges {
+            let mut line = format!(
+                "{{\"edge\":[{},{},{}],\"c\":\"{}\"",
+                jstr(from),
+                jstr(kind),
+                jstr(to),
+                e.at
+            );
+            if e.present {
+                line.push_str(&format!(
+                    ",\"props\":{}",
+                    canonical(&Json::Object(e.props.clone()))
+                ));
+            } else {
+                line.push_str(",\"removed\":true");
+            }
+            line.push_str("}\n");
+            out.push_str(&line);
+        }
+        out.into_bytes()
+    }
+
+    /// Reads a tracked file. Empty input is an empty document (git hands a merge
+    /// driver an empty base when the file is new on both sides).
+    pub fn parse(bytes: &[u8]) -> Result<Doc, ParseError> {
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            let line = 1 + bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            ParseError {
+                line,
+                message: "not UTF-8".into(),
+            }
+        })?;
+        let mut doc = Doc::default();
+        let mut header = false;
+        for (i, raw) in text.lines().enumerate() {
+            let line = i + 1;
+            let err = |message: String| ParseError { line, message };
+            if ["<<<<<<<", "=======", ">>>>>>>", "|||||||"]
+                .iter()
+                .any(|m| raw.starts_with(m))
+            {
+                return Err(err(
+                    "a merge conflict marker: the file was merged without got's merge driver \
+                     (run `got init` to register it, then merge again)"
+                        .into(),
+                ));
+            }
+            if raw.trim().is_empty() {
+                continue;
+            }
+            let j: Json = serde_json::from_str(raw).map_err(|e| err(format!("not JSON: {e}")))?;
+            let Json::Object(o) = j else {
+                return Err(err("not a JSON object".into()));
+            };
+            if !header {
+                match o.get("got_tracked").and_then(Json::as_u64) {
+                    Some(v) if v > FORMAT_VERSION => {
+                        return Err(err(format!(
+                            "written in tracked-file format {v}, newer than this got reads \
+                             ({FORMAT_VERSION}): upgrade got"
+                        )))
+                    }
+                    Some(v) if v >= 1 && o.len() == 1 => {
+                        header = true;
+                        continue;
+                    }
+                    _ => {
+                        return Err(err(
+                            "the first line must be {\"got_tracked\":1}: not a got tracked file"
+                                .into(),
+                        ))
+                    }
+                }
+            }
+            if o.contains_key("edge") {
+                let (k, e) = parse_edge(&o).map_err(err)?;
+                let merged = match doc.edges.remove(&k) {
+                    Some(old) => super::merge::join_edge(&old, &e),
+                    None => e,
+                };
+                doc.edges.insert(k, merged);
+            } else {
+                let (id, e) = parse_entity(&o).map_err(err)?;
+                let merged = match doc.entities.remove(&id) {
+                    Some(old) => super::merge::join_entity(&old, &e),
+                    None => e,
+                };
+                doc.entities.insert(id, merged);
+            }
+        }
+        Ok(doc)
+    }
+}
+
+/// The clock most of an entity's plain fields share (the highest on a tie): it
+/// is written once for the record, and those fields as plain values.
+fn common_clock(fields: &BTreeMap<String, Field>) -> Option<Hlc> {
+    let mut count: BTreeMap<Hlc, usize> = BTreeMap::new();
+    for f in fields.values() {
+        if let Field::Reg { at, value: Some(_) } = f {
+            *count.entry(*at).or_default() += 1;
+        }
+    }
+    count
+        .into_iter()
+        .max_by_key(|&(at, n)| (n, at))
+        .map(|(at, _)| at)
+}
+
+fn entity_line(id: &str, e: &EntityDoc) -> String {
+    let mut line = format!(
+        "{{\"id\":{},\"kind\":{},\"created_at\":{}",
+        jstr(id),
+        jstr(&e.kind),
+        e.created_at
+    );
+    match &e.body {
+        Body::Deleted(at) => line.push_str(&format!(",\"deleted\":\"{at}\"")),
+        Body::Live(fields) => {
+            let c = common_clock(fields);
+            let mut plain = Map::new();
+            let mut other = Map::new();
+            for (name, f) in fields {
+                match f {
+                    Field::Reg { at, value: Some(v) } if Some(*at) == c => {
+                        plain.insert(name.clone(), v.clone());
+                    }
+                    f => {
+                        other.insert(name.clone(), field_json(f));
+                    }
+                }
+            }
+            if let Some(c) = c {
+                line.push_str(&format!(",\"c\":\"{c}\""));
+            }
+            line.push_str(&format!(",\"p\":{}", canonical(&Json::Object(plain))));
+            if !other.is_empty() {
+                line.push_str(&format!(",\"f\":{}", canonical(&Json::Object(other))));
+            }
+        }
+    }
+    line.push('}');
+    line
+}
+
+fn field_json(f: &Field) -> Json {
+    let mut o = Map::new();
+    match f {
+        Field::Reg { at, value } => {
+            o.insert("c".into(), Json::String(at.to_string()));
+            if let Some(v) = value {
+                o.insert("v".into(), v.clone());
+            }
+        }
+        Field::Set(elems) => {
+            let (mut add, mut rm) = (Map::new(), Map::new());
+            for (k, e) in elems {
+                let side = if e.present { &mut add } else { &mut rm };
+                side.insert(k.clone(), Json::String(e.at.to_string()));
+            }
+            o.insert("add".into(), Json::Object(add));
+            o.insert("rm".into(), Json::Object(rm));
+        }
+        Field::Log(items) => {
+            o.insert("log".into(), Json::Array(items.values().cloned().collect()));
+        }
+        Field::Claim(c) => {
+            let mut cj = Map::new();
+            cj.insert("c".into(), Json::String(c.at.to_string()));
+            cj.insert("epoch".into(), Json::from(c.epoch));
+            if let Some(h) = &c.holder {
+                cj.insert("agent".into(), Json::String(h.agent.clone()));
+                if let Some(l) = h.lease {
+                    cj.insert("lease".into(), Json::from(l));
+                }
+            }
+            o.insert("claim".into(), Json::Object(cj));
+        }
+    }
+    Json::Object(o)
+}
+
+fn hlc_of(v: Option<&Json>, what: &str) -> Result<Hlc, String> {
+    let s = v
+        .and_then(Json::as_str)
+        .ok_or_else(|| format!("{what}: a clock (\"<ms>.<counter>.<node>\") is missing"))?;
+    Hlc::parse(s).ok_or_else(|| format!("{what}: {s:?} is not a clock"))
+}
+
+fn name_of(
+    o: &Map<String, Json>,
+    key: &str,
+    check: fn(&str) -> versioned_store::Result<()>,
+) -> Result<String, String> {
+    let s = o
+        .get(key)
+        .and_then(Json::as_str)
+        .ok_or_else(|| format!("\"{key}\" is missing or not a string"))?;
+    check(s).map_err(|e| e.to_string())?;
+    Ok(s.to_string())
+}
+
+fn only_keys(o: &Map<String, Json>, allowed: &[&str], what: &str) -> Result<(), String> {
+    match o.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(format!("{what}: unknown key {k:?}")),
+        None => Ok(()),
+    }
+}
+
+fn parse_entity(o: &Map<String, Json>) -> Result<(String, EntityDoc), String> {
+    only_keys(
+        o,
+        &["id", "kind", "created_at", "deleted", "c", "p", "f"],
+        "an entity",
+    )?;
+    let id = name_of(o, "id", versioned_store::model::check_id)?;
+    let kind = name_of(o, "kind", versioned_store::model::check_kind)?;
+    let created_at = o
+        .get("created_at")
+        .and_then(Json::as_i64)
+        .ok_or_else(|| format!("entity {id}: \"created_at\" (Unix ms) is missing"))?;
+    let what = format!("entity {id}");
+    let body = if let Some(d) = o.get("deleted") {
+        if o.contains_key("p") || o.contains_key("f") {
+            return Err(format!("{what}: a deleted entity has no fields"));
+        }
+        Body::Deleted(hlc_of(Some(d), &what)?)
+    } else {
+        let mut fields = BTreeMap::new();
+        let plain = match o.get("p") {
+            Some(Json::Object(p)) => p,
+            _ => return Err(format!("{what}: \"p\" (its plain fields) is missing")),
+        };
+        if !plain.is_empty() {
+            let c = hlc_of(o.get("c"), &what)?;
+            for (k, v) in plain {
+                fields.insert(
+                    k.clone(),
+                    Field::Reg {
+                        at: c,
+                        value: Some(v.clone()),
+                    },
+                );
+            }
+        }
+        match o.get("f") {
+            None => {}
+            Some(Json::Object(f)) => {
+                for (k, v) in f {
+                    if fields.contains_key(k) {
+                        return Err(format!("{what}: field {k:?} both plain and clocked"));
+                    }
+                    fields.insert(k.clone(), parse_field(v, &format!("{what} field {k:?}"))?);
+                }
+            }
+            Some(_) => return Err(format!("{what}: \"f\" is not an object")),
+        }
+        Body::Live(fields)
+    };
+    Ok((
+        id,
+        EntityDoc {
+            kind,
+            created_at,
+            body,
+        },
+    ))
+}
+
+fn parse_field(v: &Json, what: &str) -> Result<Field, String> {
+    let Json::Object(o) = v else {
+        return Err(format!("{what}: not an object"));
+    };
+    if let Some(claim) = o.get("claim") {
+        only_keys(o, &["claim"], what)?;
+        let Json::Object(c) = claim else {
+            return Err(format!("{what}: \"claim\" is not an object"));
+        };
+        only_keys(c, &["c", "epoch", "agent", "lease"], what)?;
+        let epoch = c
+            .get("epoch")
+            .and_then(Json::as_u64)
+            .ok_or_else(|| format!("{what}: the claim's epoch is missing"))?;
+        let holder = match c.get("agent") {
+            None => {
+                if c.contains_key("lease") {
+                    return Err(format!("{what}: a lease without an agent"));
+                }
+                None
+            }
+            Some(Json::String(a)) if !a.is_empty() => Some(Holder {
+                agent: a.clone(),
+                lease: match c.get("lease") {
+                    None => None,
+                    Some(l) => Some(
+                        l.as_i64()
+                            .ok_or_else(|| format!("{what}: lease is not Unix ms"))?,
+                    ),
+                },
+            }),
+            Some(_) => return Err(format!("{what}: the agent is not a non-empty string")),
+        };
+        return Ok(Field::Claim(Claim {
+            epoch,
+            at: hlc_of(c.get("c"), what)?,
+            holder,
+        }));
+    }
+    if let Some(log) = o.get("log") {
+        only_keys(o, &["log"], what)?;
+        let Json::Array(items) = log else {
+            return Err(format!("{what}: \"log\" is not a list"));
+        };
+        return Ok(Field::Log(
+            items.iter().map(|v| (canonical(v), v.clone())).collect(),
+        ));
+    }
+    if o.contains_key("add") || o.contains_key("rm") {
+        only_keys(o, &["add", "rm"], what)?;
+        let mut elems: BTreeMap<String, Elem> = BTreeMap::new();
+        for (side, present) in [("add", true), ("rm", false)] {
+            match o.get(side) {
+                None => {}
+                Some(Json::Object(m)) => {
+                    for (k, c) in m {
+                        let e = Elem {
+                            at: hlc_of(Some(c), what)?,
+                            present,
+                        };
+                        let e = match elems.get(k) {
+                            Some(old) => super::merge::join_elem(*old, e),
+                            None => e,
+                        };
+                        elems.insert(k.clone(), e);
+                    }
+                }
+                Some(_) => return Err(format!("{what}: \"{side}\" is not an object")),
+            }
+        }
+        return Ok(Field::Set(elems));
+    }
+    only_keys(o, &["c", "v"], what)?;
+    Ok(Field::Reg {
+        at: hlc_of(o.get("c"), what)?,
+        value: o.get("v").cloned(),
+    })
+}
+
+fn parse_edge(o: &Map<String, Json>) -> Result<(EdgeKey, EdgeDoc), String> {
+    only_keys(o, &["edge", "c", "props", "removed"], "an edge")?;
+    let parts: Vec<&str> = match o.get("edge") {
+        Some(Json::Array(a)) => a.iter().filter_map(Json::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let [from, kind, to] = parts[..] else {
+        return Err("\"edge\" must be [from, kind, to], three strings".into());
+    };
+    versioned_store::model::check_id(from).map_err(|e| e.to_string())?;
+    versioned_store::model::check_kind(kind).map_err(|e| e.to_string())?;
+    versioned_store::model::check_id(to).map_err(|e| e.to_string())?;
+    let what = format!("edge {from} -{kind}-> {to}");
+    let at = hlc_of(o.get("c"), &what)?;
+    let removed = match o.get("removed") {
+        None => false,
+        Some(Json::Bool(true)) => true,
+        Some(_) => return Err(format!("{what}: \"removed\" can only be true")),
+    };
+    let props = match (o.get("props"), removed) {
+        (None, true) => Map::new(),
+        (Some(Json::Object(p)), false) => p.clone(),
+        (None, false) => return Err(format!("{what}: \"props\" is missing")),
+        _ => {
+            return Err(format!(
+                "{what}: a removed edge has no props; props are an object"
+            ))
+        }
+    };
+    Ok((
+        (from.to_string(), kind.to_string(), to.to_string()),
+        EdgeDoc {
+            at,
+            present: !removed,
+            props,
+        },
+    ))
+}

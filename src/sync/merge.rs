@@ -1,0 +1,160 @@
+//! The merge: one function, used by the git merge driver, by import and by
+//! sync. It is a join — commutative, associative and idempotent — so replicas
+//! that have seen the same edits hold the same state, in whatever order and
+//! however often they merged. The rules (docs/sync.md, "The merge"):
+//!
+//! - An entity's plain fields: the higher clock wins (a removal is a value).
+//! - Sets (labels): per element, the later of its add and its remove wins.
+//! - Logs (notes): the union; nothing appended is ever lost.
+//! - Claims: a higher epoch wins (releases and takeovers raise it); within one
+//!   epoch a claim beats no claim, and of two claims the earlier wins.
+//! - A deletion absorbs every edit: an entity deleted on any replica stays
+//!   deleted (ids are random and never reused).
+//! - Edges: the later of add and remove wins; props go with the winner.
+//!
+//! Ties of equal clocks (one node never issues a clock twice, so only a file
+//! edited by hand has them) fall to the greater canonical value, so the result
+//! is still the same everywhere.
+
+use super::doc::{canonical, Body, Claim, Doc, EdgeDoc, Elem, EntityDoc, Field};
+use serde_json::Value as Json;
+use std::cmp::Reverse;
+use std::collections::BTreeMap;
+
+/// The merge of two replicas' states.
+pub fn merge(a: &Doc, b: &Doc) -> Doc {
+    Doc {
+        entities: join_maps(&a.entities, &b.entities, join_entity),
+        edges: join_maps(&a.edges, &b.edges, join_edge),
+    }
+}
+
+fn join_maps<K: Ord + Clone, V: Clone>(
+    a: &BTreeMap<K, V>,
+    b: &BTreeMap<K, V>,
+    join: impl Fn(&V, &V) -> V,
+) -> BTreeMap<K, V> {
+    let mut out = a.clone();
+    for (k, v) in b {
+        let joined = match out.get(k) {
+            Some(mine) => join(mine, v),
+            None => v.clone(),
+        };
+        out.insert(k.clone(), joined);
+    }
+    out
+}
+
+fn value_key(v: &Option<Json>) -> Option<String> {
+    v.as_ref().map(canonical)
+}
+
+/// The greater of two by `key` (`a` when equal: then they are the same).
+fn max_by<T: Clone, K: Ord>(a: &T, b: &T, key: impl Fn(&T) -> K) -> T {
+    if key(b) > key(a) {
+        b.clone()
+    } else {
+        a.clone()
+    }
+}
+
+pub fn join_entity(a: &EntityDoc, b: &EntityDoc) -> EntityDoc {
+    // Kind and creation are fixed when an entity is made; two replicas that made
+    // one id differently (only by hand) keep the earlier.
+    let (created_at, kind) = std::cmp::min(
+        (a.created_at, a.kind.clone()),
+        (b.created_at, b.kind.clone()),
+    );
+    let body = match (&a.body, &b.body) {
+        (Body::Deleted(x), Body::Deleted(y)) => Body::Deleted(*x.max(y)),
+        (Body::Deleted(x), Body::Live(_)) | (Body::Live(_), Body::Deleted(x)) => Body::Deleted(*x),
+        (Body::Live(x), Body::Live(y)) => Body::Live(join_maps(x, y, join_field)),
+    };
+    EntityDoc {
+        kind,
+        created_at,
+        body,
+    }
+}
+
+/// Which rule a field follows, for two replicas that disagree on it (a file
+/// edited by hand): the higher rule wins, whole.
+fn rule(f: &Field) -> u8 {
+    match f {
+        Field::Reg { .. } => 0,
+        Field::Set(_) => 1,
+        Field::Log(_) => 2,
+        Field::Claim(_) => 3,
+    }
+}
+
+pub fn join_field(a: &Field, b: &Field) -> Field {
+    match (a, b) {
+        (Field::Reg { .. }, Field::Reg { .. }) => max_by(a, b, |f| match f {
+            Field::Reg { at, value } => (*at, value_key(value)),
+            _ => unreachable!(),
+        }),
+        (Field::Set(x), Field::Set(y)) => Field::Set(join_maps(x, y, |p, q| join_elem(*p, *q))),
+        (Field::Log(x), Field::Log(y)) => Field::Log(join_maps(x, y, |p, _| p.clone())),
+        (Field::Claim(x), Field::Claim(y)) => Field::Claim(join_claim(x, y)),
+        _ => {
+            if rule(b) > rule(a) {
+                b.clone()
+            } else {
+                a.clone()
+            }
+        }
+    }
+}
+
+pub fn join_elem(a: Elem, b: Elem) -> Elem {
+    max_by(&a, &b, |e| (e.at, e.present))
+}
+
+/// Claims ordered by (epoch, held, earlier claim / later release, holder): a
+/// total order, so the greater of two is a join.
+pub fn join_claim(a: &Claim, b: &Claim) -> Claim {
+    use super::hlc::Hlc;
+    fn key(c: &Claim) -> (u64, bool, Reverse<Hlc>, Hlc, String) {
+        let holder = c
+            .holder
+            .as_ref()
+            .map(|h| format!("{}\0{:?}", h.agent, h.lease))
+            .unwrap_or_default();
+        match c.holder {
+            // Of two claims in one epoch the earlier wins.
+            Some(_) => (c.epoch, true, Reverse(c.at), Hlc::ZERO, holder),
+            None => (c.epoch, false, Reverse(Hlc::ZERO), c.at, holder),
+        }
+    }
+    max_by(a, b, key)
+}
+
+pub fn join_edge(a: &EdgeDoc, b: &EdgeDoc) -> EdgeDoc {
+    max_by(a, b, |e| {
+        (e.at, e.present, canonical(&Json::Object(e.props.clone())))
+    })
+}
+
+impl Doc {
+    /// Drops tombstones (deleted entities, removed edges, removed set elements)
+    /// whose clock is below `cutoff_ms`: sync does it for those older than the
+    /// retention (90 days by default). A replica that was away for longer may
+    /// bring a dropped one back.
+    pub fn drop_tombstones(&mut self, cutoff_ms: u64) {
+        self.entities.retain(|_, e| match e.body {
+            Body::Deleted(at) => at.ms >= cutoff_ms,
+            Body::Live(_) => true,
+        });
+        self.edges.retain(|_, e| e.present || e.at.ms >= cutoff_ms);
+        for e in self.entities.values_mut() {
+            if let Body::Live(fields) = &mut e.body {
+                for f in fields.values_mut() {
+                    if let Field::Set(elems) = f {
+                        elems.retain(|_, el| el.present || el.at.ms >= cutoff_ms);
+                    }
+                }
+            }
+        }
+    }
+}
