@@ -119,24 +119,9 @@ impl Doc {
             out.push_str(&entity_line(id, e));
             out.push('\n');
         }
-        for ((from, kind, to), e) in &self.edges {
-            let mut line = format!(
-                "{{\"edge\":[{},{},{}],\"c\":\"{}\"",
-                jstr(from),
-                jstr(kind),
-                jstr(to),
-                e.at
-            );
-            if e.present {
-                line.push_str(&format!(
-                    ",\"props\":{}",
-                    canonical(&Json::Object(e.props.clone()))
-                ));
-            } else {
-                line.push_str(",\"removed\":true");
-            }
-            line.push_str("}\n");
-            out.push_str(&line);
+        for (k, e) in &self.edges {
+            out.push_str(&edge_line(k, e));
+            out.push('\n');
         }
         out.into_bytes()
     }
@@ -196,24 +181,60 @@ impl Doc {
                     }
                 }
             }
-            if o.contains_key("edge") {
-                let (k, e) = parse_edge(&o).map_err(err)?;
-                let merged = match doc.edges.remove(&k) {
-                    Some(old) => super::merge::join_edge(&old, &e),
-                    None => e,
-                };
-                doc.edges.insert(k, merged);
-            } else {
-                let (id, e) = parse_entity(&o).map_err(err)?;
-                let merged = match doc.entities.remove(&id) {
-                    Some(old) => super::merge::join_entity(&old, &e),
-                    None => e,
-                };
-                doc.entities.insert(id, merged);
-            }
+            doc.insert_record(&o).map_err(err)?;
         }
         Ok(doc)
     }
+
+    /// Adds one record line (no header) to the document, joined with what it
+    /// already holds for that id or edge.
+    pub fn insert_line(&mut self, line: &str) -> Result<(), String> {
+        match serde_json::from_str(line) {
+            Ok(Json::Object(o)) => self.insert_record(&o),
+            Ok(_) => Err("not a JSON object".into()),
+            Err(e) => Err(format!("not JSON: {e}")),
+        }
+    }
+
+    fn insert_record(&mut self, o: &Map<String, Json>) -> Result<(), String> {
+        if o.contains_key("edge") {
+            let (k, e) = parse_edge(o)?;
+            let merged = match self.edges.remove(&k) {
+                Some(old) => super::merge::join_edge(&old, &e),
+                None => e,
+            };
+            self.edges.insert(k, merged);
+        } else {
+            let (id, e) = parse_entity(o)?;
+            let merged = match self.entities.remove(&id) {
+                Some(old) => super::merge::join_entity(&old, &e),
+                None => e,
+            };
+            self.entities.insert(id, merged);
+        }
+        Ok(())
+    }
+}
+
+/// The line of edge `k` (without the newline).
+pub fn edge_line((from, kind, to): &EdgeKey, e: &EdgeDoc) -> String {
+    let mut line = format!(
+        "{{\"edge\":[{},{},{}],\"c\":\"{}\"",
+        jstr(from),
+        jstr(kind),
+        jstr(to),
+        e.at
+    );
+    if e.present {
+        line.push_str(&format!(
+            ",\"props\":{}",
+            canonical(&Json::Object(e.props.clone()))
+        ));
+    } else {
+        line.push_str(",\"removed\":true");
+    }
+    line.push('}');
+    line
 }
 
 /// The clock most of an entity's plain fields share (the highest on a tie): it
@@ -231,7 +252,8 @@ fn common_clock(fields: &BTreeMap<String, Field>) -> Option<Hlc> {
         .map(|(at, _)| at)
 }
 
-fn entity_line(id: &str, e: &EntityDoc) -> String {
+/// The line of entity `id` (without the newline).
+pub fn entity_line(id: &str, e: &EntityDoc) -> String {
     let mut line = format!(
         "{{\"id\":{},\"kind\":{},\"created_at\":{}",
         jstr(id),

@@ -6,6 +6,7 @@
 pub mod doc;
 pub mod hlc;
 pub mod merge;
+pub mod replica;
 
 pub use doc::{Doc, ParseError};
 pub use hlc::Hlc;

@@ -1,0 +1,603 @@
+//! A store as a replica: the [`Doc`] its state is, with clocks, and the way
+//! back from a merged `Doc` into the store.
+//!
+//! The store keeps, in meta records written in the same transaction as the
+//! entities they describe, the document as of the last export or import (its
+//! *base*): `sync/e/<id>` and `sync/d/<from> <kind> <to>` hold the record lines,
+//! `sync/node` the store's node id and `sync/hlc` the highest clock it has
+//! issued or seen. A field whose value in the store differs from its base was
+//! changed here since: it gets a new clock, one per snapshot, above every clock
+//! the store has seen (so an edit made after seeing another clone's wins over
+//! it). A field that equals its base keeps the base's clock — a stale replica
+//! carries old clocks and so never overrides a newer edit. Because data and base
+//! commit together, a crash leaves both from before or both from after.
+
+use super::doc::{canonical, Body, Claim, Doc, EdgeDoc, EdgeKey, Elem, EntityDoc, Field, Holder};
+use super::hlc::Hlc;
+use crate::json::{from_json, props_to_json, to_json};
+use crate::{Direction, Entity, Error, Props, Result, Store, Transaction, Value};
+use serde_json::{Map, Value as Json};
+use std::collections::BTreeMap;
+
+const NODE: &str = "sync/node";
+const LAST: &str = "sync/hlc";
+const ENTITY: &str = "sync/e/";
+const EDGE: &str = "sync/d/";
+
+/// Who a task's claim names, as the store holds it (`assignee`,
+/// `lease_expires_at`).
+fn holder_of(kind: &str, props: &Props) -> Option<Option<Holder>> {
+    if kind != crate::tasks::KIND {
+        return None;
+    }
+    let agent = props
+        .get("assignee")
+        .and_then(Value::as_str)
+        .filter(|a| !a.is_empty());
+    let lease = match props.get("lease_expires_at") {
+        Some(Value::Int(t)) => Some(*t),
+        Some(Value::Float(t)) => Some(*t as i64),
+        _ => None,
+    };
+    Some(agent.map(|a| Holder {
+        agent: a.to_string(),
+        lease,
+    }))
+}
+
+/// The rule a property follows (docs/sync.md): labels a set, notes a log, a
+/// task's claim its own field; everything else a register.
+enum Shape {
+    Reg(Option<Json>),
+    Set(Vec<String>),
+    Log(Vec<Json>),
+}
+
+fn shapes(kind: &str, props: &Props) -> BTreeMap<String, Shape> {
+    let claim = kind == crate::tasks::KIND;
+    let mut out = BTreeMap::new();
+    for (name, v) in props {
+        if claim && (name == "assignee" || name == "lease_expires_at") {
+            continue;
+        }
+        let shape = match (name.as_str(), v) {
+            ("labels", Value::List(l)) if l.iter().all(|x| x.as_str().is_some()) => Shape::Set(
+                l.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect(),
+            ),
+            ("notes", Value::List(l)) => Shape::Log(l.iter().map(to_json).collect()),
+            _ => Shape::Reg(Some(to_json(v))),
+        };
+        out.insert(name.clone(), shape);
+    }
+    out
+}
+
+/// The field a property's value makes, given what the base had for it: the
+/// base's field when nothing changed, else one stamped `now`.
+fn field_of(
+    shape: Option<&Shape>,
+    base: Option<&Field>,
+    now: &mut impl FnMut() -> Hlc,
+) -> Option<Field> {
+    match (shape, base) {
+        (None, None) => None,
+        // Gone from the store: a removal, unless the base already has one.
+        (None, Some(Field::Reg { value: None, .. })) => base.cloned(),
+        (None, Some(Field::Set(elems))) => {
+            let mut elems = elems.clone();
+            for e in elems.values_mut() {
+                if e.present {
+                    *e = Elem {
+                        at: now(),
+                        present: false,
+                    };
+                }
+            }
+            Some(Field::Set(elems))
+        }
+        // Notes are never lost: a log the store no longer has stays as it was.
+        (None, Some(Field::Log(_))) => base.cloned(),
+        (None, Some(_)) => Some(Field::Reg {
+            at: now(),
+            value: None,
+        }),
+        (Some(Shape::Reg(v)), Some(Field::Reg { value, .. }))
+            if value.as_ref().map(canonical) == v.as_ref().map(canonical) =>
+        {
+            base.cloned()
+        }
+        (Some(Shape::Reg(v)), _) => Some(Field::Reg {
+            at: now(),
+            value: v.clone(),
+        }),
+        (Some(Shape::Set(labels)), b) => {
+            let mut elems = match b {
+                Some(Field::Set(e)) => e.clone(),
+                _ => BTreeMap::new(),
+            };
+            for (l, e) in elems.iter_mut() {
+                let here = labels.contains(l);
+                if e.present != here {
+                    *e = Elem {
+                        at: now(),
+                        present: here,
+                    };
+                }
+            }
+            for l in labels {
+                if !elems.contains_key(l) {
+                    elems.insert(
+                        l.clone(),
+                        Elem {
+                            at: now(),
+                            present: true,
+                        },
+                    );
+                }
+            }
+            Some(Field::Set(elems))
+        }
+        (Some(Shape::Log(items)), b) => {
+            let mut log = match b {
+                Some(Field::Log(l)) => l.clone(),
+                _ => BTreeMap::new(),
+            };
+            for v in items {
+                log.insert(canonical(v), v.clone());
+            }
+            Some(Field::Log(log))
+        }
+    }
+}
+
+/// The claim field for `holder`, given the base's claim.
+fn claim_of(
+    holder: Option<Holder>,
+    base: Option<&Field>,
+    now: &mut impl FnMut() -> Hlc,
+) -> Option<Field> {
+    let base = match base {
+        Some(Field::Claim(c)) => Some(c),
+        _ => None,
+    };
+    match (base, holder) {
+        (None, None) => None,
+        (None, Some(h)) => Some(Field::Claim(Claim {
+            epoch: 0,
+            at: now(),
+            holder: Some(h),
+        })),
+        (Some(c), h) if c.holder == h => Some(Field::Claim(c.clone())),
+        // Claiming a free task races within its epoch.
+        (Some(c), Some(h)) if c.holder.is_none() => Some(Field::Claim(Claim {
+            epoch: c.epoch,
+            at: now(),
+            holder: Some(h),
+        })),
+        // A release, a takeover or a lease renewed: the next epoch.
+        (Some(c), h) => Some(Field::Claim(Claim {
+            epoch: c.epoch + 1,
+            at: now(),
+            holder: h,
+        })),
+    }
+}
+
+fn entity_doc(e: &Entity, base: Option<&EntityDoc>, now: &mut impl FnMut() -> Hlc) -> EntityDoc {
+    let empty = BTreeMap::new();
+    let base_fields = match base.map(|b| &b.body) {
+        Some(Body::Live(f)) => f,
+        _ => &empty,
+    };
+    let shapes = shapes(&e.kind, &e.props);
+    let mut fields = BTreeMap::new();
+    let mut names: Vec<&String> = shapes.keys().chain(base_fields.keys()).collect();
+    names.sort();
+    names.dedup();
+    let holder = holder_of(&e.kind, &e.props);
+    for name in names {
+        let f = match (&holder, name.as_str()) {
+            (Some(h), "assignee") => claim_of(h.clone(), base_fields.get(name), now),
+            (Some(_), "lease_expires_at") => continue,
+            _ => field_of(shapes.get(name), base_fields.get(name), now),
+        };
+        if let Some(f) = f {
+            fields.insert(name.clone(), f);
+        }
+    }
+    if let Some(h) = &holder {
+        if !fields.contains_key("assignee") {
+            if let Some(f) = claim_of(h.clone(), None, now) {
+                fields.insert("assignee".into(), f);
+            }
+        }
+    }
+    EntityDoc {
+        kind: e.kind.clone(),
+        created_at: base.map_or(e.created_at, |b| b.created_at.min(e.created_at)),
+        body: Body::Live(fields),
+    }
+}
+
+/// The props a live entity's fields make in the store.
+fn props_of(kind: &str, fields: &BTreeMap<String, Field>) -> Props {
+    let mut p = Props::new();
+    for (name, f) in fields {
+        match f {
+            Field::Reg { value: Some(v), .. } => {
+                p.insert(name.clone(), from_json(v));
+            }
+            Field::Reg { value: None, .. } => {}
+            Field::Set(elems) => {
+                let labels: Vec<Value> = elems
+                    .iter()
+                    .filter(|(_, e)| e.present)
+                    .map(|(l, _)| Value::String(l.clone()))
+                    .collect();
+                if !labels.is_empty() {
+                    p.insert(name.clone(), Value::List(labels));
+                }
+            }
+            Field::Log(items) => {
+                p.insert(
+                    name.clone(),
+                    Value::List(items.values().map(from_json).collect()),
+                );
+            }
+            Field::Claim(c) => {
+                if kind != crate::tasks::KIND || name != "assignee" {
+                    continue;
+                }
+                if let Some(h) = &c.holder {
+                    p.insert("assignee".into(), Value::String(h.agent.clone()));
+                    if let Some(l) = h.lease {
+                        p.insert("lease_expires_at".into(), Value::Int(l));
+                    }
+                }
+            }
+        }
+    }
+    p
+}
+
+fn edge_name((from, kind, to): &EdgeKey) -> String {
+    format!("{EDGE}{from} {kind} {to}")
+}
+
+/// This store's node id, made (random) the first time.
+fn node_id(tx: &mut Transaction<'_>) -> Result<(u64, bool)> {
+    if let Some(b) = tx.get_meta(NODE)? {
+        let s = String::from_utf8_lossy(&b);
+        return u64::from_str_radix(&s, 16)
+            .map(|n| (n, false))
+            .map_err(|_| Error::Invalid(format!("meta record {NODE} holds {s:?}, not a node id")));
+    }
+    Ok((crate::versioned_store::store::random_u64() | 1, true))
+}
+
+/// What the store holds, as a document, and what it takes to record it.
+pub struct Snapshot {
+    /// The store's state with its clocks (local changes stamped).
+    pub doc: Doc,
+    /// The base it was computed against.
+    pub base: Doc,
+    node: u64,
+    node_is_new: bool,
+    /// The highest clock issued or seen, and what `sync/hlc` holds.
+    last: Hlc,
+    stored_last: Hlc,
+}
+
+/// The store as of `tx`'s snapshot, as a document: the base, with every change
+/// made here since stamped with one new clock.
+pub fn snapshot(tx: &mut Transaction<'_>) -> Result<Snapshot> {
+    let (node, node_is_new) = node_id(tx)?;
+    let stored_last = match tx.get_meta(LAST)? {
+        Some(b) => Hlc::parse(&String::from_utf8_lossy(&b)).unwrap_or(Hlc::ZERO),
+        None => Hlc::ZERO,
+    };
+    let mut last = stored_last;
+    let mut base = Doc::default();
+    for prefix in [ENTITY, EDGE] {
+        for (name, line) in tx.meta_with_prefix(prefix)? {
+            base.insert_line(&String::from_utf8_lossy(&line))
+                .map_err(|m| Error::Invalid(format!("meta record {name}: {m}")))?;
+        }
+    }
+    for c in all_clocks(&base) {
+        last = last.max(c);
+    }
+    let wall = tx.time_ms().max(0) as u64;
+    let mut stamp: Option<Hlc> = None;
+    let mut now = || *stamp.get_or_insert_with(|| Hlc::tick(last, wall, node));
+    let mut doc = Doc::default();
+    let entities = tx.list(None, None)?;
+    let mut live = std::collections::BTreeSet::new();
+    for e in &entities {
+        live.insert(e.id.clone());
+        let b = base.entities.get(&e.id);
+        let d = match b {
+            Some(
+                b @ EntityDoc {
+                    body: Body::Deleted(_),
+                    ..
+                },
+            ) => b.clone(),
+            _ => entity_doc(e, b, &mut now),
+        };
+        doc.entities.insert(e.id.clone(), d);
+    }
+    for (id, b) in &base.entities {
+        if live.contains(id) {
+            continue;
+        }
+        let d = match b.body {
+            Body::Deleted(_) => b.clone(),
+            Body::Live(_) => EntityDoc {
+                kind: b.kind.clone(),
+                created_at: b.created_at,
+                body: Body::Deleted(now()),
+            },
+        };
+        doc.entities.insert(id.clone(), d);
+    }
+    let mut edges_here = BTreeMap::new();
+    for e in &entities {
+        for edge in tx.edges(&e.id, Direction::Out, None)? {
+            let props = match props_to_json(&edge.props) {
+                Json::Object(m) => m,
+                _ => Map::new(),
+            };
+            edges_here.insert((edge.from, edge.kind, edge.to), props);
+        }
+    }
+    for (k, props) in &edges_here {
+        let d = match base.edges.get(k) {
+            Some(b) if b.present && b.props == *props => b.clone(),
+            _ => EdgeDoc {
+                at: now(),
+                present: true,
+                props: props.clone(),
+            },
+        };
+        doc.edges.insert(k.clone(), d);
+    }
+    for (k, b) in &base.edges {
+        if edges_here.contains_key(k) {
+            continue;
+        }
+        let d = if b.present {
+            EdgeDoc {
+                at: now(),
+                present: false,
+                props: Map::new(),
+            }
+        } else {
+            b.clone()
+        };
+        doc.edges.insert(k.clone(), d);
+    }
+    if let Some(s) = stamp {
+        last = s;
+    }
+    Ok(Snapshot {
+        doc,
+        base,
+        node,
+        node_is_new,
+        last,
+        stored_last,
+    })
+}
+
+fn all_clocks(d: &Doc) -> Vec<Hlc> {
+    let mut out = Vec::new();
+    for e in d.entities.values() {
+        match &e.body {
+            Body::Deleted(at) => out.push(*at),
+            Body::Live(fields) => {
+                for f in fields.values() {
+                    match f {
+                        Field::Reg { at, .. } => out.push(*at),
+                        Field::Set(s) => out.extend(s.values().map(|e| e.at)),
+                        Field::Log(_) => {}
+                        Field::Claim(c) => out.push(c.at),
+                    }
+                }
+            }
+        }
+    }
+    out.extend(d.edges.values().map(|e| e.at));
+    out
+}
+
+/// What [`apply`] changed in the store.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub created: Vec<String>,
+    pub changed: Vec<String>,
+    pub deleted: Vec<String>,
+    pub edges_added: usize,
+    pub edges_removed: usize,
+    /// Claims this store's agents held that the merge gave to another:
+    /// `(task, lost by, won by)`.
+    pub lost_claims: Vec<(String, String, Option<String>)>,
+    /// Edges the merge holds whose ends are not both in the store.
+    pub edges_skipped: usize,
+}
+
+/// Makes the store hold `target` (a merge of `snap.doc` and another replica's
+/// state), and records it as the new base, in `tx`; the caller commits. Returns
+/// what changed and the document recorded (`target` with a note on each task
+/// whose claim was lost).
+pub fn apply(tx: &mut Transaction<'_>, snap: &Snapshot, target: &Doc) -> Result<(Applied, Doc)> {
+    let mut out = Applied::default();
+    let mut target = target.clone();
+    // Claims lost to another clone: the task keeps a note of it.
+    for (id, t) in target.entities.iter_mut() {
+        let (
+            Some(EntityDoc {
+                body: Body::Live(mine),
+                ..
+            }),
+            Body::Live(theirs),
+        ) = (snap.doc.entities.get(id), &mut t.body)
+        else {
+            continue;
+        };
+        let (Some(Field::Claim(a)), Some(Field::Claim(b))) =
+            (mine.get("assignee"), theirs.get("assignee"))
+        else {
+            continue;
+        };
+        let (Some(lost), winner) = (&a.holder, &b.holder) else {
+            continue;
+        };
+        if b.holder.as_ref().is_some_and(|w| w.agent == lost.agent) || a.at.node != snap.node {
+            continue;
+        }
+        let winner = winner.as_ref().map(|w| w.agent.clone());
+        let text = match &winner {
+            Some(w) => format!(
+                "claim of {} lost to {w} (claimed earlier on another clone)",
+                lost.agent
+            ),
+            None => format!(
+                "claim of {} ended on another clone (released or taken over)",
+                lost.agent
+            ),
+        };
+        let note = serde_json::json!({"at": tx.time_ms(), "author": "got sync", "text": text});
+        let log = theirs
+            .entry("notes".into())
+            .or_insert(Field::Log(BTreeMap::new()));
+        if let Field::Log(l) = log {
+            l.insert(canonical(&note), note);
+        }
+        out.lost_claims
+            .push((id.clone(), lost.agent.clone(), winner));
+    }
+    let mut deletes = Vec::new();
+    for (id, t) in &target.entities {
+        if snap.doc.entities.get(id) == Some(t) {
+            continue;
+        }
+        match &t.body {
+            Body::Live(fields) => {
+                let props = props_of(&t.kind, fields);
+                match tx.get(id)? {
+                    Some(cur) if cur.props == props && cur.kind == t.kind => {}
+                    Some(_) => {
+                        tx.put_created_at(id, &t.kind, props, t.created_at)?;
+                        out.changed.push(id.clone());
+                    }
+                    None => {
+                        tx.put_created_at(id, &t.kind, props, t.created_at)?;
+                        out.created.push(id.clone());
+                    }
+                }
+            }
+            Body::Deleted(_) => {
+                if tx.get(id)?.is_some() {
+                    deletes.push(id.clone());
+                }
+            }
+        }
+    }
+    let alive = |id: &str| {
+        matches!(
+            target.entities.get(id).map(|e| &e.body),
+            Some(Body::Live(_))
+        )
+    };
+    for (k, e) in &target.edges {
+        if snap.doc.edges.get(k) == Some(e) {
+            continue;
+        }
+        let (from, kind, to) = k;
+        if e.present {
+            if !(alive(from) && alive(to)) || tx.get(from)?.is_none() || tx.get(to)?.is_none() {
+                out.edges_skipped += 1;
+                continue;
+            }
+            let props: Props = e
+                .props
+                .iter()
+                .map(|(k, v)| (k.clone(), from_json(v)))
+                .collect();
+            tx.add_edge(from, kind, to, props)?;
+            out.edges_added += 1;
+        } else if tx.remove_edge(from, kind, to)? {
+            out.edges_removed += 1;
+        }
+    }
+    for id in deletes {
+        tx.delete(&id)?;
+        out.deleted.push(id);
+    }
+    // The new base: every record whose line changed.
+    let mut last = snap.last;
+    for (id, t) in &target.entities {
+        if snap.base.entities.get(id) != Some(t) {
+            tx.put_meta(
+                &format!("{ENTITY}{id}"),
+                super::doc::entity_line(id, t).as_bytes(),
+            )?;
+        }
+    }
+    for (k, e) in &target.edges {
+        if snap.base.edges.get(k) != Some(e) {
+            tx.put_meta(&edge_name(k), super::doc::edge_line(k, e).as_bytes())?;
+        }
+    }
+    // Records the target no longer holds (tombstones past their retention).
+    for id in snap.base.entities.keys() {
+        if !target.entities.contains_key(id) {
+            tx.put_meta(&format!("{ENTITY}{id}"), b"")?;
+        }
+    }
+    for k in snap.base.edges.keys() {
+        if !target.edges.contains_key(k) {
+            tx.put_meta(&edge_name(k), b"")?;
+        }
+    }
+    for c in all_clocks(&target) {
+        last = last.max(c);
+    }
+    if last != snap.stored_last {
+        tx.put_meta(LAST, last.to_string().as_bytes())?;
+    }
+    if snap.node_is_new {
+        tx.put_meta(NODE, format!("{:016x}", snap.node).as_bytes())?;
+    }
+    Ok((out, target))
+}
+
+/// Runs `f` in a transaction and commits, again from a fresh snapshot while the
+/// commit loses a race to another writer.
+fn write<T>(store: &Store, f: impl FnMut(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
+    crate::tasks::write(store, f)
+}
+
+/// The store's state as a tracked file's document, its clocks recorded in the
+/// store (so exporting twice gives the same bytes).
+pub fn export(store: &Store) -> Result<Doc> {
+    write(store, |tx| {
+        let snap = snapshot(tx)?;
+        let (_, doc) = apply(tx, &snap, &snap.doc.clone())?;
+        Ok(doc)
+    })
+}
+
+/// Merges another replica's document into the store: field by field whatever
+/// is newer (an older file changes nothing). Returns what changed and the merged
+/// document.
+pub fn import(store: &Store, other: &Doc) -> Result<(Applied, Doc)> {
+    write(store, |tx| {
+        let snap = snapshot(tx)?;
+        let target = super::merge(&snap.doc, other);
+        apply(tx, &snap, &target)
+    })
+}

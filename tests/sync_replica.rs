@@ -1,0 +1,272 @@
+//! A store as a replica: exporting records clocks in the store (the same bytes
+//! each time, changes only where the data changed), importing merges field by
+//! field (an older file changes nothing), and two stores that exchange their
+//! files converge — claims to one claimant, deletions winning, notes kept.
+
+use got::sync::replica::{export, import};
+use got::sync::Doc;
+use got::tasks::{self, NewTask, TaskUpdate};
+use got::versioned_store::ManualClock;
+use got::wal::{SimVfs, Vfs};
+use got::{Options, Store};
+use std::sync::Arc;
+
+struct Clone {
+    store: Store,
+    clock: Arc<ManualClock>,
+}
+
+fn clone_at(vfs: &Arc<SimVfs>, dir: &str, now: i64) -> Clone {
+    let clock = ManualClock::new(now);
+    let store = Store::open_with_vfs(
+        vfs.clone() as Arc<dyn Vfs>,
+        dir,
+        Options {
+            create_if_missing: true,
+            clock: Some(clock.clone()),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    Clone { store, clock }
+}
+
+fn new_task(c: &Clone, title: &str) -> String {
+    let t = NewTask {
+        title: title.into(),
+        labels: vec!["ui".into()],
+        ..NewTask::default()
+    };
+    tasks::create(&c.store, "agent-x", &t).unwrap().id
+}
+
+/// Both directions of a sync between two clones: each imports the other's
+/// export, then exports again.
+fn exchange(a: &Clone, b: &Clone) -> (Vec<u8>, Vec<u8>) {
+    let da = export(&a.store).unwrap();
+    import(&b.store, &da).unwrap();
+    let db = export(&b.store).unwrap();
+    import(&a.store, &db).unwrap();
+    (
+        export(&a.store).unwrap().to_bytes(),
+        export(&b.store).unwrap().to_bytes(),
+    )
+}
+
+#[test]
+fn exporting_twice_gives_the_same_bytes_and_an_edit_changes_only_its_line() {
+    let vfs = SimVfs::new();
+    let a = clone_at(&vfs, "/a/.got", 1_000_000);
+    let t1 = new_task(&a, "one");
+    let t2 = new_task(&a, "two");
+    tasks::add_dependency(&a.store, &t1, &t2).unwrap();
+    let first = export(&a.store).unwrap().to_bytes();
+    let lsn = a.store.applied_lsn().unwrap();
+    a.clock.advance(5_000);
+    let again = export(&a.store).unwrap().to_bytes();
+    assert_eq!(first, again, "a second export of the same state");
+    assert_eq!(
+        a.store.applied_lsn().unwrap(),
+        lsn,
+        "and it committed nothing"
+    );
+    tasks::update(
+        &a.store,
+        &t2,
+        &TaskUpdate {
+            title: Some("two, renamed".into()),
+            ..TaskUpdate::default()
+        },
+    )
+    .unwrap();
+    let after = export(&a.store).unwrap().to_bytes();
+    let (before, after) = (
+        String::from_utf8(first).unwrap(),
+        String::from_utf8(after).unwrap(),
+    );
+    let changed: Vec<(&str, &str)> = before
+        .lines()
+        .zip(after.lines())
+        .filter(|(x, y)| x != y)
+        .collect();
+    assert_eq!(changed.len(), 1, "{before}\n---\n{after}");
+    assert!(changed[0].1.contains(&t2) && changed[0].1.contains("two, renamed"));
+    assert!(
+        !after.contains("version"),
+        "no store-local version in the file"
+    );
+}
+
+#[test]
+fn two_clones_converge_and_a_stale_replica_never_reopens_a_completed_task() {
+    let vfs = SimVfs::new();
+    let a = clone_at(&vfs, "/a/.got", 1_000_000);
+    let b = clone_at(&vfs, "/b/.got", 1_000_000);
+    let t = new_task(&a, "shared");
+    let (x, y) = exchange(&a, &b);
+    assert_eq!(x, y, "after one exchange");
+    let bt = b.store.get(&t).unwrap().unwrap();
+    let at = a.store.get(&t).unwrap().unwrap();
+    assert_eq!(
+        (bt.props.clone(), bt.created_at),
+        (at.props.clone(), at.created_at)
+    );
+    // B completes; A, which has not touched the task, imports B and exports
+    // again: the task stays completed, on both.
+    b.clock.advance(10);
+    tasks::claim(&b.store, &t, "agent-b", None).unwrap();
+    tasks::start(&b.store, &t, "agent-b").unwrap();
+    tasks::complete(&b.store, &t, "agent-b", None).unwrap();
+    // A's wall clock is far ahead of B's: clocks, not wall time alone, decide.
+    a.clock.advance(1_000_000);
+    let stale = export(&a.store).unwrap();
+    import(&b.store, &stale).unwrap();
+    assert_eq!(
+        tasks::status(&b.store.get(&t).unwrap().unwrap()),
+        "completed"
+    );
+    let (x, y) = exchange(&a, &b);
+    assert_eq!(x, y);
+    assert_eq!(
+        tasks::status(&a.store.get(&t).unwrap().unwrap()),
+        "completed"
+    );
+    // Importing an old file again changes nothing and commits nothing.
+    let lsn = a.store.applied_lsn().unwrap();
+    let (applied, _) = import(&a.store, &stale).unwrap();
+    assert_eq!(applied, Default::default());
+    assert_eq!(a.store.applied_lsn().unwrap(), lsn);
+}
+
+#[test]
+fn concurrent_edits_merge_per_field_labels_as_sets_and_notes_are_kept() {
+    let vfs = SimVfs::new();
+    let a = clone_at(&vfs, "/a/.got", 1_000_000);
+    let b = clone_at(&vfs, "/b/.got", 1_000_000);
+    let t = new_task(&a, "shared");
+    exchange(&a, &b);
+    // Apart: A renames and adds a label; B changes the priority, removes the
+    // label A had and adds a note; both add a note.
+    a.clock.advance(10);
+    b.clock.advance(20);
+    tasks::update(
+        &a.store,
+        &t,
+        &TaskUpdate {
+            title: Some("renamed on a".into()),
+            add_labels: vec!["db".into()],
+            ..TaskUpdate::default()
+        },
+    )
+    .unwrap();
+    tasks::update(
+        &b.store,
+        &t,
+        &TaskUpdate {
+            priority: Some("critical".into()),
+            remove_labels: vec!["ui".into()],
+            ..TaskUpdate::default()
+        },
+    )
+    .unwrap();
+    tasks::note(&a.store, &t, "agent-a", "from a").unwrap();
+    tasks::note(&b.store, &t, "agent-b", "from b").unwrap();
+    let (x, y) = exchange(&a, &b);
+    assert_eq!(x, y);
+    for c in [&a, &b] {
+        let e = c.store.get(&t).unwrap().unwrap();
+        assert_eq!(tasks::prop_str(&e, "title"), Some("renamed on a"));
+        assert_eq!(tasks::prop_str(&e, "priority"), Some("critical"));
+        let labels = format!("{:?}", e.props.get("labels"));
+        assert!(labels.contains("db") && !labels.contains("ui"), "{labels}");
+        let notes = format!("{:?}", e.props.get("notes"));
+        assert!(
+            notes.contains("from a") && notes.contains("from b"),
+            "{notes}"
+        );
+    }
+    // The same field on both: the later clock wins, on both clones.
+    a.clock.advance(100);
+    b.clock.advance(200);
+    let set_title = |c: &Clone, t_: &str| {
+        tasks::update(
+            &c.store,
+            &t,
+            &TaskUpdate {
+                title: Some(t_.into()),
+                ..TaskUpdate::default()
+            },
+        )
+        .unwrap();
+        export(&c.store).unwrap();
+    };
+    set_title(&a, "a's title");
+    set_title(&b, "b's title");
+    let (x, y) = exchange(&a, &b);
+    assert_eq!(x, y);
+    let e = a.store.get(&t).unwrap().unwrap();
+    assert_eq!(tasks::prop_str(&e, "title"), Some("b's title"));
+}
+
+#[test]
+fn a_claim_race_between_clones_ends_with_one_claimant_and_the_loser_told() {
+    let vfs = SimVfs::new();
+    let a = clone_at(&vfs, "/a/.got", 1_000_000);
+    let b = clone_at(&vfs, "/b/.got", 1_000_000);
+    let t = new_task(&a, "contended");
+    exchange(&a, &b);
+    // B claims first (earlier clock), A later; each exports before they meet.
+    b.clock.advance(5);
+    tasks::claim(&b.store, &t, "agent-b", None).unwrap();
+    let db = export(&b.store).unwrap();
+    a.clock.advance(50);
+    tasks::claim(&a.store, &t, "agent-a", None).unwrap();
+    let da = export(&a.store).unwrap();
+    let (lost_a, _) = import(&a.store, &db).unwrap();
+    let (lost_b, _) = import(&b.store, &da).unwrap();
+    assert_eq!(
+        lost_a.lost_claims,
+        [(t.clone(), "agent-a".into(), Some("agent-b".into()))]
+    );
+    assert!(lost_b.lost_claims.is_empty());
+    let (x, y) = exchange(&a, &b);
+    assert_eq!(x, y);
+    for c in [&a, &b] {
+        let e = c.store.get(&t).unwrap().unwrap();
+        assert_eq!(tasks::assignee(&e), Some("agent-b"));
+        let notes = format!("{:?}", e.props.get("notes"));
+        assert!(
+            notes.contains("claim of agent-a lost to agent-b"),
+            "{notes}"
+        );
+    }
+}
+
+#[test]
+fn a_deletion_wins_over_a_concurrent_edit_and_takes_its_edges() {
+    let vfs = SimVfs::new();
+    let a = clone_at(&vfs, "/a/.got", 1_000_000);
+    let b = clone_at(&vfs, "/b/.got", 1_000_000);
+    let t1 = new_task(&a, "doomed");
+    let t2 = new_task(&a, "kept");
+    tasks::add_dependency(&a.store, &t2, &t1).unwrap();
+    exchange(&a, &b);
+    a.clock.advance(10);
+    b.clock.advance(20);
+    tasks::delete(&a.store, &t1, true).unwrap();
+    tasks::note(&b.store, &t1, "agent-b", "edited meanwhile").unwrap();
+    let (x, y) = exchange(&a, &b);
+    assert_eq!(x, y);
+    for c in [&a, &b] {
+        assert!(c.store.get(&t1).unwrap().is_none());
+        assert!(c.store.get(&t2).unwrap().is_some());
+    }
+    let doc = Doc::parse(&x).unwrap();
+    assert!(
+        String::from_utf8(x).unwrap().contains("\"deleted\""),
+        "{doc:?}"
+    );
+    let mut tx = a.store.begin().unwrap();
+    let report = got::validate::validate(&mut tx, 0).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
