@@ -90,11 +90,17 @@ fn got_init_in_a_linked_worktree_creates_the_store_in_the_main_worktree() {
     let j = json(sb.got(&wt1.join("src/deep"), &["--json", "init"]));
     assert_eq!(j["store"], serde_json::json!(main.join(".got")));
     assert!(main.join(".got/CURRENT").is_file());
-    assert!(!wt1.join(".got").exists());
-    // A second init, from the other worktree, finds it made.
+    // The linked worktree gets what sync needs in its own checkout (the
+    // .gitignore of its .got/), but no store.
+    assert!(!wt1.join(".got/CURRENT").exists());
+    assert!(wt1.join(".got/.gitignore").is_file());
+    // A second init, from the other worktree, finds the store made, keeps it
+    // and sets up that worktree (init in a work tree is idempotent).
     let o = sb.got(&wt2, &["init"]);
-    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("already exists"), "{}", text(&o));
+    assert!(!wt2.join(".got/CURRENT").exists());
+    assert!(wt2.join(".got/.gitignore").is_file());
 }
 
 #[test]

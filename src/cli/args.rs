@@ -93,6 +93,32 @@ pub enum Command {
     /// blocked with reasons, pending handoffs, recent decisions, sprint progress.
     /// Colour on a terminal, none when piped or NO_COLOR is set.
     Dashboard,
+    /// Share the store with other clones through git: import the tracked file,
+    /// export the store over it, commit got's files alone, pull (the merge driver
+    /// joins the file), import the merge, push (docs/sync.md).
+    ///
+    /// Exit codes beyond the usual: 10 no git, 11 not in a git work tree, 12 no
+    /// remote, 13 push refused after retries, 14 a merge conflict in another file
+    /// (the store is unchanged), 15 HEAD detached.
+    Sync(SyncArgs),
+    /// The git merge driver for the tracked file (registered by `got init` and
+    /// `got sync` as `got merge-driver %O %A %B %P`): writes the merge of OURS and
+    /// THEIRS over OURS and exits 0; exits 1 naming the file and line when one
+    /// cannot be read, and git then reports a conflict.
+    MergeDriver {
+        /// The common ancestor's version (%O); not needed by the merge, which is
+        /// a join of the two sides.
+        base: PathBuf,
+        /// Our version (%A), replaced by the merge.
+        ours: PathBuf,
+        /// Their version (%B).
+        theirs: PathBuf,
+        /// The file's path in the repository (%P), for messages.
+        path: Option<String>,
+    },
+    /// Git hooks that keep the store in step for users who only run `git pull`.
+    #[command(subcommand)]
+    Hooks(HooksCmd),
     /// Every entity and edge as JSON Lines, sorted by id: the same state gives the
     /// same bytes (merge-friendly in git).
     Export {
@@ -150,6 +176,32 @@ pub enum GraphFormat {
     Dot,
     Mermaid,
     Json,
+}
+
+#[derive(Args, Debug)]
+pub struct SyncArgs {
+    /// Commit and pull, but do not push.
+    #[arg(long)]
+    pub no_push: bool,
+    /// The remote for a branch without an upstream (the first push sets it).
+    #[arg(long, value_name = "NAME", default_value = "origin")]
+    pub remote: String,
+    /// Only import the work tree's tracked file into the store (what the hooks
+    /// run after git moved it): no export, no commit, no network.
+    #[arg(long, conflicts_with_all = ["no_push"])]
+    pub import_only: bool,
+    /// Keep tombstones (deleted entities, removed edges and labels) this many
+    /// days before dropping them from the tracked file.
+    #[arg(long, value_name = "DAYS", default_value_t = got::sync::cycle::DEFAULT_RETENTION_DAYS)]
+    pub retention_days: u64,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HooksCmd {
+    /// Add post-merge, post-checkout and post-rewrite hooks that import the
+    /// tracked file (`got sync --import-only`). A hook already there is kept
+    /// (renamed NAME.pre-got) and runs first; running this again changes nothing.
+    Install,
 }
 
 #[derive(Args, Debug)]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub(super) struct Ctx {
-    store_flag: Option<PathBuf>,
+    pub(super) store_flag: Option<PathBuf>,
     pub(super) json: bool,
     pub(super) quiet: bool,
     agent: Option<String>,
@@ -52,7 +52,7 @@ impl Ctx {
         })
     }
 
-    fn options(&self) -> Result<Options, Failure> {
+    pub(super) fn options(&self) -> Result<Options, Failure> {
         Ok(Options {
             actor: self.agent.clone(),
             // Each command replays the log since the last checkpoint (and derives
@@ -99,7 +99,7 @@ impl Ctx {
     }
 }
 
-fn cwd() -> Result<PathBuf, Failure> {
+pub(super) fn cwd() -> Result<PathBuf, Failure> {
     std::env::current_dir()
         .map_err(|e| Failure::new("io", exit::ERROR, format!("working directory: {e}")))
 }
@@ -158,6 +158,14 @@ pub fn dispatch(cli: Cli) -> CmdResult {
             clap_complete::generate(shell, &mut cmd, "got", &mut std::io::stdout());
             Ok(())
         }
+        Command::Sync(a) => super::sync::sync(&ctx, a),
+        Command::MergeDriver {
+            base,
+            ours,
+            theirs,
+            path,
+        } => super::sync::merge_driver(&base, &ours, &theirs, path.as_deref()),
+        Command::Hooks(c) => super::sync::hooks(&ctx, c),
         Command::Export { out } => super::transfer::export(&ctx, out),
         Command::Import { file, from, batch } => super::transfer::import(&ctx, &file, from, batch),
         Command::Graph { id, depth, format } => {
@@ -174,16 +182,72 @@ pub fn dispatch(cli: Cli) -> CmdResult {
 
 fn init(ctx: &Ctx) -> CmdResult {
     // In a git work tree (a linked worktree included) the store goes to the top of
-    // the main worktree, where every worktree of the clone finds it.
-    let dir = match &ctx.store_flag {
-        Some(d) => d.clone(),
-        None => got::locate::init_dir(&cwd()?),
+    // the main worktree, where every worktree of the clone finds it; the work
+    // tree gets what sync needs (docs/sync.md).
+    let (dir, top) = match &ctx.store_flag {
+        Some(d) => (d.clone(), None),
+        None => {
+            let cwd = cwd()?;
+            (got::locate::init_dir(&cwd), got::locate::git_top(&cwd))
+        }
     };
-    got::init(&got::wal::RealVfs, &dir)?;
-    let shown = std::fs::canonicalize(&dir).unwrap_or(dir);
-    ctx.print(json!({"store": shown}), || {
-        format!("created an empty got store in {}", shown.display())
-    });
+    let existed = match got::init(&got::wal::RealVfs, &dir) {
+        Ok(()) => false,
+        // In a work tree `got init` is how a clone is set up, so running it again
+        // checks the setup instead of failing.
+        Err(got::Error::AlreadyExists(_)) if top.is_some() => true,
+        Err(e) => return Err(e.into()),
+    };
+    let shown = std::fs::canonicalize(&dir).unwrap_or(dir.clone());
+    let Some(top) = top else {
+        ctx.print(json!({"store": shown}), || {
+            format!("created an empty got store in {}", shown.display())
+        });
+        return Ok(());
+    };
+    let (setup, incoming) = super::sync::init_in_work_tree(ctx, &top, &dir)?;
+    ctx.print(
+        json!({
+            "store": shown,
+            "existed": existed,
+            "work_tree": top,
+            "wrote_gitignore": setup.wrote_gitignore,
+            "wrote_gitattributes": setup.wrote_attributes,
+            "registered_merge_driver": setup.registered_driver,
+            "imported": incoming.as_ref().map(|c| json!({
+                "created": c.created, "changed": c.changed, "deleted": c.deleted,
+            })),
+        }),
+        || {
+            let mut t = if existed {
+                format!("a got store already exists in {}", shown.display())
+            } else {
+                format!("created an empty got store in {}", shown.display())
+            };
+            if setup.registered_driver {
+                t.push_str(
+                    "
+registered the merge driver for .got/tracked.jsonl in the repository's config",
+                );
+            }
+            if setup.wrote_gitignore || setup.wrote_attributes {
+                t.push_str(
+                    "
+wrote .got/.gitignore and .gitattributes: commit them (got sync does)",
+                );
+            }
+            if let Some(c) = &incoming {
+                t.push_str(&format!(
+                    "
+imported the tracked file: {} created, {} changed, {} deleted",
+                    c.created.len(),
+                    c.changed.len(),
+                    c.deleted.len()
+                ));
+            }
+            t
+        },
+    );
     Ok(())
 }
 

@@ -4,6 +4,7 @@ mod args;
 mod board;
 mod commands;
 mod progress;
+mod sync;
 mod tasks;
 mod transfer;
 mod work;
@@ -24,6 +25,13 @@ pub mod exit {
     pub const LOCKED: i32 = 6;
     pub const CORRUPT: i32 = 7;
     pub const OUTCOME_UNKNOWN: i32 = 8;
+    // got sync's outcomes.
+    pub const NO_GIT: i32 = 10;
+    pub const NOT_A_REPOSITORY: i32 = 11;
+    pub const NO_REMOTE: i32 = 12;
+    pub const PUSH_REFUSED: i32 = 13;
+    pub const MERGE_CONFLICT: i32 = 14;
+    pub const NO_BRANCH: i32 = 15;
 }
 
 /// A command's failure: a stable code name, a one-line message, an exit code.

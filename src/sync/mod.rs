@@ -3,7 +3,9 @@
 //! git moves it between clones; one merge function joins what two replicas
 //! know, in the merge driver, in import and in `got sync` (docs/sync.md).
 
+pub mod cycle;
 pub mod doc;
+pub mod git;
 pub mod hlc;
 pub mod merge;
 pub mod replica;

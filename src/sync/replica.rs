@@ -591,6 +591,18 @@ pub fn export(store: &Store) -> Result<Doc> {
     })
 }
 
+/// [`export`], dropping tombstones whose clock is below `cutoff_ms` from the
+/// document and from the store's base (sync's retention).
+pub fn export_dropping(store: &Store, cutoff_ms: u64) -> Result<Doc> {
+    write(store, |tx| {
+        let snap = snapshot(tx)?;
+        let mut target = snap.doc.clone();
+        target.drop_tombstones(cutoff_ms);
+        let (_, doc) = apply(tx, &snap, &target)?;
+        Ok(doc)
+    })
+}
+
 /// Merges another replica's document into the store: field by field whatever
 /// is newer (an older file changes nothing). Returns what changed and the merged
 /// document.

@@ -23,7 +23,15 @@ impl Sandbox {
 
     /// The environment every git and got process of the test gets.
     pub fn env(&self, c: &mut Command) {
-        c.env("HOME", &self.home)
+        // git runs `got merge-driver` and the hooks run `got`: this build's.
+        let bin = std::path::Path::new(env!("CARGO_BIN_EXE_got"))
+            .parent()
+            .unwrap();
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut paths = vec![bin.to_path_buf()];
+        paths.extend(std::env::split_paths(&path));
+        c.env("PATH", std::env::join_paths(paths).unwrap())
+            .env("HOME", &self.home)
             .env("XDG_CONFIG_HOME", self.home.join(".config"))
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_CONFIG_GLOBAL", self.home.join(".gitconfig"))

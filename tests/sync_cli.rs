@@ -1,0 +1,272 @@
+//! `got init` in a git work tree, the merge driver under real `git merge`,
+//! `git rebase` and `git cherry-pick`, and `got sync` between clones of one bare
+//! remote — against the machine's `git`, in a sandboxed `HOME`.
+
+mod common;
+
+use common::cli::text;
+use common::git::Sandbox;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn ok(o: std::process::Output) -> String {
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn json(o: std::process::Output) -> Value {
+    serde_json::from_str(&ok(o)).unwrap()
+}
+
+fn create(sb: &Sandbox, dir: &Path, title: &str) -> String {
+    let j = json(sb.got(dir, &["--json", "task", "create", title]));
+    j["task"]["id"].as_str().unwrap().to_string()
+}
+
+fn tracked(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join(".got/tracked.jsonl")).unwrap_or_default()
+}
+
+/// A bare remote and `n` clones of it, each with `got init` run.
+fn team(sb: &Sandbox, n: usize) -> (PathBuf, Vec<PathBuf>) {
+    let seed = sb.repo("seed");
+    let remote = sb.root.join("remote.git");
+    sb.git(
+        &sb.root,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            seed.to_str().unwrap(),
+            remote.to_str().unwrap(),
+        ],
+    );
+    let clones = (0..n)
+        .map(|i| {
+            let c = sb.root.join(format!("clone{i}"));
+            sb.git(
+                &sb.root,
+                &["clone", "-q", remote.to_str().unwrap(), c.to_str().unwrap()],
+            );
+            ok(sb.got(&c, &["init"]));
+            c
+        })
+        .collect();
+    (remote, clones)
+}
+
+#[test]
+fn init_in_a_work_tree_ignores_the_store_and_registers_the_driver() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("r");
+    let j = json(sb.got(&repo, &["--json", "init"]));
+    assert_eq!(j["registered_merge_driver"], true, "{j}");
+    assert_eq!(
+        sb.git(&repo, &["config", "merge.got.driver"]).trim(),
+        "got merge-driver %O %A %B %P"
+    );
+    assert!(std::fs::read_to_string(repo.join(".gitattributes"))
+        .unwrap()
+        .lines()
+        .any(|l| l == ".got/tracked.jsonl merge=got"));
+    create(&sb, &repo, "a task");
+    // Only the tracked file and the setup files are ever candidates to commit.
+    ok(sb.got(&repo, &["sync", "--no-push"]));
+    let status = sb.git(&repo, &["status", "--porcelain", "--untracked-files=all"]);
+    assert_eq!(status, "", "nothing of the store is left to commit");
+    let files = sb.git(&repo, &["ls-files"]);
+    let mut files: Vec<&str> = files.lines().collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            ".gitattributes",
+            ".got/.gitignore",
+            ".got/tracked.jsonl",
+            "README"
+        ]
+    );
+    // Running init again checks the setup and changes nothing.
+    let j = json(sb.got(&repo, &["--json", "init"]));
+    assert_eq!(j["existed"], true);
+    assert_eq!(j["registered_merge_driver"], false);
+    assert_eq!(j["wrote_gitattributes"], false);
+}
+
+/// Two branches that both changed the tracked file (one task edited on both,
+/// a task created on each), made in two clones, combined by `how` in the
+/// first: no conflict ever reaches the user, and the result holds both sides.
+fn combine_branches(how: &str) {
+    let sb = Sandbox::new();
+    let (_remote, clones) = team(&sb, 2);
+    let (a, b) = (&clones[0], &clones[1]);
+    let shared = create(&sb, a, "shared");
+    ok(sb.got(a, &["sync"]));
+    ok(sb.got(b, &["sync"]));
+    sb.git(b, &["checkout", "-q", "-b", "feature"]);
+    let on_feature = create(&sb, b, "made on feature");
+    ok(sb.got(
+        b,
+        &["task", "update", &shared, "--title", "renamed on feature"],
+    ));
+    ok(sb.got(b, &["sync", "--no-push"]));
+    sb.git(b, &["push", "-q", "origin", "feature"]);
+    let on_main = create(&sb, a, "made on main");
+    ok(sb.got(a, &["task", "update", &shared, "--priority", "critical"]));
+    ok(sb.got(a, &["sync", "--no-push"]));
+    sb.git(a, &["fetch", "-q", "origin"]);
+    match how {
+        "merge" => {
+            sb.git(a, &["merge", "-q", "--no-edit", "origin/feature"]);
+        }
+        "rebase" => {
+            sb.git(a, &["checkout", "-q", "-b", "f", "origin/feature"]);
+            sb.git(a, &["rebase", "-q", "main"]);
+        }
+        "cherry-pick" => {
+            sb.git(a, &["cherry-pick", "origin/feature"]);
+        }
+        _ => unreachable!(),
+    }
+    let merged = tracked(a);
+    assert!(!merged.contains("<<<<<<<"), "{merged}");
+    assert_eq!(sb.git(a, &["diff", "--name-only", "--diff-filter=U"]), "");
+    for id in [&shared, &on_feature, &on_main] {
+        assert!(merged.contains(id.as_str()), "{how}: {id} in {merged}");
+    }
+    // Imported, the merge holds both sides' edits of the shared task.
+    ok(sb.got(a, &["sync", "--import-only"]));
+    let j = json(sb.got(a, &["--json", "task", "show", &shared]));
+    assert_eq!(j["task"]["title"], "renamed on feature", "{how}: {j}");
+    assert_eq!(j["task"]["priority"], "critical", "{how}: {j}");
+    assert!(json(sb.got(a, &["--json", "task", "show", &on_feature]))["task"].is_object());
+}
+
+#[test]
+fn git_merge_of_two_branches_never_conflicts_in_the_tracked_file() {
+    combine_branches("merge");
+}
+
+#[test]
+fn git_rebase_never_conflicts_in_the_tracked_file() {
+    combine_branches("rebase");
+}
+
+#[test]
+fn git_cherry_pick_never_conflicts_in_the_tracked_file() {
+    combine_branches("cherry-pick");
+}
+
+#[test]
+fn the_merge_driver_refuses_a_file_it_cannot_read_naming_file_and_line() {
+    let sb = Sandbox::new();
+    let dir = sb.root.clone();
+    let good = "{\"got_tracked\":1}\n";
+    std::fs::write(dir.join("base"), good).unwrap();
+    std::fs::write(dir.join("ours"), good).unwrap();
+    for (bad, what) in [
+        (
+            format!("{good}<<<<<<< HEAD\n"),
+            "line 2: a merge conflict marker",
+        ),
+        (
+            "{\"got_tracked\":9}\n".to_string(),
+            "line 1: written in tracked-file format 9",
+        ),
+        (
+            format!("{good}{{\"id\":\"T-1\",\"kind\":\"ta"),
+            "line 2: not JSON",
+        ),
+    ] {
+        std::fs::write(dir.join("theirs"), &bad).unwrap();
+        let o = sb.got(
+            &dir,
+            &[
+                "merge-driver",
+                "base",
+                "ours",
+                "theirs",
+                ".got/tracked.jsonl",
+            ],
+        );
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(
+            err.contains(".got/tracked.jsonl (theirs)") && err.contains(what),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("ours")).unwrap(),
+            good,
+            "ours untouched"
+        );
+    }
+}
+
+#[test]
+fn sync_carries_tasks_between_clones_and_tells_the_loser_of_a_claim() {
+    let sb = Sandbox::new();
+    let (_remote, clones) = team(&sb, 2);
+    let (a, b) = (&clones[0], &clones[1]);
+    let t = create(&sb, a, "made on a");
+    let j = json(sb.got(a, &["--json", "sync"]));
+    assert_eq!(j["pushed"], true, "{j}");
+    assert_eq!(j["outgoing"]["created"], serde_json::json!([t]), "{j}");
+    let j = json(sb.got(b, &["--json", "sync"]));
+    assert_eq!(j["incoming"]["created"], serde_json::json!([t]), "{j}");
+    // Both claim while apart; b first.
+    let mut early = sb.got_cmd(b, &["task", "claim", &t, "--agent", "agent-b"]);
+    early.env("GOT_NOW_MS", "2000000000000");
+    ok(early.output().unwrap());
+    let mut late = sb.got_cmd(a, &["task", "claim", &t, "--agent", "agent-a"]);
+    late.env("GOT_NOW_MS", "2000000001000");
+    ok(late.output().unwrap());
+    json(sb.got(b, &["--json", "sync"]));
+    let j = json(sb.got(a, &["--json", "sync"]));
+    assert_eq!(j["lost_claims"][0]["task"], t.as_str(), "{j}");
+    assert_eq!(j["lost_claims"][0]["won_by"], "agent-b", "{j}");
+    json(sb.got(b, &["--json", "sync"]));
+    for c in [a, b] {
+        let j = json(sb.got(c, &["--json", "task", "show", &t]));
+        assert_eq!(j["task"]["assignee"], "agent-b", "{j}");
+    }
+    assert_eq!(tracked(a), tracked(b));
+}
+
+#[test]
+fn sync_outcomes_have_their_own_exit_codes_and_bad_files_change_nothing() {
+    let sb = Sandbox::new();
+    let plain = sb.root.join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    ok(sb.got(&plain, &["init"]));
+    let o = sb.got(&plain, &["sync"]);
+    assert_eq!(o.status.code(), Some(11), "not a work tree: {}", text(&o));
+    let repo = sb.repo("r");
+    ok(sb.got(&repo, &["init"]));
+    let t = create(&sb, &repo, "kept");
+    let o = sb.got(&repo, &["sync"]);
+    assert_eq!(o.status.code(), Some(12), "no remote: {}", text(&o));
+    assert!(text(&o).contains("origin"), "{}", text(&o));
+    ok(sb.got(&repo, &["sync", "--no-push"]));
+    let good = tracked(&repo);
+    let before = ok(sb.got(&repo, &["--json", "export"]));
+    for bad in [
+        good.replacen('\n', "\n<<<<<<< ours\n", 1),
+        good[..good.len() - 7].to_string(),
+        good.replacen("{\"got_tracked\":1}", "{\"got_tracked\":2}", 1),
+    ] {
+        std::fs::write(repo.join(".got/tracked.jsonl"), &bad).unwrap();
+        let o = sb.got(&repo, &["sync", "--no-push"]);
+        assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+        assert!(text(&o).contains("tracked.jsonl: line"), "{}", text(&o));
+        assert_eq!(
+            ok(sb.got(&repo, &["--json", "export"])),
+            before,
+            "store unchanged"
+        );
+        assert_eq!(tracked(&repo), bad, "the file left for the user");
+    }
+    std::fs::write(repo.join(".got/tracked.jsonl"), &good).unwrap();
+    assert!(ok(sb.got(&repo, &["task", "show", &t])).contains("kept"));
+}
