@@ -717,6 +717,83 @@ fn import_parsers_never_panic_on_mutated_exports() {
     });
 }
 
+/// A tracked file with every kind of field: tasks with labels added and
+/// removed, notes, a claim and its release, a dependency added and removed, a
+/// deletion, and a second store's edits merged in.
+fn tracked_corpus() -> Vec<Vec<u8>> {
+    use got::sync::replica;
+    use got::tasks::{self, NewTask, TaskUpdate};
+    let open = |dir: &str| {
+        Store::open_with_vfs(SimVfs::new() as Arc<dyn Vfs>, dir, corpus::opts()).unwrap()
+    };
+    let (a, b) = (open("/a/.got"), open("/b/.got"));
+    let mk = |s: &Store, t: &str| {
+        let n = NewTask {
+            title: t.into(),
+            labels: vec!["ui".into(), "db".into()],
+            ..NewTask::default()
+        };
+        tasks::create(s, "fuzz", &n).unwrap().id
+    };
+    let (t1, t2, t3) = (mk(&a, "one"), mk(&a, "two"), mk(&a, "three"));
+    tasks::add_dependency(&a, &t1, &t2).unwrap();
+    tasks::add_dependency(&a, &t3, &t2).unwrap();
+    tasks::claim(&a, &t2, "agent-a", Some(Duration::from_secs(60))).unwrap();
+    tasks::note(&a, &t1, "agent-a", "a note, with \"quotes\" and ünïcödé").unwrap();
+    let first = replica::export(&a).unwrap();
+    replica::import(&b, &first).unwrap();
+    tasks::release(&a, &t2, "agent-a", false).unwrap();
+    tasks::remove_dependency(&a, &t3, &t2).unwrap();
+    let u = TaskUpdate {
+        remove_labels: vec!["ui".into()],
+        ..TaskUpdate::default()
+    };
+    tasks::update(&a, &t2, &u).unwrap();
+    tasks::delete(&a, &t3, true).unwrap();
+    let t4 = mk(&b, "four");
+    tasks::claim(&b, &t4, "agent-b", None).unwrap();
+    let u = TaskUpdate {
+        title: Some("one, renamed on b".into()),
+        ..TaskUpdate::default()
+    };
+    tasks::update(&b, &t1, &u).unwrap();
+    let theirs = replica::export(&b).unwrap();
+    replica::import(&a, &theirs).unwrap();
+    let merged = replica::export(&a).unwrap();
+    vec![first.to_bytes(), theirs.to_bytes(), merged.to_bytes()]
+}
+
+#[test]
+fn tracked_file_reader_and_merge_never_panic_on_mutated_files() {
+    use got::sync::{merge, Doc};
+    let corpus = tracked_corpus();
+    let known = Doc::parse(&corpus[2]).unwrap();
+    let shared =
+        Store::open_with_vfs(SimVfs::new() as Arc<dyn Vfs>, "/t/.got", corpus::opts()).unwrap();
+    let t = Target {
+        name: "tracked_file_reader_and_merge_never_panic_on_mutated_files",
+        quick_inputs: 3_000,
+        corpus,
+        tokens: JSON_TOKENS,
+        reseal: None,
+        context_len: 0,
+    };
+    run(&t, |b| {
+        let Ok(d) = Doc::parse(b) else {
+            return Verdict::Rejected;
+        };
+        // What is read writes back as the same state, and merges as a join.
+        assert_eq!(Doc::parse(&d.to_bytes()).as_ref(), Ok(&d), "round trip");
+        assert_eq!(merge(&d, &d), d, "idempotent");
+        assert_eq!(merge(&d, &known), merge(&known, &d), "commutative");
+        // Imported into a store, it is merged or refused, never half applied.
+        match got::sync::replica::import(&shared, &d) {
+            Ok(_) => Verdict::Accepted,
+            Err(_) => Verdict::Rejected,
+        }
+    });
+}
+
 #[test]
 fn cli_text_parsers_never_panic_on_mutated_text() {
     let corpus: Vec<Vec<u8>> = [
