@@ -8,7 +8,7 @@ mod common;
 
 use common::mutate::Rng;
 use common::seed::seed;
-use got::sync::doc::{Body, Claim, EdgeDoc, Elem, EntityDoc, Field, Holder};
+use got::sync::doc::{Body, Claim, EdgeDoc, Elem, EntityDoc, Field, Holder, Step};
 use got::sync::{merge, Doc, Hlc};
 use serde_json::{json, Map};
 
@@ -128,41 +128,47 @@ fn edit(r: &mut Replica, rng: &mut Rng) {
             }
         }
         5 => {
-            // Claim when free (same epoch), take over or release (next epoch).
+            // The work state: claim when free (same epoch), else move on
+            // (start, complete, release, renew: the next epoch).
             let agent = *rng.pick(&AGENTS);
             if let Some(f) = live_fields(&mut r.doc, id) {
-                let cur = match f.get("assignee") {
+                let cur = match f.get("status") {
                     Some(Field::Claim(c)) => c.clone(),
                     _ => Claim {
                         epoch: 0,
                         at: Hlc::ZERO,
+                        step: Step::Move,
+                        status: None,
                         holder: None,
                     },
                 };
-                let next = match (&cur.holder, rng.below(3)) {
-                    (None, _) => Claim {
+                let status =
+                    Some((*rng.pick(&["pending", "in_progress", "completed"])).to_string());
+                let next = if cur.holder.is_none() && rng.one_in(2) {
+                    Claim {
                         epoch: cur.epoch,
                         at,
+                        step: Step::Claim,
+                        status: Some("in_progress".into()),
                         holder: Some(Holder {
                             agent: agent.into(),
                             lease: Some(rng.below(9) as i64),
                         }),
-                    },
-                    (Some(_), 0) => Claim {
+                    }
+                } else {
+                    let holder = (!rng.one_in(3)).then(|| Holder {
+                        agent: agent.into(),
+                        lease: None,
+                    });
+                    Claim {
                         epoch: cur.epoch + 1,
                         at,
-                        holder: Some(Holder {
-                            agent: agent.into(),
-                            lease: None,
-                        }),
-                    },
-                    (Some(_), _) => Claim {
-                        epoch: cur.epoch + 1,
-                        at,
-                        holder: None,
-                    },
+                        step: Step::Move,
+                        status,
+                        holder,
+                    }
                 };
-                f.insert("assignee".into(), Field::Claim(next));
+                f.insert("status".into(), Field::Claim(next));
             }
         }
         6 => {
@@ -324,33 +330,31 @@ fn the_rules_of_each_field_hold_in_the_merged_state() {
                             }
                         }
                     }
-                    // One claimant, the same as every replica's merge gives.
+                    // The state some replica had: of the top epoch, a claim
+                    // over a move, the earliest claim, else the latest move.
                     Field::Claim(c) => {
-                        let top_epoch = versions
+                        let claims: Vec<&Claim> = versions
                             .iter()
                             .filter_map(|v| match v {
-                                Field::Claim(c) => Some(c.epoch),
+                                Field::Claim(c) => Some(c),
                                 _ => None,
                             })
-                            .max()
-                            .unwrap();
-                        assert_eq!(c.epoch, top_epoch, "{id}: {ctx}");
-                        if c.holder.is_some() {
-                            // The earliest claim of the top epoch.
-                            let earliest = versions
+                            .collect();
+                        assert!(claims.contains(&c), "{id}: a state no replica had: {ctx}");
+                        let top = claims.iter().map(|x| x.epoch).max().unwrap();
+                        assert_eq!(c.epoch, top, "{id}: {ctx}");
+                        let of_top: Vec<&&Claim> =
+                            claims.iter().filter(|x| x.epoch == top).collect();
+                        let want = if of_top.iter().any(|x| x.step == Step::Claim) {
+                            of_top
                                 .iter()
-                                .filter_map(|v| match v {
-                                    Field::Claim(x)
-                                        if x.epoch == top_epoch && x.holder.is_some() =>
-                                    {
-                                        Some(x.at)
-                                    }
-                                    _ => None,
-                                })
+                                .filter(|x| x.step == Step::Claim)
+                                .map(|x| x.at)
                                 .min()
-                                .unwrap();
-                            assert_eq!(c.at, earliest, "{id}: {ctx}");
-                        }
+                        } else {
+                            of_top.iter().map(|x| x.at).max()
+                        };
+                        assert_eq!(Some(c.at), want, "{id}: {ctx}");
                     }
                     Field::Set(elems) => {
                         for (l, el) in elems {
@@ -387,10 +391,12 @@ fn a_claim_race_between_two_replicas_ends_with_the_earlier_claim() {
                 created_at: 1,
                 body: Body::Live(
                     [(
-                        "assignee".to_string(),
+                        "status".to_string(),
                         Field::Claim(Claim {
                             epoch: 0,
                             at,
+                            step: Step::Claim,
+                            status: Some("in_progress".into()),
                             holder: Some(Holder {
                                 agent: agent.into(),
                                 lease: None,
@@ -409,7 +415,7 @@ fn a_claim_race_between_two_replicas_ends_with_the_earlier_claim() {
         let Body::Live(f) = &m.entities["T-1"].body else {
             panic!()
         };
-        let Field::Claim(c) = &f["assignee"] else {
+        let Field::Claim(c) = &f["status"] else {
             panic!()
         };
         assert_eq!(c.holder.as_ref().unwrap().agent, "agent-b");

@@ -52,7 +52,9 @@ pub enum Field {
     /// An append-only list (notes): every element any replica had, in the order
     /// of their canonical JSON; never loses one.
     Log(BTreeMap<String, Json>),
-    /// Who holds the task (docs/sync.md, "Claims across clones").
+    /// A task's status, assignee and lease as one value, so that a merged task
+    /// is always in a state some clone had (docs/sync.md, "Claims across
+    /// clones"). Kept under the name `status`.
     Claim(Claim),
 }
 
@@ -64,11 +66,25 @@ pub struct Elem {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Claim {
-    /// Rises with every release and takeover; claims within one epoch race.
+    /// Rises with every move; the claims of one free state share its epoch.
     pub epoch: u64,
-    /// When the claim (or release) was made.
+    /// When the change was made.
     pub at: Hlc,
+    pub step: Step,
+    /// The task's `status` (absent: the task has none).
+    pub status: Option<String>,
     pub holder: Option<Holder>,
+}
+
+/// How a task's work state was reached from the one its clone last synced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Step {
+    /// Anything but a claim (created, started, completed, blocked, released,
+    /// renewed): a new epoch; of two moves from one state the later wins.
+    Move,
+    /// A free task taken: the claims of one state race, the earliest wins, and
+    /// each beats the state it was taken from.
+    Claim,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -314,13 +330,21 @@ fn field_json(f: &Field) -> Json {
             let mut cj = Map::new();
             cj.insert("c".into(), Json::String(c.at.to_string()));
             cj.insert("epoch".into(), Json::from(c.epoch));
+            let step = match c.step {
+                Step::Move => "move",
+                Step::Claim => "claim",
+            };
+            cj.insert("step".into(), Json::String(step.into()));
+            if let Some(st) = &c.status {
+                cj.insert("status".into(), Json::String(st.clone()));
+            }
             if let Some(h) = &c.holder {
                 cj.insert("agent".into(), Json::String(h.agent.clone()));
                 if let Some(l) = h.lease {
                     cj.insert("lease".into(), Json::from(l));
                 }
             }
-            o.insert("claim".into(), Json::Object(cj));
+            o.insert("work".into(), Json::Object(cj));
         }
     }
     Json::Object(o)
@@ -417,16 +441,26 @@ fn parse_field(v: &Json, what: &str) -> Result<Field, String> {
     let Json::Object(o) = v else {
         return Err(format!("{what}: not an object"));
     };
-    if let Some(claim) = o.get("claim") {
-        only_keys(o, &["claim"], what)?;
-        let Json::Object(c) = claim else {
-            return Err(format!("{what}: \"claim\" is not an object"));
+    if let Some(work) = o.get("work") {
+        only_keys(o, &["work"], what)?;
+        let Json::Object(c) = work else {
+            return Err(format!("{what}: \"work\" is not an object"));
         };
-        only_keys(c, &["c", "epoch", "agent", "lease"], what)?;
+        only_keys(c, &["c", "epoch", "step", "status", "agent", "lease"], what)?;
         let epoch = c
             .get("epoch")
             .and_then(Json::as_u64)
-            .ok_or_else(|| format!("{what}: the claim's epoch is missing"))?;
+            .ok_or_else(|| format!("{what}: the epoch is missing"))?;
+        let step = match c.get("step").and_then(Json::as_str) {
+            Some("move") => Step::Move,
+            Some("claim") => Step::Claim,
+            _ => return Err(format!("{what}: the step must be \"move\" or \"claim\"")),
+        };
+        let status = match c.get("status") {
+            None => None,
+            Some(Json::String(s)) => Some(s.clone()),
+            Some(_) => return Err(format!("{what}: the status is not a string")),
+        };
         let holder = match c.get("agent") {
             None => {
                 if c.contains_key("lease") {
@@ -449,6 +483,8 @@ fn parse_field(v: &Json, what: &str) -> Result<Field, String> {
         return Ok(Field::Claim(Claim {
             epoch,
             at: hlc_of(c.get("c"), what)?,
+            step,
+            status,
             holder,
         }));
     }

@@ -6,8 +6,10 @@
 //! - An entity's plain fields: the higher clock wins (a removal is a value).
 //! - Sets (labels): per element, the later of its add and its remove wins.
 //! - Logs (notes): the union; nothing appended is ever lost.
-//! - Claims: a higher epoch wins (releases and takeovers raise it); within one
-//!   epoch a claim beats no claim, and of two claims the earlier wins.
+//! - A task's work state (status, assignee, lease, as one value): a move
+//!   (start, complete, block, release, renew) opens a new epoch and the later
+//!   of two moves from one state wins; the claims of one free state race and
+//!   the earliest wins.
 //! - A deletion absorbs every edit: an entity deleted on any replica stays
 //!   deleted (ids are random and never reused).
 //! - Edges: the later of add and remove wins; props go with the winner.
@@ -111,20 +113,20 @@ pub fn join_elem(a: Elem, b: Elem) -> Elem {
     max_by(&a, &b, |e| (e.at, e.present))
 }
 
-/// Claims ordered by (epoch, held, earlier claim / later release, holder): a
-/// total order, so the greater of two is a join.
+/// Work states ordered by (epoch, step, then: the later move or the earlier
+/// claim, then the value): a total order, so the greater of two is a join. A
+/// claim beats the state of its epoch it was taken from; a move (a new epoch)
+/// beats every claim of the state it left.
 pub fn join_claim(a: &Claim, b: &Claim) -> Claim {
+    use super::doc::Step;
     use super::hlc::Hlc;
-    fn key(c: &Claim) -> (u64, bool, Reverse<Hlc>, Hlc, String) {
-        let holder = c
-            .holder
-            .as_ref()
-            .map(|h| format!("{}\0{:?}", h.agent, h.lease))
-            .unwrap_or_default();
-        match c.holder {
-            // Of two claims in one epoch the earlier wins.
-            Some(_) => (c.epoch, true, Reverse(c.at), Hlc::ZERO, holder),
-            None => (c.epoch, false, Reverse(Hlc::ZERO), c.at, holder),
+    type Key = (u64, Step, Hlc, Reverse<Hlc>, String);
+    fn key(c: &Claim) -> Key {
+        let value = format!("{:?}\0{:?}", c.status, c.holder);
+        match c.step {
+            Step::Move => (c.epoch, Step::Move, c.at, Reverse(Hlc::ZERO), value),
+            // Of two claims of one state the earlier wins.
+            Step::Claim => (c.epoch, Step::Claim, Hlc::ZERO, Reverse(c.at), value),
         }
     }
     max_by(a, b, key)

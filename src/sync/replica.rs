@@ -24,12 +24,22 @@ const LAST: &str = "sync/hlc";
 const ENTITY: &str = "sync/e/";
 const EDGE: &str = "sync/d/";
 
-/// Who a task's claim names, as the store holds it (`assignee`,
-/// `lease_expires_at`).
-fn holder_of(kind: &str, props: &Props) -> Option<Option<Holder>> {
+/// The name of a task's work field (status, assignee and lease as one value).
+const WORK: &str = "status";
+/// The task properties the work field holds.
+const WORK_PROPS: [&str; 3] = ["status", "assignee", "lease_expires_at"];
+
+/// A task's work state as the store holds it: its status and who holds it.
+type Work = (Option<String>, Option<Holder>);
+
+fn work_of(kind: &str, props: &Props) -> Option<Work> {
     if kind != crate::tasks::KIND {
         return None;
     }
+    let status = props
+        .get("status")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let agent = props
         .get("assignee")
         .and_then(Value::as_str)
@@ -39,10 +49,13 @@ fn holder_of(kind: &str, props: &Props) -> Option<Option<Holder>> {
         Some(Value::Float(t)) => Some(*t as i64),
         _ => None,
     };
-    Some(agent.map(|a| Holder {
-        agent: a.to_string(),
-        lease,
-    }))
+    Some((
+        status,
+        agent.map(|a| Holder {
+            agent: a.to_string(),
+            lease,
+        }),
+    ))
 }
 
 /// The rule a property follows (docs/sync.md): labels a set, notes a log, a
@@ -54,10 +67,10 @@ enum Shape {
 }
 
 fn shapes(kind: &str, props: &Props) -> BTreeMap<String, Shape> {
-    let claim = kind == crate::tasks::KIND;
+    let task = kind == crate::tasks::KIND;
     let mut out = BTreeMap::new();
     for (name, v) in props {
-        if claim && (name == "assignee" || name == "lease_expires_at") {
+        if task && WORK_PROPS.contains(&name.as_str()) {
             continue;
         }
         let shape = match (name.as_str(), v) {
@@ -152,36 +165,38 @@ fn field_of(
     }
 }
 
-/// The claim field for `holder`, given the base's claim.
-fn claim_of(
-    holder: Option<Holder>,
-    base: Option<&Field>,
-    now: &mut impl FnMut() -> Hlc,
-) -> Option<Field> {
+/// The work field for `work`, given the base's: the base's when unchanged; a
+/// claim when a free task was taken (same epoch); else a move (next epoch).
+fn claim_of(work: Work, base: Option<&Field>, now: &mut impl FnMut() -> Hlc) -> Field {
+    use super::doc::Step;
+    let (status, holder) = work;
     let base = match base {
         Some(Field::Claim(c)) => Some(c),
         _ => None,
     };
-    match (base, holder) {
-        (None, None) => None,
-        (None, Some(h)) => Some(Field::Claim(Claim {
-            epoch: 0,
-            at: now(),
-            holder: Some(h),
-        })),
-        (Some(c), h) if c.holder == h => Some(Field::Claim(c.clone())),
-        // Claiming a free task races within its epoch.
-        (Some(c), Some(h)) if c.holder.is_none() => Some(Field::Claim(Claim {
+    match base {
+        Some(c) if c.status == status && c.holder == holder => Field::Claim(c.clone()),
+        Some(c) if c.holder.is_none() && holder.is_some() => Field::Claim(Claim {
             epoch: c.epoch,
             at: now(),
-            holder: Some(h),
-        })),
-        // A release, a takeover or a lease renewed: the next epoch.
-        (Some(c), h) => Some(Field::Claim(Claim {
+            step: Step::Claim,
+            status,
+            holder,
+        }),
+        Some(c) => Field::Claim(Claim {
             epoch: c.epoch + 1,
             at: now(),
-            holder: h,
-        })),
+            step: Step::Move,
+            status,
+            holder,
+        }),
+        None => Field::Claim(Claim {
+            epoch: 0,
+            at: now(),
+            step: Step::Move,
+            status,
+            holder,
+        }),
     }
 }
 
@@ -196,23 +211,17 @@ fn entity_doc(e: &Entity, base: Option<&EntityDoc>, now: &mut impl FnMut() -> Hl
     let mut names: Vec<&String> = shapes.keys().chain(base_fields.keys()).collect();
     names.sort();
     names.dedup();
-    let holder = holder_of(&e.kind, &e.props);
+    let work = work_of(&e.kind, &e.props);
     for name in names {
-        let f = match (&holder, name.as_str()) {
-            (Some(h), "assignee") => claim_of(h.clone(), base_fields.get(name), now),
-            (Some(_), "lease_expires_at") => continue,
-            _ => field_of(shapes.get(name), base_fields.get(name), now),
-        };
-        if let Some(f) = f {
+        if work.is_some() && WORK_PROPS.contains(&name.as_str()) {
+            continue;
+        }
+        if let Some(f) = field_of(shapes.get(name), base_fields.get(name), now) {
             fields.insert(name.clone(), f);
         }
     }
-    if let Some(h) = &holder {
-        if !fields.contains_key("assignee") {
-            if let Some(f) = claim_of(h.clone(), None, now) {
-                fields.insert("assignee".into(), f);
-            }
-        }
+    if let Some(w) = work {
+        fields.insert(WORK.into(), claim_of(w, base_fields.get(WORK), now));
     }
     EntityDoc {
         kind: e.kind.clone(),
@@ -247,8 +256,11 @@ fn props_of(kind: &str, fields: &BTreeMap<String, Field>) -> Props {
                 );
             }
             Field::Claim(c) => {
-                if kind != crate::tasks::KIND || name != "assignee" {
+                if kind != crate::tasks::KIND || name != WORK {
                     continue;
+                }
+                if let Some(st) = &c.status {
+                    p.insert("status".into(), Value::String(st.clone()));
                 }
                 if let Some(h) = &c.holder {
                     p.insert("assignee".into(), Value::String(h.agent.clone()));
@@ -447,8 +459,7 @@ pub fn apply(tx: &mut Transaction<'_>, snap: &Snapshot, target: &Doc) -> Result<
         else {
             continue;
         };
-        let (Some(Field::Claim(a)), Some(Field::Claim(b))) =
-            (mine.get("assignee"), theirs.get("assignee"))
+        let (Some(Field::Claim(a)), Some(Field::Claim(b))) = (mine.get(WORK), theirs.get(WORK))
         else {
             continue;
         };
