@@ -270,3 +270,61 @@ fn sync_outcomes_have_their_own_exit_codes_and_bad_files_change_nothing() {
     std::fs::write(repo.join(".got/tracked.jsonl"), &good).unwrap();
     assert!(ok(sb.got(&repo, &["task", "show", &t])).contains("kept"));
 }
+
+#[test]
+fn hooks_import_what_a_plain_git_pull_brings_and_chain_the_hooks_already_there() {
+    let sb = Sandbox::new();
+    let (_remote, clones) = team(&sb, 2);
+    let (a, b) = (&clones[0], &clones[1]);
+    // Each clone syncs once after init (which commits got's setup files).
+    ok(sb.got(a, &["sync"]));
+    ok(sb.got(b, &["sync"]));
+    // b already has a post-merge hook of its own.
+    let hooks = b.join(".git/hooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    std::fs::write(
+        hooks.join("post-merge"),
+        "#!/bin/sh\necho mine >> \"$(git rev-parse --git-dir)/mine.log\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        hooks.join("post-merge"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let j = json(sb.got(b, &["--json", "hooks", "install"]));
+    assert_eq!(j["chained"], serde_json::json!(["post-merge"]), "{j}");
+    assert!(hooks.join("post-merge.pre-got").is_file());
+    // Again: nothing changes, nothing is chained twice.
+    let j = json(sb.got(b, &["--json", "hooks", "install"]));
+    assert_eq!(j["installed"], serde_json::json!([]), "{j}");
+
+    let t = create(&sb, a, "made on a");
+    ok(sb.got(a, &["sync"]));
+    // b only runs git pull: the hook imports the file it brought.
+    sb.git(b, &["pull", "-q", "--no-rebase", "--no-edit"]);
+    let j = json(sb.got(b, &["--json", "task", "show", &t]));
+    assert_eq!(j["task"]["title"], "made on a", "{j}");
+    let mine = std::fs::read_to_string(b.join(".git/mine.log")).unwrap();
+    assert_eq!(mine, "mine\n", "the hook that was there ran too");
+}
+
+#[test]
+fn got_import_of_a_tracked_file_merges_it_and_an_old_one_changes_nothing() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("r");
+    ok(sb.got(&repo, &["init"]));
+    let t = create(&sb, &repo, "first title");
+    ok(sb.got(&repo, &["sync", "--no-push"]));
+    let old = sb.root.join("old.jsonl");
+    std::fs::copy(repo.join(".got/tracked.jsonl"), &old).unwrap();
+    ok(sb.got(&repo, &["task", "update", &t, "--title", "newer title"]));
+    let j = json(sb.got(&repo, &["--json", "import", old.to_str().unwrap()]));
+    assert_eq!(j["changed"], serde_json::json!([]), "{j}");
+    let j = json(sb.got(&repo, &["--json", "task", "show", &t]));
+    assert_eq!(
+        j["task"]["title"], "newer title",
+        "an old file never rewinds"
+    );
+}

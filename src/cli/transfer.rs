@@ -90,6 +90,30 @@ pub fn import(ctx: &Ctx, file: &Path, from: ImportFormat, batch: usize) -> CmdRe
         )
     })?;
     let store = ctx.open()?;
+    // A tracked file (what `got sync` commits) is merged, field by field: an
+    // older one changes nothing.
+    if from == ImportFormat::Got && text.starts_with("{\"got_tracked\":") {
+        let doc = got::sync::Doc::parse(text.as_bytes()).map_err(|e| {
+            Failure::new(
+                "tracked_file",
+                exit::INVALID,
+                format!("{}: {e}; nothing was imported", file.display()),
+            )
+        })?;
+        let (a, _) = got::sync::replica::import(&store, &doc)?;
+        ctx.print(
+            json!({"created": a.created, "changed": a.changed, "deleted": a.deleted}),
+            || {
+                format!(
+                    "merged the tracked file: {} created, {} changed, {} deleted",
+                    a.created.len(),
+                    a.changed.len(),
+                    a.deleted.len()
+                )
+            },
+        );
+        return Ok(());
+    }
     let items = match from {
         ImportFormat::Got => transfer::parse(&store, &text),
         ImportFormat::Beads => transfer::from_beads(&text).and_then(|items| {
