@@ -140,6 +140,7 @@ fn edit(r: &mut Replica, rng: &mut Rng) {
                         step: Step::Move,
                         status: None,
                         holder: None,
+                        lost: Default::default(),
                     },
                 };
                 let status =
@@ -154,6 +155,7 @@ fn edit(r: &mut Replica, rng: &mut Rng) {
                             agent: agent.into(),
                             lease: Some(rng.below(9) as i64),
                         }),
+                        lost: Default::default(),
                     }
                 } else {
                     let holder = (!rng.one_in(3)).then(|| Holder {
@@ -166,6 +168,7 @@ fn edit(r: &mut Replica, rng: &mut Rng) {
                         step: Step::Move,
                         status,
                         holder,
+                        lost: Default::default(),
                     }
                 };
                 f.insert("status".into(), Field::Claim(next));
@@ -340,7 +343,14 @@ fn the_rules_of_each_field_hold_in_the_merged_state() {
                                 _ => None,
                             })
                             .collect();
-                        assert!(claims.contains(&c), "{id}: a state no replica had: {ctx}");
+                        let bare = |x: &Claim| Claim {
+                            lost: Default::default(),
+                            ..x.clone()
+                        };
+                        assert!(
+                            claims.iter().any(|x| bare(x) == bare(c)),
+                            "{id}: a state no replica had: {ctx}"
+                        );
                         let top = claims.iter().map(|x| x.epoch).max().unwrap();
                         assert_eq!(c.epoch, top, "{id}: {ctx}");
                         let of_top: Vec<&&Claim> =
@@ -355,6 +365,18 @@ fn the_rules_of_each_field_hold_in_the_merged_state() {
                             of_top.iter().map(|x| x.at).max()
                         };
                         assert_eq!(Some(c.at), want, "{id}: {ctx}");
+                        // Every other claim of that state is among its losers.
+                        if c.step == Step::Claim {
+                            for x in of_top.iter().filter(|x| x.step == Step::Claim) {
+                                let agent = x.holder.as_ref().unwrap().agent.clone();
+                                if x.at != c.at {
+                                    assert!(c.lost.contains(&(agent, x.at)), "{id}: {ctx}");
+                                }
+                                for l in &x.lost {
+                                    assert!(l.1 == c.at || c.lost.contains(l), "{id}: {ctx}");
+                                }
+                            }
+                        }
                     }
                     Field::Set(elems) => {
                         for (l, el) in elems {
@@ -401,6 +423,7 @@ fn a_claim_race_between_two_replicas_ends_with_the_earlier_claim() {
                                 agent: agent.into(),
                                 lease: None,
                             }),
+                            lost: Default::default(),
                         }),
                     )]
                     .into(),

@@ -236,7 +236,7 @@ fn a_claim_race_between_clones_ends_with_one_claimant_and_the_loser_told() {
         assert_eq!(tasks::assignee(&e), Some("agent-b"));
         let notes = format!("{:?}", e.props.get("notes"));
         assert!(
-            notes.contains("claim of agent-a lost to agent-b"),
+            notes.contains("claim of agent-a lost: another clone claimed the task earlier"),
             "{notes}"
         );
     }
@@ -269,4 +269,59 @@ fn a_deletion_wins_over_a_concurrent_edit_and_takes_its_edges() {
     let mut tx = a.store.begin().unwrap();
     let report = got::validate::validate(&mut tx, 0).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+#[test]
+fn a_store_larger_than_one_frame_exports_and_imports_in_chunks() {
+    let vfs = SimVfs::new();
+    // Small segments: one transaction of every record would not fit a frame.
+    let small = |dir: &str| {
+        Store::open_with_vfs(
+            vfs.clone() as Arc<dyn Vfs>,
+            dir,
+            Options {
+                create_if_missing: true,
+                segment_size_bytes: 128 << 10,
+                ..Options::default()
+            },
+        )
+        .unwrap()
+    };
+    let (a, b) = (small("/a/.got"), small("/b/.got"));
+    let n = 3 * got::sync::replica::CHUNK_RECORDS / 2;
+    let mut ids: Vec<String> = Vec::new();
+    for chunk in 0..n.div_ceil(100) {
+        let made = a
+            .transaction(|tx| {
+                let mut made = Vec::new();
+                for i in chunk * 100..((chunk + 1) * 100).min(n) {
+                    let mut p = got::Props::new();
+                    let title = format!("task {i} {}", "x".repeat(200));
+                    p.insert("title".into(), got::Value::String(title));
+                    made.push(tx.create_with_prefix("T-", "task", p)?.id);
+                }
+                Ok(made)
+            })
+            .unwrap();
+        ids.extend(made);
+    }
+    for w in ids.chunks(100) {
+        a.transaction(|tx| {
+            for i in 1..w.len() {
+                tx.add_edge(&w[i], "depends_on", &w[i - 1], got::Props::new())?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+    let edges = n - n.div_ceil(100);
+    let da = export(&a).unwrap();
+    assert_eq!(da.entities.len(), n);
+    assert_eq!(da.edges.len(), edges);
+    let (applied, db) = import(&b, &da).unwrap();
+    assert_eq!(applied.created.len(), n);
+    assert_eq!(applied.edges_added, edges);
+    assert_eq!(db.to_bytes(), da.to_bytes());
+    assert_eq!(export(&b).unwrap().to_bytes(), da.to_bytes());
+    assert_eq!(b.list(Some("task"), None).unwrap().len(), n);
 }

@@ -74,6 +74,10 @@ pub struct Claim {
     /// The task's `status` (absent: the task has none).
     pub status: Option<String>,
     pub holder: Option<Holder>,
+    /// Of a claim: the other claims of the same state that it beat, `(agent,
+    /// when)`. A set, so that whatever order clones merge in, all of them end
+    /// with the same winner and the same losers.
+    pub lost: std::collections::BTreeSet<(String, Hlc)>,
 }
 
 /// How a task's work state was reached from the one its clone last synced.
@@ -344,6 +348,16 @@ fn field_json(f: &Field) -> Json {
                     cj.insert("lease".into(), Json::from(l));
                 }
             }
+            if !c.lost.is_empty() {
+                let lost = c
+                    .lost
+                    .iter()
+                    .map(|(a, at)| {
+                        Json::Array(vec![Json::String(a.clone()), Json::String(at.to_string())])
+                    })
+                    .collect();
+                cj.insert("lost".into(), Json::Array(lost));
+            }
             o.insert("work".into(), Json::Object(cj));
         }
     }
@@ -446,7 +460,11 @@ fn parse_field(v: &Json, what: &str) -> Result<Field, String> {
         let Json::Object(c) = work else {
             return Err(format!("{what}: \"work\" is not an object"));
         };
-        only_keys(c, &["c", "epoch", "step", "status", "agent", "lease"], what)?;
+        only_keys(
+            c,
+            &["c", "epoch", "step", "status", "agent", "lease", "lost"],
+            what,
+        )?;
         let epoch = c
             .get("epoch")
             .and_then(Json::as_u64)
@@ -480,12 +498,31 @@ fn parse_field(v: &Json, what: &str) -> Result<Field, String> {
             }),
             Some(_) => return Err(format!("{what}: the agent is not a non-empty string")),
         };
+        let mut lost = std::collections::BTreeSet::new();
+        match c.get("lost") {
+            None => {}
+            Some(Json::Array(items)) => {
+                for it in items {
+                    let pair = it.as_array().filter(|p| p.len() == 2);
+                    let agent = pair.and_then(|p| p[0].as_str()).filter(|a| !a.is_empty());
+                    let (Some(agent), Some(p)) = (agent, pair) else {
+                        return Err(format!("{what}: \"lost\" holds [agent, clock] pairs"));
+                    };
+                    lost.insert((agent.to_string(), hlc_of(Some(&p[1]), what)?));
+                }
+            }
+            Some(_) => return Err(format!("{what}: \"lost\" is not a list")),
+        }
+        if step == Step::Move && !lost.is_empty() {
+            return Err(format!("{what}: only a claim has lost claims"));
+        }
         return Ok(Field::Claim(Claim {
             epoch,
             at: hlc_of(c.get("c"), what)?,
             step,
             status,
             holder,
+            lost,
         }));
     }
     if let Some(log) = o.get("log") {

@@ -113,19 +113,47 @@ pub fn join_elem(a: Elem, b: Elem) -> Elem {
     max_by(&a, &b, |e| (e.at, e.present))
 }
 
-/// Work states ordered by (epoch, step, then: the later move or the earlier
-/// claim, then the value): a total order, so the greater of two is a join. A
-/// claim beats the state of its epoch it was taken from; a move (a new epoch)
-/// beats every claim of the state it left.
+/// Work states: ordered by (epoch, step), a move (a new epoch) beating every
+/// claim of the state it left and a claim beating the state it took; of two
+/// moves of one epoch the later wins. The claims of one state are a set — the
+/// earliest holds the task, the others are its `lost` — so their join is a
+/// union, whatever order clones merge in. (A total order on the first part and
+/// a semilattice on the rest: their lexicographic join is a join.)
 pub fn join_claim(a: &Claim, b: &Claim) -> Claim {
     use super::doc::Step;
     use super::hlc::Hlc;
+    if a.epoch == b.epoch && a.step == Step::Claim && b.step == Step::Claim {
+        // Every claim either side knows of, as (when, agent, the state).
+        let mut all: Vec<(Hlc, String, Option<&Claim>)> = Vec::new();
+        for c in [a, b] {
+            let agent = c.holder.as_ref().map_or(String::new(), |h| h.agent.clone());
+            all.push((c.at, agent, Some(c)));
+            for (agent, at) in &c.lost {
+                all.push((*at, agent.clone(), None));
+            }
+        }
+        // The winner is the earliest of the two states (a loser is never
+        // earlier than the claim that beat it).
+        let winner = all
+            .iter()
+            .filter_map(|(at, _, c)| c.map(|c| (*at, c)))
+            .min_by_key(|(at, c)| (*at, format!("{:?}\0{:?}", c.status, c.holder)))
+            .map(|(_, c)| c)
+            .expect("two states");
+        let mut out = winner.clone();
+        let win_agent = out.holder.as_ref().map(|h| h.agent.clone());
+        out.lost = all
+            .into_iter()
+            .filter(|(at, agent, _)| !(*at == out.at && Some(agent) == win_agent.as_ref()))
+            .map(|(at, agent, _)| (agent, at))
+            .collect();
+        return out;
+    }
     type Key = (u64, Step, Hlc, Reverse<Hlc>, String);
     fn key(c: &Claim) -> Key {
-        let value = format!("{:?}\0{:?}", c.status, c.holder);
+        let value = format!("{:?}\0{:?}\0{:?}", c.status, c.holder, c.lost);
         match c.step {
             Step::Move => (c.epoch, Step::Move, c.at, Reverse(Hlc::ZERO), value),
-            // Of two claims of one state the earlier wins.
             Step::Claim => (c.epoch, Step::Claim, Hlc::ZERO, Reverse(c.at), value),
         }
     }

@@ -176,19 +176,30 @@ fn claim_of(work: Work, base: Option<&Field>, now: &mut impl FnMut() -> Hlc) -> 
     };
     match base {
         Some(c) if c.status == status && c.holder == holder => Field::Claim(c.clone()),
-        Some(c) if c.holder.is_none() && holder.is_some() => Field::Claim(Claim {
-            epoch: c.epoch,
-            at: now(),
-            step: Step::Claim,
-            status,
-            holder,
-        }),
+        // A free task taken and nothing more (a claim, perhaps started): one of
+        // the claims of that state. Taken and already finished, or blocked, is a
+        // move on, which beats every claim of the state it left.
+        Some(c)
+            if c.holder.is_none()
+                && holder.is_some()
+                && status.as_deref() == Some("in_progress") =>
+        {
+            Field::Claim(Claim {
+                epoch: c.epoch,
+                at: now(),
+                step: Step::Claim,
+                status,
+                holder,
+                lost: Default::default(),
+            })
+        }
         Some(c) => Field::Claim(Claim {
             epoch: c.epoch + 1,
             at: now(),
             step: Step::Move,
             status,
             holder,
+            lost: Default::default(),
         }),
         None => Field::Claim(Claim {
             epoch: 0,
@@ -196,6 +207,7 @@ fn claim_of(work: Work, base: Option<&Field>, now: &mut impl FnMut() -> Hlc) -> 
             step: Step::Move,
             status,
             holder,
+            lost: Default::default(),
         }),
     }
 }
@@ -300,11 +312,22 @@ pub struct Snapshot {
     /// The highest clock issued or seen, and what `sync/hlc` holds.
     last: Hlc,
     stored_last: Hlc,
+    /// Whether a change made here since the base was stamped (so the document
+    /// holds clocks the store has not recorded yet).
+    pub stamped: bool,
+}
+
+/// Which records a snapshot reads: all of them, or these entities and edges.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    pub entities: std::collections::BTreeSet<String>,
+    pub edges: std::collections::BTreeSet<EdgeKey>,
 }
 
 /// The store as of `tx`'s snapshot, as a document: the base, with every change
-/// made here since stamped with one new clock.
-pub fn snapshot(tx: &mut Transaction<'_>) -> Result<Snapshot> {
+/// made here since stamped with one new clock. With a scope, only those
+/// records (the rest of the document is left out).
+pub fn snapshot(tx: &mut Transaction<'_>, scope: Option<&Scope>) -> Result<Snapshot> {
     let (node, node_is_new) = node_id(tx)?;
     let stored_last = match tx.get_meta(LAST)? {
         Some(b) => Hlc::parse(&String::from_utf8_lossy(&b)).unwrap_or(Hlc::ZERO),
@@ -312,10 +335,56 @@ pub fn snapshot(tx: &mut Transaction<'_>) -> Result<Snapshot> {
     };
     let mut last = stored_last;
     let mut base = Doc::default();
-    for prefix in [ENTITY, EDGE] {
-        for (name, line) in tx.meta_with_prefix(prefix)? {
-            base.insert_line(&String::from_utf8_lossy(&line))
-                .map_err(|m| Error::Invalid(format!("meta record {name}: {m}")))?;
+    let add_base = |base: &mut Doc, name: &str, line: &[u8]| {
+        base.insert_line(&String::from_utf8_lossy(line))
+            .map_err(|m| Error::Invalid(format!("meta record {name}: {m}")))
+    };
+    let mut entities = Vec::new();
+    let mut edges_here = BTreeMap::new();
+    let edge_of = |edge: crate::Edge, edges_here: &mut BTreeMap<EdgeKey, Map<String, Json>>| {
+        let props = match props_to_json(&edge.props) {
+            Json::Object(m) => m,
+            _ => Map::new(),
+        };
+        edges_here.insert((edge.from, edge.kind, edge.to), props);
+    };
+    match scope {
+        None => {
+            for prefix in [ENTITY, EDGE] {
+                for (name, line) in tx.meta_with_prefix(prefix)? {
+                    add_base(&mut base, &name, &line)?;
+                }
+            }
+            entities = tx.list(None, None)?;
+            for e in &entities {
+                for edge in tx.edges(&e.id, Direction::Out, None)? {
+                    edge_of(edge, &mut edges_here);
+                }
+            }
+        }
+        Some(sc) => {
+            for id in &sc.entities {
+                let name = format!("{ENTITY}{id}");
+                if let Some(line) = tx.get_meta(&name)? {
+                    add_base(&mut base, &name, &line)?;
+                }
+                entities.extend(tx.get(id)?);
+            }
+            for k in &sc.edges {
+                let name = edge_name(k);
+                if let Some(line) = tx.get_meta(&name)? {
+                    add_base(&mut base, &name, &line)?;
+                }
+                let (from, kind, to) = k;
+                if crate::versioned_store::model::check_id(from).is_err() {
+                    continue;
+                }
+                for edge in tx.edges(from, Direction::Out, Some(kind))? {
+                    if edge.to == *to {
+                        edge_of(edge, &mut edges_here);
+                    }
+                }
+            }
         }
     }
     for c in all_clocks(&base) {
@@ -325,7 +394,6 @@ pub fn snapshot(tx: &mut Transaction<'_>) -> Result<Snapshot> {
     let mut stamp: Option<Hlc> = None;
     let mut now = || *stamp.get_or_insert_with(|| Hlc::tick(last, wall, node));
     let mut doc = Doc::default();
-    let entities = tx.list(None, None)?;
     let mut live = std::collections::BTreeSet::new();
     for e in &entities {
         live.insert(e.id.clone());
@@ -355,16 +423,6 @@ pub fn snapshot(tx: &mut Transaction<'_>) -> Result<Snapshot> {
         };
         doc.entities.insert(id.clone(), d);
     }
-    let mut edges_here = BTreeMap::new();
-    for e in &entities {
-        for edge in tx.edges(&e.id, Direction::Out, None)? {
-            let props = match props_to_json(&edge.props) {
-                Json::Object(m) => m,
-                _ => Map::new(),
-            };
-            edges_here.insert((edge.from, edge.kind, edge.to), props);
-        }
-    }
     for (k, props) in &edges_here {
         let d = match base.edges.get(k) {
             Some(b) if b.present && b.props == *props => b.clone(),
@@ -391,6 +449,7 @@ pub fn snapshot(tx: &mut Transaction<'_>) -> Result<Snapshot> {
         };
         doc.edges.insert(k.clone(), d);
     }
+    let stamped = stamp.is_some();
     if let Some(s) = stamp {
         last = s;
     }
@@ -401,6 +460,7 @@ pub fn snapshot(tx: &mut Transaction<'_>) -> Result<Snapshot> {
         node_is_new,
         last,
         stored_last,
+        stamped,
     })
 }
 
@@ -447,48 +507,46 @@ pub struct Applied {
 pub fn apply(tx: &mut Transaction<'_>, snap: &Snapshot, target: &Doc) -> Result<(Applied, Doc)> {
     let mut out = Applied::default();
     let mut target = target.clone();
-    // Claims lost to another clone: the task keeps a note of it.
+    // Claims lost to another clone's earlier claim: the task keeps a note of
+    // each, the same note on every clone (it says only who lost, and when they
+    // claimed), so the notes converge with the claims. The clone whose claim it
+    // was is told.
     for (id, t) in target.entities.iter_mut() {
-        let (
-            Some(EntityDoc {
-                body: Body::Live(mine),
-                ..
-            }),
-            Body::Live(theirs),
-        ) = (snap.doc.entities.get(id), &mut t.body)
-        else {
+        let Body::Live(theirs) = &mut t.body else {
             continue;
         };
-        let (Some(Field::Claim(a)), Some(Field::Claim(b))) = (mine.get(WORK), theirs.get(WORK))
-        else {
+        let Some(Field::Claim(won)) = theirs.get(WORK) else {
             continue;
         };
-        let (Some(lost), winner) = (&a.holder, &b.holder) else {
-            continue;
-        };
-        if b.holder.as_ref().is_some_and(|w| w.agent == lost.agent) || a.at.node != snap.node {
+        if won.lost.is_empty() {
             continue;
         }
-        let winner = winner.as_ref().map(|w| w.agent.clone());
-        let text = match &winner {
-            Some(w) => format!(
-                "claim of {} lost to {w} (claimed earlier on another clone)",
-                lost.agent
-            ),
-            None => format!(
-                "claim of {} ended on another clone (released or taken over)",
-                lost.agent
-            ),
+        let winner = won.holder.as_ref().map(|h| h.agent.clone());
+        let lost = won.lost.clone();
+        let mine = match snap.doc.entities.get(id).map(|e| &e.body) {
+            Some(Body::Live(f)) => match f.get(WORK) {
+                Some(Field::Claim(c)) => c.holder.as_ref().map(|h| (h.agent.clone(), c.at)),
+                _ => None,
+            },
+            _ => None,
         };
-        let note = serde_json::json!({"at": tx.time_ms(), "author": "got sync", "text": text});
         let log = theirs
             .entry("notes".into())
             .or_insert(Field::Log(BTreeMap::new()));
-        if let Field::Log(l) = log {
-            l.insert(canonical(&note), note);
+        let Field::Log(notes) = log else {
+            continue;
+        };
+        for (agent, at) in lost {
+            let note = serde_json::json!({
+                "at": at.ms,
+                "author": "got sync",
+                "text": format!("claim of {agent} lost: another clone claimed the task earlier"),
+            });
+            notes.insert(canonical(&note), note);
+            if mine.as_ref() == Some(&(agent.clone(), at)) {
+                out.lost_claims.push((id.clone(), agent, winner.clone()));
+            }
         }
-        out.lost_claims
-            .push((id.clone(), lost.agent.clone(), winner));
     }
     let mut deletes = Vec::new();
     for (id, t) in &target.entities {
@@ -517,10 +575,12 @@ pub fn apply(tx: &mut Transaction<'_>, snap: &Snapshot, target: &Doc) -> Result<
             }
         }
     }
+    // An end the target deletes is gone; one it does not hold (another chunk's)
+    // is as the store has it, checked below.
     let alive = |id: &str| {
-        matches!(
+        !matches!(
             target.entities.get(id).map(|e| &e.body),
-            Some(Body::Live(_))
+            Some(Body::Deleted(_))
         )
     };
     for (k, e) in &target.edges {
@@ -592,35 +652,156 @@ fn write<T>(store: &Store, f: impl FnMut(&mut Transaction<'_>) -> Result<T>) -> 
     crate::tasks::write(store, f)
 }
 
+/// At most this many records per transaction when a merge writes many (and at
+/// most a quarter of a segment's bytes, see [`chunk_bytes`]): one transaction of
+/// the whole of a large store would not fit in one WAL frame. Each record's
+/// data and its base commit together, so any prefix of the chunks is a
+/// consistent state (entities go before edges, which need their ends).
+pub const CHUNK_RECORDS: usize = 400;
+
+/// The bytes of writes one chunk may hold: a quarter of a segment (a frame
+/// never exceeds one), at most 1 MiB.
+fn chunk_bytes(store: &Store) -> usize {
+    ((store.options().segment_size_bytes / 4) as usize).clamp(4 << 10, 1 << 20)
+}
+
+/// Cuts `items` (each with its estimated bytes) into chunks within both limits.
+fn chunked<T: Clone>(items: &[(T, usize)], max_bytes: usize) -> Vec<Vec<T>> {
+    let mut out = Vec::new();
+    let mut cur = Vec::new();
+    let mut bytes = 0;
+    for (item, b) in items {
+        if !cur.is_empty() && (cur.len() >= CHUNK_RECORDS || bytes + b > max_bytes) {
+            out.push(std::mem::take(&mut cur));
+            bytes = 0;
+        }
+        cur.push(item.clone());
+        bytes += b;
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// Merges `other` (`None`: nothing, just record the store's own changes) into
+/// the store in chunks, keeping tombstones from `cutoff_ms` on (0: all). Returns
+/// what changed and the document the store now is.
+fn merge_in(store: &Store, other: Option<&Doc>, cutoff_ms: u64) -> Result<(Applied, Doc)> {
+    let target_of = |local: &Doc, other: Option<&Doc>| {
+        let mut t = match other {
+            Some(o) => super::merge(local, o),
+            None => local.clone(),
+        };
+        t.drop_tombstones(cutoff_ms);
+        t
+    };
+    let mut total = Applied::default();
+    for _round in 0..8 {
+        // The whole picture, read only, to find the records to write.
+        let (full, target) = {
+            let mut tx = store.begin()?;
+            let snap = snapshot(&mut tx, None)?;
+            let target = target_of(&snap.doc, other);
+            (snap, target)
+        };
+        // A record's writes: its data (about its line) and its base (its line),
+        // its in-edge mirror for an edge.
+        let cost = |line: usize| 3 * line + 256;
+        let mut scope_e: Vec<(String, usize)> = Vec::new();
+        let ids: std::collections::BTreeSet<&String> = full
+            .base
+            .entities
+            .keys()
+            .chain(target.entities.keys())
+            .collect();
+        for id in ids {
+            let t = target.entities.get(id);
+            if full.base.entities.get(id) != t {
+                let line = t.map_or(0, |t| super::doc::entity_line(id, t).len());
+                scope_e.push((id.clone(), cost(line)));
+            }
+        }
+        let mut scope_d: Vec<(EdgeKey, usize)> = Vec::new();
+        let keys: std::collections::BTreeSet<&EdgeKey> =
+            full.base.edges.keys().chain(target.edges.keys()).collect();
+        for k in keys {
+            let t = target.edges.get(k);
+            if full.base.edges.get(k) != t {
+                let line = t.map_or(0, |t| super::doc::edge_line(k, t).len());
+                scope_d.push((k.clone(), cost(line)));
+            }
+        }
+        if scope_e.is_empty() && scope_d.is_empty() && !full.node_is_new {
+            return Ok((total, target));
+        }
+        let max = chunk_bytes(store);
+        let mut chunks: Vec<Scope> = chunked(&scope_e, max)
+            .into_iter()
+            .map(|c| Scope {
+                entities: c.into_iter().collect(),
+                ..Scope::default()
+            })
+            .collect();
+        chunks.extend(chunked(&scope_d, max).into_iter().map(|c| Scope {
+            edges: c.into_iter().collect(),
+            ..Scope::default()
+        }));
+        if chunks.is_empty() {
+            // Only the node id is new: record it.
+            chunks.push(Scope::default());
+        }
+        for scope in &chunks {
+            let restricted = other.map(|o| Doc {
+                entities: o
+                    .entities
+                    .iter()
+                    .filter(|(id, _)| scope.entities.contains(*id))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                edges: o
+                    .edges
+                    .iter()
+                    .filter(|(k, _)| scope.edges.contains(*k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            });
+            let (a, _) = write(store, |tx| {
+                let snap = snapshot(tx, Some(scope))?;
+                let target = target_of(&snap.doc, restricted.as_ref());
+                apply(tx, &snap, &target)
+            })?;
+            total.created.extend(a.created);
+            total.changed.extend(a.changed);
+            total.deleted.extend(a.deleted);
+            total.edges_added += a.edges_added;
+            total.edges_removed += a.edges_removed;
+            total.edges_skipped += a.edges_skipped;
+            total.lost_claims.extend(a.lost_claims);
+        }
+        // Another round records what other writers changed meanwhile, until a
+        // read finds nothing left to write.
+    }
+    Err(Error::Conflict(
+        "the store kept changing while sync recorded it; run it again".into(),
+    ))
+}
+
 /// The store's state as a tracked file's document, its clocks recorded in the
 /// store (so exporting twice gives the same bytes).
 pub fn export(store: &Store) -> Result<Doc> {
-    write(store, |tx| {
-        let snap = snapshot(tx)?;
-        let (_, doc) = apply(tx, &snap, &snap.doc.clone())?;
-        Ok(doc)
-    })
+    merge_in(store, None, 0).map(|(_, d)| d)
 }
 
 /// [`export`], dropping tombstones whose clock is below `cutoff_ms` from the
 /// document and from the store's base (sync's retention).
 pub fn export_dropping(store: &Store, cutoff_ms: u64) -> Result<Doc> {
-    write(store, |tx| {
-        let snap = snapshot(tx)?;
-        let mut target = snap.doc.clone();
-        target.drop_tombstones(cutoff_ms);
-        let (_, doc) = apply(tx, &snap, &target)?;
-        Ok(doc)
-    })
+    merge_in(store, None, cutoff_ms).map(|(_, d)| d)
 }
 
 /// Merges another replica's document into the store: field by field whatever
 /// is newer (an older file changes nothing). Returns what changed and the merged
 /// document.
 pub fn import(store: &Store, other: &Doc) -> Result<(Applied, Doc)> {
-    write(store, |tx| {
-        let snap = snapshot(tx)?;
-        let target = super::merge(&snap.doc, other);
-        apply(tx, &snap, &target)
-    })
+    merge_in(store, Some(other), 0)
 }

@@ -1,0 +1,208 @@
+//! `got sync` and `got merge-driver` on a store of N tasks (default 10,000) with
+//! 100 changed since the last sync: issue 11's benchmark. Not a test: numbers
+//! for docs/benchmarks.md.
+//!
+//! `cargo build --release && cargo run --release --example sync_bench -- [N] [RUNS]`
+//! (needs `git`). The remote is a bare repository on the same disk, so what is
+//! measured is sync's own work and git's, not a network. Prints, as medians of
+//! RUNS: the whole `got sync` process with 100 tasks changed; its own part
+//! (import the tracked file, export the store, write the file) measured in
+//! process; `got merge-driver` on three versions of the file (base, and two
+//! sides that each changed 100 other tasks); and the tracked file's size
+//! against `got export`'s.
+use got::sync::{cycle, replica};
+use got::tasks::{self, NewTask, TaskUpdate};
+use got::{Options, Store};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn git(dir: &Path, args: &[&str]) {
+    let o = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "bench")
+        .env("GIT_AUTHOR_EMAIL", "bench@got.invalid")
+        .env("GIT_COMMITTER_NAME", "bench")
+        .env("GIT_COMMITTER_EMAIL", "bench@got.invalid")
+        .output()
+        .expect("git");
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn got_cmd(dir: &Path, args: &[&str]) -> Command {
+    let bin = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("got");
+    let mut c = Command::new(bin);
+    c.current_dir(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "bench")
+        .env("GIT_AUTHOR_EMAIL", "bench@got.invalid")
+        .env("GIT_COMMITTER_NAME", "bench")
+        .env("GIT_COMMITTER_EMAIL", "bench@got.invalid");
+    c
+}
+
+fn time(mut c: Command) -> Duration {
+    let t = Instant::now();
+    let o = c.output().expect("run");
+    let d = t.elapsed();
+    assert!(
+        o.status.success(),
+        "{c:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    d
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn change(store: &Store, ids: &[String], from: usize, round: usize) {
+    for id in ids.iter().skip(from).take(100) {
+        let u = TaskUpdate {
+            title: Some(format!("{id} changed in round {round}")),
+            ..TaskUpdate::default()
+        };
+        tasks::update(store, id, &u).unwrap();
+    }
+}
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
+    let runs: usize = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let remote = root.join("remote.git");
+    let repo = root.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(
+        root,
+        &[
+            "init",
+            "-q",
+            "--bare",
+            "-b",
+            "main",
+            remote.to_str().unwrap(),
+        ],
+    );
+    git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("README"), "bench\n").unwrap();
+    git(&repo, &["add", "README"]);
+    git(&repo, &["commit", "-q", "-m", "first"]);
+    git(
+        &repo,
+        &["remote", "add", "origin", remote.to_str().unwrap()],
+    );
+    assert!(got_cmd(&repo, &["init"]).output().unwrap().status.success());
+    let dir = repo.join(".got");
+    let store = Store::open(&dir, Options::default()).unwrap();
+    let t0 = Instant::now();
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = NewTask {
+            title: format!("task {i} of the benchmark"),
+            labels: vec![["ui", "db", "docs"][i % 3].to_string()],
+            priority: Some(["high", "medium", "low"][i % 3].to_string()),
+            ..NewTask::default()
+        };
+        ids.push(tasks::create(&store, "bench", &t).unwrap().id);
+    }
+    eprintln!("{n} tasks created in {:.1?}", t0.elapsed());
+    drop(store);
+    // The first sync: every task goes out.
+    let first = time(got_cmd(&repo, &["sync"]));
+    eprintln!("first got sync (all {n} tasks out): {first:.1?}");
+
+    let mut whole = Vec::new();
+    let mut own = Vec::new();
+    for round in 0..runs {
+        let store = Store::open(&dir, Options::default()).unwrap();
+        change(&store, &ids, (round * 100) % n, round);
+        drop(store);
+        whole.push(time(got_cmd(&repo, &["sync"])));
+        // Sync's own part, in process: import, export, write the file.
+        let store = Store::open(&dir, Options::default()).unwrap();
+        change(&store, &ids, (round * 100 + 50) % n, round + 1000);
+        let t = Instant::now();
+        let doc = cycle::read_tracked(&repo).unwrap().unwrap();
+        replica::import(&store, &doc).unwrap();
+        let out = replica::export(&store).unwrap();
+        cycle::write_tracked(&repo, &out).unwrap();
+        own.push(t.elapsed());
+        drop(store);
+        time(got_cmd(&repo, &["sync"]));
+    }
+
+    // Three versions of the file: base, and two sides that changed 100 other
+    // tasks each (written by two stores, as two clones would).
+    let base = std::fs::read(repo.join(".got/tracked.jsonl")).unwrap();
+    let side = |name: &str, from: usize| {
+        let d = root.join(name);
+        let s = Store::open(
+            &d,
+            Options {
+                create_if_missing: true,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        replica::import(&s, &got::sync::Doc::parse(&base).unwrap()).unwrap();
+        change(&s, &ids, from, 7);
+        replica::export(&s).unwrap().to_bytes()
+    };
+    let ours = side("ours", 1000 % n);
+    let theirs = side("theirs", 2000 % n);
+    let mut driver = Vec::new();
+    for _ in 0..runs {
+        std::fs::write(root.join("O"), &base).unwrap();
+        std::fs::write(root.join("A"), &ours).unwrap();
+        std::fs::write(root.join("B"), &theirs).unwrap();
+        driver.push(time(got_cmd(
+            root,
+            &["merge-driver", "O", "A", "B", ".got/tracked.jsonl"],
+        )));
+    }
+
+    let export = got_cmd(&repo, &["export"]).output().unwrap().stdout;
+    let tracked = std::fs::metadata(repo.join(".got/tracked.jsonl"))
+        .unwrap()
+        .len();
+    println!("sync_bench: {n} tasks, 100 changed per sync, medians of {runs}");
+    println!(
+        "  got sync, whole process (local bare remote): {:.1?}",
+        median(whole)
+    );
+    println!(
+        "  sync's own work (import + export + write):   {:.1?}",
+        median(own)
+    );
+    println!(
+        "  got merge-driver on three versions:          {:.1?}",
+        median(driver)
+    );
+    println!(
+        "  tracked file {} bytes, got export {} bytes: {:.2}x",
+        tracked,
+        export.len(),
+        tracked as f64 / export.len() as f64
+    );
+}
