@@ -6,8 +6,9 @@
 //! (needs `git`). The remote is a bare repository on the same disk, so what is
 //! measured is sync's own work and git's, not a network. Prints, as medians of
 //! RUNS: the whole `got sync` process with 100 tasks changed; its own part
-//! (import the tracked file, export the store, write the file) measured in
-//! process; `got merge-driver` on three versions of the file (base, and two
+//! measured in process, for 100 tasks changed here (export the store, write the
+//! file) and for a pulled file with 100 changed elsewhere (read it, import it,
+//! write the merge); `got merge-driver` on three versions of the file (base, and two
 //! sides that each changed 100 other tasks); and the tracked file's size
 //! against `got export`'s.
 use got::sync::{cycle, replica};
@@ -139,14 +140,18 @@ fn main() {
         change(&store, &ids, (round * 100) % n, round);
         drop(store);
         whole.push(time(got_cmd(&repo, &["sync"])));
-        // Sync's own part, in process: import, export, write the file.
+        // Sync's own part, in process, as sync does it with 100 tasks changed
+        // here (the file is the one the last sync wrote: only an export).
         let store = Store::open(&dir, Options::default()).unwrap();
         change(&store, &ids, (round * 100 + 50) % n, round + 1000);
         let t = Instant::now();
-        let doc = cycle::read_tracked(&repo).unwrap().unwrap();
-        replica::import(&store, &doc).unwrap();
-        let out = replica::export(&store).unwrap();
-        cycle::write_tracked(&repo, &out).unwrap();
+        let before = std::fs::read(repo.join(".got/tracked.jsonl")).unwrap();
+        assert!(replica::file_recorded(&store, &before).unwrap());
+        let doc = replica::export_dropping(&store, 0).unwrap();
+        let bytes = doc.to_bytes();
+        cycle::changes_bytes(&before, &bytes);
+        cycle::write_bytes(&repo, &bytes).unwrap();
+        replica::record_file(&store, &bytes).unwrap();
         own.push(t.elapsed());
         drop(store);
         time(got_cmd(&repo, &["sync"]));
@@ -171,6 +176,29 @@ fn main() {
     };
     let ours = side("ours", 1000 % n);
     let theirs = side("theirs", 2000 % n);
+    // A pulled file with another clone's 100 changes, imported.
+    let mut incoming = Vec::new();
+    for _ in 0..runs {
+        let copy = root.join("copy");
+        let _ = std::fs::remove_dir_all(&copy);
+        let s = Store::open(
+            &copy,
+            Options {
+                create_if_missing: true,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        replica::import(&s, &got::sync::Doc::parse(&base).unwrap()).unwrap();
+        let t = Instant::now();
+        let theirs_doc = got::sync::Doc::parse(&theirs).unwrap();
+        let (_, merged) = replica::import_dropping(&s, &theirs_doc, 0).unwrap();
+        let bytes = merged.to_bytes();
+        cycle::changes_bytes(&base, &bytes);
+        std::fs::write(root.join("merged.jsonl"), &bytes).unwrap();
+        replica::record_file(&s, &bytes).unwrap();
+        incoming.push(t.elapsed());
+    }
     let mut driver = Vec::new();
     for _ in 0..runs {
         std::fs::write(root.join("O"), &base).unwrap();
@@ -192,8 +220,12 @@ fn main() {
         median(whole)
     );
     println!(
-        "  sync's own work (import + export + write):   {:.1?}",
+        "  sync's own work, 100 changed here (export, write): {:.1?}",
         median(own)
+    );
+    println!(
+        "  sync's own work, 100 pulled (read, import, write): {:.1?}",
+        median(incoming)
     );
     println!(
         "  got merge-driver on three versions:          {:.1?}",

@@ -778,10 +778,23 @@ fn tracked_file_reader_and_merge_never_panic_on_mutated_files() {
         reseal: None,
         context_len: 0,
     };
+    let known_bytes = known.to_bytes();
     run(&t, |b| {
+        // The merge driver's line-by-line merge agrees with a full read.
+        let fast = got::sync::merge::merge_bytes(b, &known_bytes);
         let Ok(d) = Doc::parse(b) else {
+            assert!(
+                fast.is_err(),
+                "a file a full read refuses, merged line by line"
+            );
             return Verdict::Rejected;
         };
+        let fast = fast.expect("a file a full read accepts merges line by line");
+        assert_eq!(
+            Doc::parse(&fast).as_ref(),
+            Ok(&merge(&d, &known)),
+            "line merge"
+        );
         // What is read writes back as the same state, and merges as a join.
         assert_eq!(Doc::parse(&d.to_bytes()).as_ref(), Ok(&d), "round trip");
         assert_eq!(merge(&d, &d), d, "idempotent");

@@ -245,6 +245,9 @@ fn merge_is_commutative_associative_and_idempotent() {
             "associative: {ctx}"
         );
         assert_eq!(merge(a, a), *a, "idempotent: {ctx}");
+        // The merge driver's line-by-line merge writes the same bytes.
+        let fast = got::sync::merge::merge_bytes(&a.to_bytes(), &b.to_bytes()).unwrap();
+        assert_eq!(fast, merge(a, b).to_bytes(), "line merge: {ctx}");
         // A state merged with one it has already absorbed does not change: an
         // old export imported again is a no-op.
         let ab = merge(a, b);

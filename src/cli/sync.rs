@@ -5,7 +5,7 @@ use super::args::{HooksCmd, SyncArgs};
 use super::commands::{cwd, Ctx};
 use super::{exit, CmdResult, Failure};
 use got::sync::cycle::{self, Changes, Report, SyncError, SyncOptions};
-use got::sync::{git, replica, Doc};
+use got::sync::{git, replica};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -133,33 +133,34 @@ pub(super) fn sync(ctx: &Ctx, a: SyncArgs) -> CmdResult {
     Ok(())
 }
 
-fn read_doc(file: &Path, path: Option<&str>, side: &str) -> Result<Doc, Failure> {
-    let name = path.unwrap_or(".got/tracked.jsonl");
-    let bytes = std::fs::read(file).map_err(|e| {
-        Failure::new(
-            "io",
-            exit::ERROR,
-            format!("{name} ({side}, {}): {e}", file.display()),
-        )
-    })?;
-    Doc::parse(&bytes).map_err(|e| {
-        Failure::new(
-            "tracked_file",
-            exit::ERROR,
-            format!("{name} ({side}): {e}; not merged, git reports a conflict"),
-        )
-    })
-}
-
 pub(super) fn merge_driver(
     _base: &Path,
     ours: &Path,
     theirs: &Path,
     path: Option<&str>,
 ) -> CmdResult {
-    let a = read_doc(ours, path, "ours")?;
-    let b = read_doc(theirs, path, "theirs")?;
-    let merged = got::sync::merge(&a, &b).to_bytes();
+    let name = path.unwrap_or(".got/tracked.jsonl");
+    let read = |file: &Path, side: &str| {
+        std::fs::read(file).map_err(|e| {
+            Failure::new(
+                "io",
+                exit::ERROR,
+                format!("{name} ({side}, {}): {e}", file.display()),
+            )
+        })
+    };
+    let (a, b) = (read(ours, "ours")?, read(theirs, "theirs")?);
+    let merged = got::sync::merge::merge_bytes(&a, &b).map_err(|(side, e)| {
+        let side = match side {
+            got::sync::merge::Side::Ours => "ours",
+            got::sync::merge::Side::Theirs => "theirs",
+        };
+        Failure::new(
+            "tracked_file",
+            exit::ERROR,
+            format!("{name} ({side}): {e}; not merged, git reports a conflict"),
+        )
+    })?;
     let io = |e: std::io::Error| {
         Failure::new(
             "io",

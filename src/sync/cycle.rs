@@ -176,16 +176,20 @@ pub fn read_tracked(top: &Path) -> Result<Option<Doc>, SyncError> {
 /// renamed): a reader sees the old file or the new, never half. Returns whether
 /// the bytes changed.
 pub fn write_tracked(top: &Path, doc: &Doc) -> Result<bool, SyncError> {
+    write_bytes(top, &doc.to_bytes())
+}
+
+/// [`write_tracked`] of bytes already made.
+pub fn write_bytes(top: &Path, bytes: &[u8]) -> Result<bool, SyncError> {
     let path = top.join(git::TRACKED_PATH);
-    let bytes = doc.to_bytes();
-    if std::fs::read(&path).ok().as_deref() == Some(&bytes[..]) {
+    if std::fs::read(&path).ok().as_deref() == Some(bytes) {
         return Ok(false);
     }
     let io = |e: std::io::Error| SyncError::Io(format!("{}: {e}", path.display()));
     let dir = path.parent().expect("the tracked file is under .got/");
     std::fs::create_dir_all(dir).map_err(io)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-    std::io::Write::write_all(&mut tmp, &bytes).map_err(io)?;
+    std::io::Write::write_all(&mut tmp, bytes).map_err(io)?;
     tmp.as_file().sync_all().map_err(io)?;
     tmp.persist(&path).map_err(|e| io(e.error))?;
     if let Ok(d) = std::fs::File::open(dir) {
@@ -224,6 +228,29 @@ pub fn changes(before: &Doc, after: &Doc) -> Changes {
     c
 }
 
+/// [`changes`] between two files' bytes, reading only the records whose lines
+/// differ (both files as got writes them; else both are read whole).
+pub fn changes_bytes(before: &[u8], after: &[u8]) -> Changes {
+    let (Ok(b), Ok(a)) = (std::str::from_utf8(before), std::str::from_utf8(after)) else {
+        return Changes::default();
+    };
+    let lines: std::collections::BTreeSet<&str> = b.lines().collect();
+    let now: std::collections::BTreeSet<&str> = a.lines().collect();
+    let mut old = Doc::default();
+    let mut new = Doc::default();
+    for l in lines.difference(&now) {
+        let _ = old.insert_line(l);
+    }
+    for l in now.difference(&lines) {
+        let _ = new.insert_line(l);
+    }
+    // Records whose line did not change are the same on both sides.
+    let mut c = changes(&old, &new);
+    c.created.sort();
+    c.deleted.sort();
+    c
+}
+
 fn add(into: &mut Changes, a: &Applied) {
     for (from, to) in [
         (&a.created, &mut into.created),
@@ -248,18 +275,39 @@ fn import_export_commit(
     message: &str,
     step: &str,
 ) -> Result<(), SyncError> {
-    let before = read_tracked(top)?;
-    if let Some(doc) = &before {
-        let (applied, _) = replica::import(store, doc)?;
-        add(&mut report.incoming, &applied);
-        report.lost_claims.extend(applied.lost_claims);
-    }
-    failpoint(&format!("{step}-imported"));
+    let path = top.join(git::TRACKED_PATH);
+    let before = match std::fs::read(&path) {
+        Ok(b) => Some(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(SyncError::Io(format!("{}: {e}", path.display()))),
+    };
     let now = store.now_ms().max(0) as u64;
     let cutoff = now.saturating_sub(opts.retention_days.saturating_mul(86_400_000));
-    let doc = replica::export_dropping(store, cutoff)?;
-    let out = changes(&before.unwrap_or_default(), &doc);
-    write_tracked(top, &doc)?;
+    // The file as this store last wrote it holds nothing the store lacks: no
+    // need to read it again.
+    let fresh = match &before {
+        Some(b) => !replica::file_recorded(store, b)?,
+        None => false,
+    };
+    let doc = if fresh {
+        let bytes = before.as_deref().expect("read");
+        let theirs = Doc::parse(bytes).map_err(|error| SyncError::Tracked {
+            path: path.clone(),
+            error,
+        })?;
+        let (applied, merged) = replica::import_dropping(store, &theirs, cutoff)?;
+        add(&mut report.incoming, &applied);
+        report.lost_claims.extend(applied.lost_claims);
+        failpoint(&format!("{step}-imported"));
+        merged
+    } else {
+        failpoint(&format!("{step}-imported"));
+        replica::export_dropping(store, cutoff)?
+    };
+    let after = doc.to_bytes();
+    let out = changes_bytes(before.as_deref().unwrap_or_default(), &after);
+    write_bytes(top, &after)?;
+    replica::record_file(store, &after)?;
     failpoint(&format!("{step}-exported"));
     let message = if out.is_empty() {
         message.to_string()

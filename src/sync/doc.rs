@@ -257,19 +257,119 @@ pub fn edge_line((from, kind, to): &EdgeKey, e: &EdgeDoc) -> String {
     line
 }
 
-/// The clock most of an entity's plain fields share (the highest on a tie): it
-/// is written once for the record, and those fields as plain values.
+/// The clock a field is stamped with, when it has one clock.
+fn field_clock(f: &Field) -> Option<Hlc> {
+    match f {
+        Field::Reg { at, value: Some(_) } => Some(*at),
+        Field::Claim(c) => Some(c.at),
+        Field::Set(elems) => {
+            let mut clocks = elems.values().map(|e| e.at);
+            let first = clocks.next()?;
+            clocks.all(|c| c == first).then_some(first)
+        }
+        _ => None,
+    }
+}
+
+/// The clock most of an entity's fields share (the highest on a tie): it is
+/// written once for the record, and those fields in their plain form.
 fn common_clock(fields: &BTreeMap<String, Field>) -> Option<Hlc> {
     let mut count: BTreeMap<Hlc, usize> = BTreeMap::new();
     for f in fields.values() {
-        if let Field::Reg { at, value: Some(_) } = f {
-            *count.entry(*at).or_default() += 1;
+        if let Some(at) = field_clock(f) {
+            *count.entry(at).or_default() += 1;
         }
     }
     count
         .into_iter()
         .max_by_key(|&(at, n)| (n, at))
         .map(|(at, _)| at)
+}
+
+/// Whether a plain value under `name` reads as a field other than a register:
+/// `labels` as a list of strings is a set, `notes` as a list a log, a task's
+/// `status` as a string its work state.
+fn plain_is_special(kind: &str, name: &str, v: &Json) -> bool {
+    match (name, v) {
+        ("labels", Json::Array(a)) => a.iter().all(Json::is_string),
+        ("notes", Json::Array(_)) => true,
+        ("status", Json::String(_)) => kind == TASK,
+        _ => false,
+    }
+}
+
+const TASK: &str = "task";
+
+/// A field's plain form under the record's clock `c`, when it has one: a
+/// register's value; a set of labels all added at `c` as their list; a log of
+/// notes as its list; a task's work state of epoch 0 made at `c`, free, as its
+/// status.
+fn plain_form(kind: &str, name: &str, f: &Field, c: Option<Hlc>) -> Option<Json> {
+    match f {
+        Field::Reg { at, value: Some(v) } if Some(*at) == c && !plain_is_special(kind, name, v) => {
+            Some(v.clone())
+        }
+        Field::Set(elems)
+            if name == "labels" && elems.values().all(|e| e.present && Some(e.at) == c) =>
+        {
+            Some(Json::Array(
+                elems.keys().map(|k| Json::String(k.clone())).collect(),
+            ))
+        }
+        Field::Log(items) if name == "notes" => {
+            Some(Json::Array(items.values().cloned().collect()))
+        }
+        Field::Claim(w)
+            if kind == TASK
+                && name == "status"
+                && w.epoch == 0
+                && w.step == Step::Move
+                && Some(w.at) == c
+                && w.holder.is_none()
+                && w.lost.is_empty() =>
+        {
+            w.status.clone().map(Json::String)
+        }
+        _ => None,
+    }
+}
+
+/// The field a plain value under `name` is (see [`plain_form`]).
+fn from_plain(
+    kind: &str,
+    name: &str,
+    v: &Json,
+    c: Option<Hlc>,
+    what: &str,
+) -> Result<Field, String> {
+    if name == "notes" && v.is_array() {
+        let items = v.as_array().expect("an array");
+        return Ok(Field::Log(
+            items.iter().map(|x| (canonical(x), x.clone())).collect(),
+        ));
+    }
+    let at =
+        c.ok_or_else(|| format!("{what}: \"c\" (the clock of its plain fields) is missing"))?;
+    Ok(match (name, v) {
+        ("labels", Json::Array(a)) if a.iter().all(Json::is_string) => Field::Set(
+            a.iter()
+                .filter_map(Json::as_str)
+                .map(|l| (l.to_string(), Elem { at, present: true }))
+                .collect(),
+        ),
+        ("status", Json::String(st)) if kind == TASK => Field::Claim(Claim {
+            epoch: 0,
+            at,
+            step: Step::Move,
+            status: Some(st.clone()),
+            holder: None,
+            lost: Default::default(),
+        }),
+        _ => Field::Reg {
+            at,
+            value: Some(v.clone()),
+        },
+    })
 }
 
 /// The line of entity `id` (without the newline).
@@ -287,11 +387,11 @@ pub fn entity_line(id: &str, e: &EntityDoc) -> String {
             let mut plain = Map::new();
             let mut other = Map::new();
             for (name, f) in fields {
-                match f {
-                    Field::Reg { at, value: Some(v) } if Some(*at) == c => {
-                        plain.insert(name.clone(), v.clone());
+                match plain_form(&e.kind, name, f, c) {
+                    Some(v) => {
+                        plain.insert(name.clone(), v);
                     }
-                    f => {
+                    None => {
                         other.insert(name.clone(), field_json(f));
                     }
                 }
@@ -415,17 +515,13 @@ fn parse_entity(o: &Map<String, Json>) -> Result<(String, EntityDoc), String> {
             Some(Json::Object(p)) => p,
             _ => return Err(format!("{what}: \"p\" (its plain fields) is missing")),
         };
-        if !plain.is_empty() {
-            let c = hlc_of(o.get("c"), &what)?;
-            for (k, v) in plain {
-                fields.insert(
-                    k.clone(),
-                    Field::Reg {
-                        at: c,
-                        value: Some(v.clone()),
-                    },
-                );
-            }
+        let c = match o.get("c") {
+            None => None,
+            c => Some(hlc_of(c, &what)?),
+        };
+        for (k, v) in plain {
+            let f = from_plain(&kind, k, v, c, &format!("{what} field {k:?}"))?;
+            fields.insert(k.clone(), f);
         }
         match o.get("f") {
             None => {}

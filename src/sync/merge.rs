@@ -188,3 +188,125 @@ impl Doc {
         }
     }
 }
+
+/// A record's key, read from the start of its line without parsing it: an
+/// entity's id, or an edge's ends and kind. (Ids and kinds never need escapes.)
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum LineKey<'a> {
+    Entity(&'a str),
+    Edge(&'a str, &'a str, &'a str),
+}
+
+fn line_key(line: &str) -> Option<LineKey<'_>> {
+    let plain = |s: &str| !s.is_empty() && !s.contains('\\');
+    if let Some(rest) = line.strip_prefix("{\"id\":\"") {
+        let end = rest.find('"')?;
+        let id = &rest[..end];
+        return (plain(id) && rest[end..].starts_with("\",")).then_some(LineKey::Entity(id));
+    }
+    let rest = line.strip_prefix("{\"edge\":[\"")?;
+    let end = rest.find("\"]")?;
+    let mut parts = rest[..end].split("\",\"");
+    let (from, kind, to) = (parts.next()?, parts.next()?, parts.next()?);
+    (parts.next().is_none() && [from, kind, to].iter().all(|p| plain(p)))
+        .then_some(LineKey::Edge(from, kind, to))
+}
+
+/// The lines of a tracked file with their keys and line numbers, when it is as
+/// got writes it: the header, then strictly increasing keys.
+fn keyed_lines<'a>(t: &'a str, header: &str) -> Option<Vec<(LineKey<'a>, &'a str, usize)>> {
+    let mut it = t.lines().enumerate();
+    if it.next().map(|(_, l)| l) != Some(header) {
+        return None;
+    }
+    let mut out: Vec<(LineKey<'a>, &'a str, usize)> = Vec::new();
+    for (i, l) in it {
+        let k = line_key(l)?;
+        if out.last().is_some_and(|(p, _, _)| *p >= k) {
+            return None;
+        }
+        out.push((k, l, i + 1));
+    }
+    Some(out)
+}
+
+/// Which input of [`merge_bytes`] could not be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Ours,
+    Theirs,
+}
+
+/// The merge of two tracked files, as bytes: what `Doc::parse` of both,
+/// [`merge`] and `to_bytes` give. Files as got writes them (sorted, one record a
+/// line) are merged line by line: a line both sides hold is kept as it is, and
+/// only records whose lines differ are read and joined, so merging two large
+/// files that each changed a few records reads only those (and the records one
+/// side alone has). Anything else (a file out of order, a line whose key cannot
+/// be seen) is read whole.
+pub fn merge_bytes(a: &[u8], b: &[u8]) -> Result<Vec<u8>, (Side, super::ParseError)> {
+    use super::doc::ParseError;
+    let slow = || {
+        let da = Doc::parse(a).map_err(|e| (Side::Ours, e))?;
+        let db = Doc::parse(b).map_err(|e| (Side::Theirs, e))?;
+        Ok(merge(&da, &db).to_bytes())
+    };
+    let (Ok(ta), Ok(tb)) = (std::str::from_utf8(a), std::str::from_utf8(b)) else {
+        return slow();
+    };
+    let header = format!("{{\"got_tracked\":{}}}", super::doc::FORMAT_VERSION);
+    let (la, lb) = (keyed_lines(ta, &header), keyed_lines(tb, &header));
+    let (Some(la), Some(lb)) = (la, lb) else {
+        return slow();
+    };
+    let read = |side: Side, line: &str, n: usize| -> Result<Doc, (Side, ParseError)> {
+        let mut d = Doc::default();
+        d.insert_line(line)
+            .map_err(|message| (side, ParseError { line: n, message }))?;
+        Ok(d)
+    };
+    let mut out = String::with_capacity(ta.len().max(tb.len()) + 64);
+    out.push_str(&header);
+    out.push('\n');
+    let (mut i, mut j) = (0, 0);
+    while i < la.len() || j < lb.len() {
+        let ord = match (la.get(i), lb.get(j)) {
+            (Some(x), Some(y)) => x.0.cmp(&y.0),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        let line = match ord {
+            // A record one side alone has is read (so a damaged line is an
+            // error, as a full read finds it) and kept as it is.
+            std::cmp::Ordering::Less => {
+                i += 1;
+                let (_, x, n) = &la[i - 1];
+                read(Side::Ours, x, *n)?;
+                x.to_string()
+            }
+            std::cmp::Ordering::Greater => {
+                j += 1;
+                let (_, y, n) = &lb[j - 1];
+                read(Side::Theirs, y, *n)?;
+                y.to_string()
+            }
+            std::cmp::Ordering::Equal => {
+                let ((_, x, nx), (_, y, ny)) = (&la[i], &lb[j]);
+                i += 1;
+                j += 1;
+                if x == y {
+                    x.to_string()
+                } else {
+                    let joined = merge(&read(Side::Ours, x, *nx)?, &read(Side::Theirs, y, *ny)?);
+                    let bytes = joined.to_bytes();
+                    let text = String::from_utf8(bytes).expect("got writes UTF-8");
+                    // The joined record is the line after the header.
+                    text.lines().nth(1).unwrap_or_default().to_string()
+                }
+            }
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    Ok(out.into_bytes())
+}

@@ -116,11 +116,7 @@ fn field_of(
             at: now(),
             value: None,
         }),
-        (Some(Shape::Reg(v)), Some(Field::Reg { value, .. }))
-            if value.as_ref().map(canonical) == v.as_ref().map(canonical) =>
-        {
-            base.cloned()
-        }
+        (Some(Shape::Reg(v)), Some(Field::Reg { value, .. })) if value == v => base.cloned(),
         (Some(Shape::Reg(v)), _) => Some(Field::Reg {
             at: now(),
             value: v.clone(),
@@ -356,10 +352,8 @@ pub fn snapshot(tx: &mut Transaction<'_>, scope: Option<&Scope>) -> Result<Snaps
                 }
             }
             entities = tx.list(None, None)?;
-            for e in &entities {
-                for edge in tx.edges(&e.id, Direction::Out, None)? {
-                    edge_of(edge, &mut edges_here);
-                }
+            for edge in tx.all_edges()? {
+                edge_of(edge, &mut edges_here);
             }
         }
         Some(sc) => {
@@ -797,6 +791,38 @@ pub fn export(store: &Store) -> Result<Doc> {
 /// document and from the store's base (sync's retention).
 pub fn export_dropping(store: &Store, cutoff_ms: u64) -> Result<Doc> {
     merge_in(store, None, cutoff_ms).map(|(_, d)| d)
+}
+
+/// [`import`], dropping tombstones whose clock is below `cutoff_ms` (sync's
+/// retention).
+pub fn import_dropping(store: &Store, other: &Doc, cutoff_ms: u64) -> Result<(Applied, Doc)> {
+    merge_in(store, Some(other), cutoff_ms)
+}
+
+const FILE: &str = "sync/file";
+
+fn file_mark(bytes: &[u8]) -> String {
+    format!("{:08x} {}", crc32fast::hash(bytes), bytes.len())
+}
+
+/// Whether `bytes` are the tracked file this store last wrote or read whole
+/// (then importing them changes nothing: the store's base holds all of it).
+pub fn file_recorded(store: &Store, bytes: &[u8]) -> Result<bool> {
+    let mut tx = store.begin()?;
+    Ok(tx
+        .get_meta(FILE)?
+        .is_some_and(|m| *m == *file_mark(bytes).as_bytes()))
+}
+
+/// Records `bytes` as the tracked file the store's base holds.
+pub fn record_file(store: &Store, bytes: &[u8]) -> Result<()> {
+    let mark = file_mark(bytes);
+    write(store, |tx| {
+        if tx.get_meta(FILE)?.is_some_and(|m| *m == *mark.as_bytes()) {
+            return Ok(());
+        }
+        tx.put_meta(FILE, mark.as_bytes())
+    })
 }
 
 /// Merges another replica's document into the store: field by field whatever

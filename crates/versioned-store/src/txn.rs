@@ -422,6 +422,40 @@ impl<'s> Transaction<'s> {
         Ok(out)
     }
 
+    /// Every live edge as of the snapshot (with this transaction's own writes),
+    /// in `(from, kind, to)` order. A scan, like [`Transaction::list`]: not part
+    /// of the read set.
+    pub fn all_edges(&mut self) -> Result<Vec<Edge>> {
+        let mut found = self
+            .store
+            .inner
+            .state
+            .read()
+            .scan_prefix(b"o", self.snapshot)?;
+        for (k, v) in self.writes.range(b"o".to_vec()..) {
+            if !k.starts_with(b"o") {
+                break;
+            }
+            found.insert(k.clone(), (u64::MAX, v.clone()));
+        }
+        let mut out = Vec::new();
+        for (k, (_, v)) in found {
+            let rec: EdgeRecord = model::decode(&v, "edge record")?;
+            if !rec.present {
+                continue;
+            }
+            if let Some((from, kind, to)) = model::edge_of_key(&k) {
+                out.push(Edge {
+                    from,
+                    kind,
+                    to,
+                    props: rec.props,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     /// Live entities (optionally of one kind) in id order, up to `limit`. A scan is
     /// not part of the read set (entities created concurrently are not conflicts).
     pub fn list(&mut self, kind: Option<&str>, limit: Option<usize>) -> Result<Vec<Entity>> {
