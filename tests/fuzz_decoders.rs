@@ -797,7 +797,9 @@ fn tracked_file_reader_and_merge_never_panic_on_mutated_files() {
         );
         // What is read writes back as the same state, and merges as a join.
         assert_eq!(Doc::parse(&d.to_bytes()).as_ref(), Ok(&d), "round trip");
-        assert_eq!(merge(&d, &d), d, "idempotent");
+        let m = merge(&d, &d);
+        assert_eq!(merge(&m, &m), m, "idempotent");
+        assert_eq!(merge(&m, &d), m, "absorbs");
         assert_eq!(merge(&d, &known), merge(&known, &d), "commutative");
         // Imported into a store, it is merged or refused, never half applied.
         match got::sync::replica::import(&shared, &d) {

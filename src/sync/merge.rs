@@ -25,9 +25,42 @@ use std::collections::BTreeMap;
 
 /// The merge of two replicas' states.
 pub fn merge(a: &Doc, b: &Doc) -> Doc {
-    Doc {
+    let mut d = Doc {
         entities: join_maps(&a.entities, &b.entities, join_entity),
         edges: join_maps(&a.edges, &b.edges, join_edge),
+    };
+    remove_edges_of_deleted(&mut d);
+    d
+}
+
+/// An edge with a deleted end is removed, at the latest of its own clock and
+/// its ends' deletions: what every store does when it applies the deletion, so
+/// that no clone has to record it as a change of its own (each at another
+/// clock). A function of the joined state, so the merge stays a join.
+fn remove_edges_of_deleted(d: &mut Doc) {
+    let deleted = |id: &str| match d.entities.get(id).map(|e| &e.body) {
+        Some(Body::Deleted(at)) => Some(*at),
+        _ => None,
+    };
+    let mut fixes = Vec::new();
+    for ((from, kind, to), e) in &d.edges {
+        let ends = [deleted(from), deleted(to)];
+        if let Some(del) = ends.iter().flatten().max() {
+            let at = e.at.max(*del);
+            if e.present || at != e.at {
+                fixes.push(((from.clone(), kind.clone(), to.clone()), at));
+            }
+        }
+    }
+    for (k, at) in fixes {
+        d.edges.insert(
+            k,
+            EdgeDoc {
+                at,
+                present: false,
+                props: Default::default(),
+            },
+        );
     }
 }
 
@@ -230,6 +263,18 @@ fn keyed_lines<'a>(t: &'a str, header: &str) -> Option<Vec<(LineKey<'a>, &'a str
     Some(out)
 }
 
+/// Whether an entity's line is a deletion (read whole when it may be one).
+fn is_deletion(line: &str) -> bool {
+    if !line.contains("\"deleted\"") {
+        return false;
+    }
+    let mut d = Doc::default();
+    d.insert_line(line).is_ok()
+        && d.entities
+            .values()
+            .any(|e| matches!(e.body, Body::Deleted(_)))
+}
+
 /// Which input of [`merge_bytes`] could not be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {
@@ -265,6 +310,23 @@ pub fn merge_bytes(a: &[u8], b: &[u8]) -> Result<Vec<u8>, (Side, super::ParseErr
             .map_err(|message| (side, ParseError { line: n, message }))?;
         Ok(d)
     };
+    // An edge to an entity either side deletes may need removing (see
+    // `remove_edges_of_deleted`): such files are merged whole.
+    let deleted_ids: std::collections::BTreeSet<&str> = la
+        .iter()
+        .chain(lb.iter())
+        .filter_map(|(k, l, _)| match k {
+            LineKey::Entity(id) if is_deletion(l) => Some(*id),
+            _ => None,
+        })
+        .collect();
+    let touches = |k: &LineKey<'_>| match k {
+        LineKey::Edge(f, _, t) => deleted_ids.contains(f) || deleted_ids.contains(t),
+        LineKey::Entity(_) => false,
+    };
+    if !deleted_ids.is_empty() && la.iter().chain(lb.iter()).any(|(k, _, _)| touches(k)) {
+        return slow();
+    }
     let mut out = String::with_capacity(ta.len().max(tb.len()) + 64);
     out.push_str(&header);
     out.push('\n');

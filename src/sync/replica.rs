@@ -656,7 +656,7 @@ pub const CHUNK_RECORDS: usize = 400;
 /// The bytes of writes one chunk may hold: a quarter of a segment (a frame
 /// never exceeds one), at most 1 MiB.
 fn chunk_bytes(store: &Store) -> usize {
-    ((store.options().segment_size_bytes / 4) as usize).clamp(4 << 10, 1 << 20)
+    ((store.options().segment_size_bytes / 4) as usize).clamp(256, 1 << 20)
 }
 
 /// Cuts `items` (each with its estimated bytes) into chunks within both limits.
@@ -683,10 +683,9 @@ fn chunked<T: Clone>(items: &[(T, usize)], max_bytes: usize) -> Vec<Vec<T>> {
 /// what changed and the document the store now is.
 fn merge_in(store: &Store, other: Option<&Doc>, cutoff_ms: u64) -> Result<(Applied, Doc)> {
     let target_of = |local: &Doc, other: Option<&Doc>| {
-        let mut t = match other {
-            Some(o) => super::merge(local, o),
-            None => local.clone(),
-        };
+        // Merged even with nothing, so the store records its own state as every
+        // merge makes it (an edge of a deleted entity removed at the deletion).
+        let mut t = super::merge(local, other.unwrap_or(&Doc::default()));
         t.drop_tombstones(cutoff_ms);
         t
     };
