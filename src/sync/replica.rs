@@ -311,6 +311,7 @@ pub struct Snapshot {
     /// Whether a change made here since the base was stamped (so the document
     /// holds clocks the store has not recorded yet).
     pub stamped: bool,
+    stamp: Option<Hlc>,
 }
 
 /// Which records a snapshot reads: all of them, or these entities and edges.
@@ -324,7 +325,21 @@ pub struct Scope {
 /// made here since stamped with one new clock. With a scope, only those
 /// records (the rest of the document is left out).
 pub fn snapshot(tx: &mut Transaction<'_>, scope: Option<&Scope>) -> Result<Snapshot> {
-    let (node, node_is_new) = node_id(tx)?;
+    snapshot_as(tx, scope, None)
+}
+
+/// [`snapshot`], stamping as an earlier snapshot did (its node id, and its
+/// stamp for changes made here): the chunks of one merge record the clocks the
+/// merge was computed with.
+fn snapshot_as(
+    tx: &mut Transaction<'_>,
+    scope: Option<&Scope>,
+    like: Option<(u64, Option<Hlc>)>,
+) -> Result<Snapshot> {
+    let (mut node, node_is_new) = node_id(tx)?;
+    if let (true, Some((n, _))) = (node_is_new, like) {
+        node = n;
+    }
     let stored_last = match tx.get_meta(LAST)? {
         Some(b) => Hlc::parse(&String::from_utf8_lossy(&b)).unwrap_or(Hlc::ZERO),
         None => Hlc::ZERO,
@@ -385,7 +400,7 @@ pub fn snapshot(tx: &mut Transaction<'_>, scope: Option<&Scope>) -> Result<Snaps
         last = last.max(c);
     }
     let wall = tx.time_ms().max(0) as u64;
-    let mut stamp: Option<Hlc> = None;
+    let mut stamp: Option<Hlc> = like.and_then(|(_, s)| s);
     let mut now = || *stamp.get_or_insert_with(|| Hlc::tick(last, wall, node));
     let mut doc = Doc::default();
     let mut live = std::collections::BTreeSet::new();
@@ -445,7 +460,7 @@ pub fn snapshot(tx: &mut Transaction<'_>, scope: Option<&Scope>) -> Result<Snaps
     }
     let stamped = stamp.is_some();
     if let Some(s) = stamp {
-        last = s;
+        last = last.max(s);
     }
     Ok(Snapshot {
         doc,
@@ -455,6 +470,7 @@ pub fn snapshot(tx: &mut Transaction<'_>, scope: Option<&Scope>) -> Result<Snaps
         last,
         stored_last,
         stamped,
+        stamp,
     })
 }
 
@@ -479,6 +495,35 @@ fn all_clocks(d: &Doc) -> Vec<Hlc> {
     out
 }
 
+/// Gives each task a note of every claim its work state lost, the same note on
+/// every clone (it says only who lost and when they claimed), so the notes
+/// converge with the claims.
+pub fn note_lost_claims(doc: &mut Doc) {
+    for t in doc.entities.values_mut() {
+        let Body::Live(fields) = &mut t.body else {
+            continue;
+        };
+        let lost = match fields.get(WORK) {
+            Some(Field::Claim(won)) if !won.lost.is_empty() => won.lost.clone(),
+            _ => continue,
+        };
+        let log = fields
+            .entry("notes".into())
+            .or_insert(Field::Log(BTreeMap::new()));
+        let Field::Log(notes) = log else {
+            continue;
+        };
+        for (agent, at) in lost {
+            let note = serde_json::json!({
+                "at": at.ms,
+                "author": "got sync",
+                "text": format!("claim of {agent} lost: another clone claimed the task earlier"),
+            });
+            notes.insert(canonical(&note), note);
+        }
+    }
+}
+
 /// What [`apply`] changed in the store.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Applied {
@@ -501,22 +546,16 @@ pub struct Applied {
 pub fn apply(tx: &mut Transaction<'_>, snap: &Snapshot, target: &Doc) -> Result<(Applied, Doc)> {
     let mut out = Applied::default();
     let mut target = target.clone();
-    // Claims lost to another clone's earlier claim: the task keeps a note of
-    // each, the same note on every clone (it says only who lost, and when they
-    // claimed), so the notes converge with the claims. The clone whose claim it
-    // was is told.
-    for (id, t) in target.entities.iter_mut() {
-        let Body::Live(theirs) = &mut t.body else {
+    // Claims lost to another clone's earlier claim: the clone whose claim it
+    // was is told (the notes are the target's, see `note_lost_claims`).
+    note_lost_claims(&mut target);
+    for (id, t) in &target.entities {
+        let Body::Live(theirs) = &t.body else {
             continue;
         };
         let Some(Field::Claim(won)) = theirs.get(WORK) else {
             continue;
         };
-        if won.lost.is_empty() {
-            continue;
-        }
-        let winner = won.holder.as_ref().map(|h| h.agent.clone());
-        let lost = won.lost.clone();
         let mine = match snap.doc.entities.get(id).map(|e| &e.body) {
             Some(Body::Live(f)) => match f.get(WORK) {
                 Some(Field::Claim(c)) => c.holder.as_ref().map(|h| (h.agent.clone(), c.at)),
@@ -524,21 +563,11 @@ pub fn apply(tx: &mut Transaction<'_>, snap: &Snapshot, target: &Doc) -> Result<
             },
             _ => None,
         };
-        let log = theirs
-            .entry("notes".into())
-            .or_insert(Field::Log(BTreeMap::new()));
-        let Field::Log(notes) = log else {
-            continue;
-        };
-        for (agent, at) in lost {
-            let note = serde_json::json!({
-                "at": at.ms,
-                "author": "got sync",
-                "text": format!("claim of {agent} lost: another clone claimed the task earlier"),
-            });
-            notes.insert(canonical(&note), note);
-            if mine.as_ref() == Some(&(agent.clone(), at)) {
-                out.lost_claims.push((id.clone(), agent, winner.clone()));
+        let winner = won.holder.as_ref().map(|h| h.agent.clone());
+        for (agent, at) in &won.lost {
+            if mine.as_ref() == Some(&(agent.clone(), *at)) {
+                out.lost_claims
+                    .push((id.clone(), agent.clone(), winner.clone()));
             }
         }
     }
@@ -686,11 +715,12 @@ fn merge_in(store: &Store, other: Option<&Doc>, cutoff_ms: u64) -> Result<(Appli
         // Merged even with nothing, so the store records its own state as every
         // merge makes it (an edge of a deleted entity removed at the deletion).
         let mut t = super::merge(local, other.unwrap_or(&Doc::default()));
+        note_lost_claims(&mut t);
         t.drop_tombstones(cutoff_ms);
         t
     };
     let mut total = Applied::default();
-    for _round in 0..8 {
+    {
         // The whole picture, read only, to find the records to write.
         let (full, target) = {
             let mut tx = store.begin()?;
@@ -728,40 +758,57 @@ fn merge_in(store: &Store, other: Option<&Doc>, cutoff_ms: u64) -> Result<(Appli
         if scope_e.is_empty() && scope_d.is_empty() && !full.node_is_new {
             return Ok((total, target));
         }
+        // Entities the target keeps first (edges need their ends), then edges,
+        // then deletions: an edge of a deleted entity is removed (and its base
+        // recorded) before the deletion, so no later chunk finds it gone from
+        // the store and takes that for a change made here.
         let max = chunk_bytes(store);
-        let mut chunks: Vec<Scope> = chunked(&scope_e, max)
-            .into_iter()
-            .map(|c| Scope {
-                entities: c.into_iter().collect(),
-                ..Scope::default()
-            })
-            .collect();
+        let (gone, kept): (Vec<_>, Vec<_>) = scope_e.into_iter().partition(|(id, _)| {
+            matches!(
+                target.entities.get(id).map(|e| &e.body),
+                Some(Body::Deleted(_)) | None
+            )
+        });
+        let entity_chunks = |items: &[(String, usize)]| -> Vec<Scope> {
+            chunked(items, max)
+                .into_iter()
+                .map(|c| Scope {
+                    entities: c.into_iter().collect(),
+                    ..Scope::default()
+                })
+                .collect()
+        };
+        let mut chunks = entity_chunks(&kept);
         chunks.extend(chunked(&scope_d, max).into_iter().map(|c| Scope {
             edges: c.into_iter().collect(),
             ..Scope::default()
         }));
+        chunks.extend(entity_chunks(&gone));
         if chunks.is_empty() {
             // Only the node id is new: record it.
             chunks.push(Scope::default());
         }
         for scope in &chunks {
-            let restricted = other.map(|o| Doc {
-                entities: o
+            // The whole merge's records for this chunk (it saw every entity:
+            // an edge of a deleted one is removed at the deletion), joined in
+            // the chunk's transaction with what the store holds by then.
+            let restricted = Doc {
+                entities: target
                     .entities
                     .iter()
                     .filter(|(id, _)| scope.entities.contains(*id))
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
-                edges: o
+                edges: target
                     .edges
                     .iter()
                     .filter(|(k, _)| scope.edges.contains(*k))
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
-            });
+            };
             let (a, _) = write(store, |tx| {
-                let snap = snapshot(tx, Some(scope))?;
-                let target = target_of(&snap.doc, restricted.as_ref());
+                let snap = snapshot_as(tx, Some(scope), Some((full.node, full.stamp)))?;
+                let target = target_of(&snap.doc, Some(&restricted));
                 apply(tx, &snap, &target)
             })?;
             total.created.extend(a.created);
@@ -772,12 +819,11 @@ fn merge_in(store: &Store, other: Option<&Doc>, cutoff_ms: u64) -> Result<(Appli
             total.edges_skipped += a.edges_skipped;
             total.lost_claims.extend(a.lost_claims);
         }
-        // Another round records what other writers changed meanwhile, until a
-        // read finds nothing left to write.
+        // What other writers changed meanwhile is in the store, stamped by a
+        // chunk's snapshot or left for the next export: the document returned
+        // is the merge as read, which the store holds or has moved past.
+        Ok((total, target))
     }
-    Err(Error::Conflict(
-        "the store kept changing while sync recorded it; run it again".into(),
-    ))
 }
 
 /// The store's state as a tracked file's document, its clocks recorded in the
