@@ -199,6 +199,29 @@ fn main() {
         replica::record_file(&s, &bytes).unwrap();
         incoming.push(t.elapsed());
     }
+    if std::env::var_os("SYNC_BENCH_PARTS").is_some() {
+        let store = Store::open(&dir, Options::default()).unwrap();
+        let mut tx = store.begin().unwrap();
+        let t = Instant::now();
+        let snap = replica::snapshot(&mut tx, None).unwrap();
+        let t_snap = t.elapsed();
+        let t = Instant::now();
+        let bytes = snap.doc.to_bytes();
+        let t_bytes = t.elapsed();
+        let t = Instant::now();
+        let parsed = got::sync::Doc::parse(&bytes).unwrap();
+        let t_parse = t.elapsed();
+        let t = Instant::now();
+        let _ = got::sync::merge(&parsed, &snap.doc);
+        let t_merge = t.elapsed();
+        let t = Instant::now();
+        let _ = tx.list(None, None).unwrap();
+        let t_list = t.elapsed();
+        let t = Instant::now();
+        let _ = tx.meta_with_prefix("sync/e/").unwrap();
+        let t_meta = t.elapsed();
+        eprintln!("parts: snapshot {t_snap:.1?} (list {t_list:.1?}, meta scan {t_meta:.1?}), to_bytes {t_bytes:.1?}, parse {t_parse:.1?}, merge {t_merge:.1?}");
+    }
     let mut driver = Vec::new();
     for _ in 0..runs {
         std::fs::write(root.join("O"), &base).unwrap();

@@ -64,18 +64,21 @@ fn remove_edges_of_deleted(d: &mut Doc) {
     }
 }
 
-fn join_maps<K: Ord + Clone, V: Clone>(
+fn join_maps<K: Ord + Clone, V: Clone + PartialEq>(
     a: &BTreeMap<K, V>,
     b: &BTreeMap<K, V>,
     join: impl Fn(&V, &V) -> V,
 ) -> BTreeMap<K, V> {
     let mut out = a.clone();
     for (k, v) in b {
-        let joined = match out.get(k) {
-            Some(mine) => join(mine, v),
-            None => v.clone(),
-        };
-        out.insert(k.clone(), joined);
+        match out.get_mut(k) {
+            // Most records of two replicas are the same: nothing to join.
+            Some(mine) if mine == v => {}
+            Some(mine) => *mine = join(mine, v),
+            None => {
+                out.insert(k.clone(), v.clone());
+            }
+        }
     }
     out
 }
