@@ -328,3 +328,101 @@ fn got_import_of_a_tracked_file_merges_it_and_an_old_one_changes_nothing() {
         "an old file never rewinds"
     );
 }
+
+#[test]
+fn got_init_in_a_fresh_clone_registers_the_driver_and_imports_the_tracked_file() {
+    let sb = Sandbox::new();
+    let (remote, clones) = team(&sb, 1);
+    let a = &clones[0];
+    let t = create(&sb, a, "carried by git");
+    ok(sb.got(a, &["sync"]));
+    let fresh = sb.root.join("fresh");
+    sb.git(
+        &sb.root,
+        &[
+            "clone",
+            "-q",
+            remote.to_str().unwrap(),
+            fresh.to_str().unwrap(),
+        ],
+    );
+    let j = json(sb.got(&fresh, &["--json", "init"]));
+    assert_eq!(j["registered_merge_driver"], true, "{j}");
+    assert_eq!(j["imported"]["created"], serde_json::json!([t]), "{j}");
+    let j = json(sb.got(&fresh, &["--json", "task", "show", &t]));
+    assert_eq!(j["task"]["title"], "carried by git");
+}
+
+#[test]
+fn sync_drops_tombstones_past_their_retention_and_keeps_younger_ones() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("r");
+    ok(sb.got(&repo, &["init"]));
+    let day = 86_400_000i64;
+    let t0 = 2_000_000_000_000i64;
+    let at = |ms: i64, args: &[&str]| {
+        let mut c = sb.got_cmd(&repo, args);
+        c.env("GOT_NOW_MS", ms.to_string());
+        ok(c.output().unwrap())
+    };
+    let id = |out: String| out.split_whitespace().next().unwrap().to_string();
+    let gone = id(at(t0, &["-q", "task", "create", "deleted early"]));
+    let young = id(at(t0, &["-q", "task", "create", "deleted late"]));
+    at(t0, &["sync", "--no-push"]);
+    // A change's clock is that of the sync that first records it.
+    at(t0 + day, &["task", "delete", &gone]);
+    at(t0 + day, &["sync", "--no-push"]);
+    at(t0 + 80 * day, &["task", "delete", &young]);
+    at(t0 + 80 * day, &["sync", "--no-push"]);
+    let file = tracked(&repo);
+    assert!(
+        file.contains(&gone) && file.contains(&young),
+        "both tombstones kept: {file}"
+    );
+    // 91 days after the first deletion, 11 after the second.
+    at(t0 + 92 * day, &["sync", "--no-push"]);
+    let file = tracked(&repo);
+    assert!(!file.contains(&gone), "past the 90 days: dropped\n{file}");
+    assert!(file.contains(&young), "younger: kept\n{file}");
+    // --retention-days changes the window.
+    at(
+        t0 + 92 * day,
+        &["sync", "--no-push", "--retention-days", "5"],
+    );
+    assert!(!tracked(&repo).contains(&young));
+}
+
+#[test]
+fn a_push_refused_because_another_clone_pushed_first_is_merged_and_pushed_again() {
+    let sb = Sandbox::new();
+    let (_remote, clones) = team(&sb, 2);
+    let (a, b) = (&clones[0], &clones[1]);
+    ok(sb.got(a, &["sync"]));
+    ok(sb.got(b, &["sync"]));
+    let on_a = create(&sb, a, "pushed by a meanwhile");
+    ok(sb.got(a, &["sync", "--no-push"]));
+    // b's pre-push hook makes a push first, once: between b's pull and its push.
+    let hook = b.join(".git/hooks/pre-push");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nmark=\"$(git rev-parse --git-dir)/raced\"\n[ -e \"$mark\" ] && exit 0\ntouch \"$mark\"\ngit -C '{}' push -q origin main\n",
+            a.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let on_b = create(&sb, b, "made on b");
+    let j = json(sb.got(b, &["--json", "sync"]));
+    assert_eq!(j["pushed"], true, "{j}");
+    assert!(j["push_retries"].as_u64().unwrap() >= 1, "{j}");
+    assert_eq!(j["incoming"]["created"], serde_json::json!([on_a]), "{j}");
+    ok(sb.got(a, &["sync"]));
+    for c in [a, b] {
+        for t in [&on_a, &on_b] {
+            assert!(json(sb.got(c, &["--json", "task", "show", t]))["task"].is_object());
+        }
+    }
+    assert_eq!(tracked(a), tracked(b));
+}
