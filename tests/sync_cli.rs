@@ -426,3 +426,25 @@ fn a_push_refused_because_another_clone_pushed_first_is_merged_and_pushed_again(
     }
     assert_eq!(tracked(a), tracked(b));
 }
+
+#[test]
+fn sync_commits_gots_files_alone_and_leaves_the_users_staged_and_unstaged_work() {
+    let sb = Sandbox::new();
+    let (_remote, clones) = team(&sb, 1);
+    let a = &clones[0];
+    ok(sb.got(a, &["sync"]));
+    std::fs::write(a.join("staged.txt"), "staged, not committed\n").unwrap();
+    sb.git(a, &["add", "staged.txt"]);
+    std::fs::write(a.join("README"), "edited, not staged\n").unwrap();
+    create(&sb, a, "a task");
+    ok(sb.got(a, &["sync"]));
+    let last = sb.git(a, &["show", "--name-only", "--format=", "HEAD"]);
+    assert_eq!(
+        last.trim(),
+        ".got/tracked.jsonl",
+        "the sync's commit: {last}"
+    );
+    let status = sb.git(a, &["status", "--porcelain"]);
+    assert!(status.lines().any(|l| l == "A  staged.txt"), "{status}");
+    assert!(status.lines().any(|l| l == " M README"), "{status}");
+}
