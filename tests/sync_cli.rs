@@ -448,3 +448,32 @@ fn sync_commits_gots_files_alone_and_leaves_the_users_staged_and_unstaged_work()
     assert!(status.lines().any(|l| l == "A  staged.txt"), "{status}");
     assert!(status.lines().any(|l| l == " M README"), "{status}");
 }
+
+#[test]
+fn sync_from_a_linked_worktree_commits_that_worktrees_file_from_the_shared_store() {
+    let sb = Sandbox::new();
+    let (_remote, clones) = team(&sb, 1);
+    let main = &clones[0];
+    ok(sb.got(main, &["sync"]));
+    let wt = sb.root.join("wt1");
+    sb.git(
+        main,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "feature",
+            wt.to_str().unwrap(),
+        ],
+    );
+    let t = create(&sb, &wt, "made in the worktree");
+    let j = json(sb.got(&wt, &["--json", "sync", "--no-push"]));
+    assert_eq!(j["branch"], "feature", "{j}");
+    assert!(tracked(&wt).contains(&t), "the worktree's file carries it");
+    assert!(!wt.join(".got/CURRENT").exists(), "no store of its own");
+    let log = sb.git(&wt, &["log", "-1", "--name-only", "--format=%s"]);
+    assert!(log.contains(".got/tracked.jsonl"), "{log}");
+    // The main worktree's branch is untouched until it syncs.
+    assert!(!tracked(main).contains(&t));
+}
