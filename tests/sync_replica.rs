@@ -325,3 +325,23 @@ fn a_store_larger_than_one_frame_exports_and_imports_in_chunks() {
     assert_eq!(export(&b).unwrap().to_bytes(), da.to_bytes());
     assert_eq!(b.list(Some("task"), None).unwrap().len(), n);
 }
+
+#[test]
+fn an_entity_made_again_under_a_deleted_id_is_deleted_by_the_next_merge() {
+    let vfs = SimVfs::new();
+    let a = clone_at(&vfs, "/a/.got", 1_000_000);
+    let t = new_task(&a, "deleted, then made again");
+    export(&a.store).unwrap();
+    tasks::delete(&a.store, &t, true).unwrap();
+    let with_tombstone = export(&a.store).unwrap();
+    a.store
+        .transaction(|tx| tx.put(&t, "task", got::Props::new()).map(|_| ()))
+        .unwrap();
+    let d = export(&a.store).unwrap();
+    assert_eq!(
+        d.to_bytes(),
+        with_tombstone.to_bytes(),
+        "the tombstone stands"
+    );
+    assert!(a.store.get(&t).unwrap().is_none(), "and the store agrees");
+}

@@ -312,6 +312,8 @@ pub struct Snapshot {
     /// holds clocks the store has not recorded yet).
     pub stamped: bool,
     stamp: Option<Hlc>,
+    /// The ids live in the store.
+    live: std::collections::BTreeSet<String>,
 }
 
 /// Which records a snapshot reads: all of them, or these entities and edges.
@@ -471,6 +473,7 @@ fn snapshot_as(
         stored_last,
         stamped,
         stamp,
+        live,
     })
 }
 
@@ -573,7 +576,8 @@ pub fn apply(tx: &mut Transaction<'_>, snap: &Snapshot, target: &Doc) -> Result<
     }
     let mut deletes = Vec::new();
     for (id, t) in &target.entities {
-        if snap.doc.entities.get(id) == Some(t) {
+        let revived = snap.live.contains(id) && matches!(t.body, Body::Deleted(_));
+        if snap.doc.entities.get(id) == Some(t) && !revived {
             continue;
         }
         match &t.body {
@@ -740,7 +744,11 @@ fn merge_in(store: &Store, other: Option<&Doc>, cutoff_ms: u64) -> Result<(Appli
             .collect();
         for id in ids {
             let t = target.entities.get(id);
-            if full.base.entities.get(id) != t {
+            // A tombstone absorbs an entity made again under its id: the store
+            // deletes it too.
+            let revived =
+                full.live.contains(id) && matches!(t.map(|t| &t.body), Some(Body::Deleted(_)));
+            if full.base.entities.get(id) != t || revived {
                 let line = t.map_or(0, |t| super::doc::entity_line(id, t).len());
                 scope_e.push((id.clone(), cost(line)));
             }
