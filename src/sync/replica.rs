@@ -18,6 +18,7 @@ use crate::json::{from_json, props_to_json, to_json};
 use crate::{Direction, Entity, Error, Props, Result, Store, Transaction, Value};
 use serde_json::{Map, Value as Json};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 const NODE: &str = "sync/node";
 const LAST: &str = "sync/hlc";
@@ -316,6 +317,33 @@ pub struct Snapshot {
     live: std::collections::BTreeSet<String>,
 }
 
+/// The base's record lines, read on two threads when there are many (reading
+/// them is most of a snapshot's time). Each record has its own key, so the
+/// halves join without overlap.
+fn parse_base(records: &[(String, Arc<[u8]>)]) -> Result<Doc> {
+    let parse = |part: &[(String, Arc<[u8]>)]| -> Result<Doc> {
+        let mut d = Doc::default();
+        for (name, line) in part {
+            d.insert_line(&String::from_utf8_lossy(line))
+                .map_err(|m| Error::Invalid(format!("meta record {name}: {m}")))?;
+        }
+        Ok(d)
+    };
+    if records.len() < 512 {
+        return parse(records);
+    }
+    let (a, b) = records.split_at(records.len() / 2);
+    let (da, db) = std::thread::scope(|sc| {
+        let hb = sc.spawn(|| parse(b));
+        let da = parse(a);
+        (da, hb.join().expect("parsing the base does not panic"))
+    });
+    let (mut da, db) = (da?, db?);
+    da.entities.extend(db.entities);
+    da.edges.extend(db.edges);
+    Ok(da)
+}
+
 /// Which records a snapshot reads: all of them, or these entities and edges.
 #[derive(Clone, Debug, Default)]
 pub struct Scope {
@@ -363,11 +391,9 @@ fn snapshot_as(
     };
     match scope {
         None => {
-            for prefix in [ENTITY, EDGE] {
-                for (name, line) in tx.meta_with_prefix(prefix)? {
-                    add_base(&mut base, &name, &line)?;
-                }
-            }
+            let mut records = tx.meta_with_prefix(ENTITY)?;
+            records.extend(tx.meta_with_prefix(EDGE)?);
+            base = parse_base(&records)?;
             entities = tx.list(None, None)?;
             for edge in tx.all_edges()? {
                 edge_of(edge, &mut edges_here);
