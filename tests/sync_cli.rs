@@ -477,3 +477,41 @@ fn sync_from_a_linked_worktree_commits_that_worktrees_file_from_the_shared_store
     // The main worktree's branch is untouched until it syncs.
     assert!(!tracked(main).contains(&t));
 }
+
+#[test]
+fn a_merge_conflict_in_another_file_stops_sync_with_the_store_unchanged() {
+    let sb = Sandbox::new();
+    let (_remote, clones) = team(&sb, 2);
+    let (a, b) = (&clones[0], &clones[1]);
+    ok(sb.got(a, &["sync"]));
+    ok(sb.got(b, &["sync"]));
+    for (c, text) in [(a, "a's line\n"), (b, "b's line\n")] {
+        std::fs::write(c.join("README"), text).unwrap();
+        sb.git(c, &["commit", "-q", "-am", "edit README"]);
+    }
+    sb.git(a, &["push", "-q", "origin", "main"]);
+    create(&sb, b, "made on b");
+    let o = sb.got(b, &["--json", "sync"]);
+    assert_eq!(o.status.code(), Some(14), "{}", text(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["error"]["code"], "merge_conflict", "{j}");
+    assert!(
+        j["error"]["message"].as_str().unwrap().contains("README"),
+        "{j}"
+    );
+    let before = ok(sb.got(b, &["--json", "export"]));
+    // Again, with the merge unfinished: it stops before committing anything.
+    let o = sb.got(b, &["sync"]);
+    assert_eq!(o.status.code(), Some(14), "{}", text(&o));
+    assert_eq!(
+        ok(sb.got(b, &["--json", "export"])),
+        before,
+        "the store unchanged"
+    );
+    // Resolved and committed, the next sync goes through.
+    std::fs::write(b.join("README"), "both lines\n").unwrap();
+    sb.git(b, &["commit", "-q", "-am", "merge"]);
+    ok(sb.got(b, &["sync"]));
+    ok(sb.got(a, &["sync"]));
+    assert_eq!(tracked(a), tracked(b));
+}
