@@ -515,3 +515,21 @@ fn a_merge_conflict_in_another_file_stops_sync_with_the_store_unchanged() {
     ok(sb.got(a, &["sync"]));
     assert_eq!(tracked(a), tracked(b));
 }
+
+#[test]
+fn the_files_sync_writes_are_readable_by_all_like_the_rest_of_the_work_tree() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    let repo = sb.repo("r");
+    ok(sb.got(&repo, &["init"]));
+    create(&sb, &repo, "a task");
+    ok(sb.got(&repo, &["sync", "--no-push"]));
+    for f in [".gitattributes", ".got/.gitignore", ".got/tracked.jsonl"] {
+        let mode = std::fs::metadata(repo.join(f))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o644, "{f}: {mode:o}");
+    }
+}

@@ -161,21 +161,13 @@ pub(super) fn merge_driver(
             format!("{name} ({side}): {e}; not merged, git reports a conflict"),
         )
     })?;
-    let io = |e: std::io::Error| {
+    git::replace_file(ours, &merged).map_err(|e| {
         Failure::new(
             "io",
             exit::ERROR,
             format!("writing the merge over {}: {e}", ours.display()),
         )
-    };
-    let dir = match ours.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
-    std::io::Write::write_all(&mut tmp, &merged).map_err(io)?;
-    tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(ours).map_err(|e| io(e.error))?;
+    })?;
     Ok(())
 }
 
@@ -232,7 +224,7 @@ pub(super) fn hooks(ctx: &Ctx, c: HooksCmd) -> CmdResult {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(io(e)),
                 }
-                std::fs::write(&path, hook_script(name)).map_err(io)?;
+                git::replace_file(&path, hook_script(name).as_bytes()).map_err(io)?;
                 set_executable(&path).map_err(io)?;
                 installed.push(name);
             }

@@ -185,16 +185,8 @@ pub fn write_bytes(top: &Path, bytes: &[u8]) -> Result<bool, SyncError> {
     if std::fs::read(&path).ok().as_deref() == Some(bytes) {
         return Ok(false);
     }
-    let io = |e: std::io::Error| SyncError::Io(format!("{}: {e}", path.display()));
-    let dir = path.parent().expect("the tracked file is under .got/");
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-    std::io::Write::write_all(&mut tmp, bytes).map_err(io)?;
-    tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(&path).map_err(|e| io(e.error))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
+    git::replace_file(&path, bytes)
+        .map_err(|e| SyncError::Io(format!("{}: {e}", path.display())))?;
     Ok(true)
 }
 

@@ -79,6 +79,28 @@ pub fn failed(args: &[&str], o: &Output) -> GitError {
     }
 }
 
+/// Replaces `path` with `bytes` so that no reader and no crash sees half of
+/// it: written beside it under a temporary name, synced, renamed over it, and
+/// the directory synced. The file keeps its permissions (a new one gets
+/// `rw-r--r--`, as a work tree's files have).
+pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir)?;
+    let perm = std::fs::metadata(path)
+        .map(|m| m.permissions())
+        .unwrap_or_else(|_| std::fs::Permissions::from_mode(0o644));
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+    tmp.as_file().set_permissions(perm)?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    std::fs::File::open(&dir)?.sync_all()
+}
+
 /// The top of the work tree holding `dir`, by git; `None` outside one.
 pub fn top(dir: &Path) -> Result<Option<PathBuf>, GitError> {
     let o = run(dir, &["rev-parse", "--show-toplevel"])?;
@@ -108,7 +130,7 @@ pub fn setup(top: &Path) -> Result<Setup, GitError> {
     std::fs::create_dir_all(&got_dir).map_err(|e| io(&got_dir, e))?;
     let ignore = got_dir.join(".gitignore");
     if std::fs::read_to_string(&ignore).ok().as_deref() != Some(GITIGNORE) {
-        std::fs::write(&ignore, GITIGNORE).map_err(|e| io(&ignore, e))?;
+        replace_file(&ignore, GITIGNORE.as_bytes()).map_err(|e| io(&ignore, e))?;
         out.wrote_gitignore = true;
     }
     let attrs = top.join(".gitattributes");
@@ -120,7 +142,7 @@ pub fn setup(top: &Path) -> Result<Setup, GitError> {
         }
         new.push_str(ATTRIBUTES_LINE);
         new.push('\n');
-        std::fs::write(&attrs, new).map_err(|e| io(&attrs, e))?;
+        replace_file(&attrs, new.as_bytes()).map_err(|e| io(&attrs, e))?;
         out.wrote_attributes = true;
     }
     let current = run(top, &["config", "--get", "merge.got.driver"])?;
