@@ -7,7 +7,7 @@ mod common;
 use common::cli::text;
 use common::git::Sandbox;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 fn ok(o: std::process::Output) -> String {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -25,34 +25,6 @@ fn create(sb: &Sandbox, dir: &Path, title: &str) -> String {
 
 fn tracked(dir: &Path) -> String {
     std::fs::read_to_string(dir.join(".got/tracked.jsonl")).unwrap_or_default()
-}
-
-/// A bare remote and `n` clones of it, each with `got init` run.
-fn team(sb: &Sandbox, n: usize) -> (PathBuf, Vec<PathBuf>) {
-    let seed = sb.repo("seed");
-    let remote = sb.root.join("remote.git");
-    sb.git(
-        &sb.root,
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            seed.to_str().unwrap(),
-            remote.to_str().unwrap(),
-        ],
-    );
-    let clones = (0..n)
-        .map(|i| {
-            let c = sb.root.join(format!("clone{i}"));
-            sb.git(
-                &sb.root,
-                &["clone", "-q", remote.to_str().unwrap(), c.to_str().unwrap()],
-            );
-            ok(sb.got(&c, &["init"]));
-            c
-        })
-        .collect();
-    (remote, clones)
 }
 
 #[test]
@@ -98,7 +70,7 @@ fn init_in_a_work_tree_ignores_the_store_and_registers_the_driver() {
 /// first: no conflict ever reaches the user, and the result holds both sides.
 fn combine_branches(how: &str) {
     let sb = Sandbox::new();
-    let (_remote, clones) = team(&sb, 2);
+    let (_remote, clones) = sb.team(2);
     let (a, b) = (&clones[0], &clones[1]);
     let shared = create(&sb, a, "shared");
     ok(sb.got(a, &["sync"]));
@@ -207,7 +179,7 @@ fn the_merge_driver_refuses_a_file_it_cannot_read_naming_file_and_line() {
 #[test]
 fn sync_carries_tasks_between_clones_and_tells_the_loser_of_a_claim() {
     let sb = Sandbox::new();
-    let (_remote, clones) = team(&sb, 2);
+    let (_remote, clones) = sb.team(2);
     let (a, b) = (&clones[0], &clones[1]);
     let t = create(&sb, a, "made on a");
     let j = json(sb.got(a, &["--json", "sync"]));
@@ -274,7 +246,7 @@ fn sync_outcomes_have_their_own_exit_codes_and_bad_files_change_nothing() {
 #[test]
 fn hooks_import_what_a_plain_git_pull_brings_and_chain_the_hooks_already_there() {
     let sb = Sandbox::new();
-    let (_remote, clones) = team(&sb, 2);
+    let (_remote, clones) = sb.team(2);
     let (a, b) = (&clones[0], &clones[1]);
     // Each clone syncs once after init (which commits got's setup files).
     ok(sb.got(a, &["sync"]));
@@ -332,7 +304,7 @@ fn got_import_of_a_tracked_file_merges_it_and_an_old_one_changes_nothing() {
 #[test]
 fn got_init_in_a_fresh_clone_registers_the_driver_and_imports_the_tracked_file() {
     let sb = Sandbox::new();
-    let (remote, clones) = team(&sb, 1);
+    let (remote, clones) = sb.team(1);
     let a = &clones[0];
     let t = create(&sb, a, "carried by git");
     ok(sb.got(a, &["sync"]));
@@ -395,7 +367,7 @@ fn sync_drops_tombstones_past_their_retention_and_keeps_younger_ones() {
 #[test]
 fn a_push_refused_because_another_clone_pushed_first_is_merged_and_pushed_again() {
     let sb = Sandbox::new();
-    let (_remote, clones) = team(&sb, 2);
+    let (_remote, clones) = sb.team(2);
     let (a, b) = (&clones[0], &clones[1]);
     ok(sb.got(a, &["sync"]));
     ok(sb.got(b, &["sync"]));
@@ -430,7 +402,7 @@ fn a_push_refused_because_another_clone_pushed_first_is_merged_and_pushed_again(
 #[test]
 fn sync_commits_gots_files_alone_and_leaves_the_users_staged_and_unstaged_work() {
     let sb = Sandbox::new();
-    let (_remote, clones) = team(&sb, 1);
+    let (_remote, clones) = sb.team(1);
     let a = &clones[0];
     ok(sb.got(a, &["sync"]));
     std::fs::write(a.join("staged.txt"), "staged, not committed\n").unwrap();
@@ -452,7 +424,7 @@ fn sync_commits_gots_files_alone_and_leaves_the_users_staged_and_unstaged_work()
 #[test]
 fn sync_from_a_linked_worktree_commits_that_worktrees_file_from_the_shared_store() {
     let sb = Sandbox::new();
-    let (_remote, clones) = team(&sb, 1);
+    let (_remote, clones) = sb.team(1);
     let main = &clones[0];
     ok(sb.got(main, &["sync"]));
     let wt = sb.root.join("wt1");
@@ -481,7 +453,7 @@ fn sync_from_a_linked_worktree_commits_that_worktrees_file_from_the_shared_store
 #[test]
 fn a_merge_conflict_in_another_file_stops_sync_with_the_store_unchanged() {
     let sb = Sandbox::new();
-    let (_remote, clones) = team(&sb, 2);
+    let (_remote, clones) = sb.team(2);
     let (a, b) = (&clones[0], &clones[1]);
     ok(sb.got(a, &["sync"]));
     ok(sb.got(b, &["sync"]));

@@ -26,32 +26,6 @@ fn ok(o: std::process::Output, ctx: &str) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn team(sb: &Sandbox, n: usize) -> Vec<PathBuf> {
-    let seed_repo = sb.repo("seed");
-    let remote = sb.root.join("remote.git");
-    sb.git(
-        &sb.root,
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            seed_repo.to_str().unwrap(),
-            remote.to_str().unwrap(),
-        ],
-    );
-    (0..n)
-        .map(|i| {
-            let c = sb.root.join(format!("clone{i}"));
-            sb.git(
-                &sb.root,
-                &["clone", "-q", remote.to_str().unwrap(), c.to_str().unwrap()],
-            );
-            ok(sb.got(&c, &["init"]), "init");
-            c
-        })
-        .collect()
-}
-
 /// What the test knows it did.
 #[derive(Default)]
 struct Model {
@@ -194,6 +168,14 @@ fn random_op(sb: &Sandbox, clones: &[PathBuf], model: &mut Model, rng: &mut Rng,
     let _ = ctx;
 }
 
+/// A new task made in `dir`; its id.
+fn create(sb: &Sandbox, dir: &Path, title: &str) -> String {
+    got_json(sb, dir, &["task", "create", title]).expect("create")["task"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 fn sync(sb: &Sandbox, dir: &Path, ctx: &str) {
     ok(
         sb.got(dir, &["sync"]),
@@ -283,7 +265,7 @@ fn three_clones_converge_whatever_they_do_and_in_whatever_order_they_sync() {
         let ctx = format!("seed {s} (GOT_SEED={base}, case {case})");
         let mut rng = Rng::new(s);
         let sb = Sandbox::new();
-        let clones = team(&sb, 3);
+        let (_remote, clones) = sb.team(3);
         let mut model = Model {
             clocks: (0..clones.len())
                 .map(|_| 1_900_000_000_000 + rng.below(50) as i64)
@@ -328,15 +310,9 @@ fn three_clones_converge_whatever_they_do_and_in_whatever_order_they_sync() {
 #[test]
 fn two_clones_that_make_a_cycle_together_hear_of_it_from_sync_and_validate() {
     let sb = Sandbox::new();
-    let clones = team(&sb, 2);
+    let (_remote, clones) = sb.team(2);
     let (a, b) = (&clones[0], &clones[1]);
-    let mk = |d: &Path, t: &str| {
-        got_json(&sb, d, &["task", "create", t]).unwrap()["task"]["id"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    let (x, y) = (mk(a, "x"), mk(a, "y"));
+    let (x, y) = (create(&sb, a, "x"), create(&sb, a, "y"));
     sync(&sb, a, "a");
     sync(&sb, b, "b");
     ok(sb.got(a, &["task", "depends", &x, "--on", &y]), "x on y");
@@ -376,17 +352,11 @@ fn sync_killed_at_each_step_finishes_on_the_next_run_and_loses_nothing() {
     for step in STEPS {
         let ctx = format!("killed at {step}");
         let sb = Sandbox::new();
-        let clones = team(&sb, 2);
+        let (_remote, clones) = sb.team(2);
         let (a, b) = (&clones[0], &clones[1]);
-        let mk = |d: &Path, t: &str| {
-            got_json(&sb, d, &["task", "create", t]).unwrap()["task"]["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        };
-        let on_b = mk(b, "made on b");
+        let on_b = create(&sb, b, "made on b");
         sync(&sb, b, &ctx);
-        let on_a = mk(a, "made on a");
+        let on_a = create(&sb, a, "made on a");
         let mut kill = sb.got_cmd(a, &["sync"]);
         kill.env("GOT_FAILPOINT", format!("sync:{step}"));
         let o = kill.output().unwrap();

@@ -34,31 +34,8 @@ impl Replica {
     fn see(&mut self, other: &Doc) {
         self.doc = merge(&self.doc, other);
         // A replica's clock is above every clock it has seen.
-        for c in clocks(&self.doc) {
-            self.last = self.last.max(c);
-        }
+        self.last = self.last.max(self.doc.max_clock());
     }
-}
-
-fn clocks(d: &Doc) -> Vec<Hlc> {
-    let mut out = Vec::new();
-    for e in d.entities.values() {
-        match &e.body {
-            Body::Deleted(at) => out.push(*at),
-            Body::Live(fields) => {
-                for f in fields.values() {
-                    match f {
-                        Field::Reg { at, .. } => out.push(*at),
-                        Field::Set(s) => out.extend(s.values().map(|e| e.at)),
-                        Field::Log(_) => {}
-                        Field::Claim(c) => out.push(c.at),
-                    }
-                }
-            }
-        }
-    }
-    out.extend(d.edges.values().map(|e| e.at));
-    out
 }
 
 const IDS: [&str; 6] = ["T-a", "T-b", "T-c", "T-d", "T-e", "T-f"];

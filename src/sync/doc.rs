@@ -132,6 +132,29 @@ fn jstr(s: &str) -> String {
 }
 
 impl Doc {
+    /// The highest clock anywhere in the document ([`Hlc::ZERO`] when none).
+    pub fn max_clock(&self) -> Hlc {
+        let mut top = Hlc::ZERO;
+        for e in self.entities.values() {
+            match &e.body {
+                Body::Deleted(at) => top = top.max(*at),
+                Body::Live(fields) => {
+                    for f in fields.values() {
+                        match f {
+                            Field::Reg { at, .. } => top = top.max(*at),
+                            Field::Set(s) => {
+                                top = s.values().map(|e| e.at).fold(top, Hlc::max);
+                            }
+                            Field::Log(_) => {}
+                            Field::Claim(c) => top = top.max(c.at),
+                        }
+                    }
+                }
+            }
+        }
+        self.edges.values().map(|e| e.at).fold(top, Hlc::max)
+    }
+
     /// The file's bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = format!("{{\"got_tracked\":{FORMAT_VERSION}}}\n");

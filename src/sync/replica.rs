@@ -309,9 +309,6 @@ pub struct Snapshot {
     /// The highest clock issued or seen, and what `sync/hlc` holds.
     last: Hlc,
     stored_last: Hlc,
-    /// Whether a change made here since the base was stamped (so the document
-    /// holds clocks the store has not recorded yet).
-    pub stamped: bool,
     stamp: Option<Hlc>,
     /// The ids live in the store.
     live: std::collections::BTreeSet<String>,
@@ -424,9 +421,7 @@ fn snapshot_as(
             }
         }
     }
-    for c in all_clocks(&base) {
-        last = last.max(c);
-    }
+    last = last.max(base.max_clock());
     let wall = tx.time_ms().max(0) as u64;
     let mut stamp: Option<Hlc> = like.and_then(|(_, s)| s);
     let mut now = || *stamp.get_or_insert_with(|| Hlc::tick(last, wall, node));
@@ -486,7 +481,6 @@ fn snapshot_as(
         };
         doc.edges.insert(k.clone(), d);
     }
-    let stamped = stamp.is_some();
     if let Some(s) = stamp {
         last = last.max(s);
     }
@@ -497,31 +491,9 @@ fn snapshot_as(
         node_is_new,
         last,
         stored_last,
-        stamped,
         stamp,
         live,
     })
-}
-
-fn all_clocks(d: &Doc) -> Vec<Hlc> {
-    let mut out = Vec::new();
-    for e in d.entities.values() {
-        match &e.body {
-            Body::Deleted(at) => out.push(*at),
-            Body::Live(fields) => {
-                for f in fields.values() {
-                    match f {
-                        Field::Reg { at, .. } => out.push(*at),
-                        Field::Set(s) => out.extend(s.values().map(|e| e.at)),
-                        Field::Log(_) => {}
-                        Field::Claim(c) => out.push(c.at),
-                    }
-                }
-            }
-        }
-    }
-    out.extend(d.edges.values().map(|e| e.at));
-    out
 }
 
 /// Gives each task a note of every claim its work state lost, the same note on
@@ -687,9 +659,7 @@ pub fn apply(tx: &mut Transaction<'_>, snap: &Snapshot, target: &Doc) -> Result<
             tx.put_meta(&edge_name(k), b"")?;
         }
     }
-    for c in all_clocks(&target) {
-        last = last.max(c);
-    }
+    last = last.max(target.max_clock());
     if last != snap.stored_last {
         tx.put_meta(LAST, last.to_string().as_bytes())?;
     }

@@ -84,4 +84,34 @@ impl Sandbox {
         self.git(&dir, &["commit", "-q", "-m", "first"]);
         dir
     }
+
+    /// A bare remote (`remote.git`, from a repository with one commit) and
+    /// `n` clones of it (`clone0`, …), each with `got init` run in it.
+    pub fn team(&self, n: usize) -> (PathBuf, Vec<PathBuf>) {
+        let seed = self.repo("seed");
+        let remote = self.root.join("remote.git");
+        self.git(
+            &self.root,
+            &[
+                "clone",
+                "-q",
+                "--bare",
+                seed.to_str().unwrap(),
+                remote.to_str().unwrap(),
+            ],
+        );
+        let clones = (0..n)
+            .map(|i| {
+                let c = self.root.join(format!("clone{i}"));
+                self.git(
+                    &self.root,
+                    &["clone", "-q", remote.to_str().unwrap(), c.to_str().unwrap()],
+                );
+                let o = self.got(&c, &["init"]);
+                assert!(o.status.success(), "got init: {}", super::cli::text(&o));
+                c
+            })
+            .collect();
+        (remote, clones)
+    }
 }

@@ -59,6 +59,34 @@ impl<'s> Transaction<'s> {
         self.time_ms
     }
 
+    /// Every key under `prefix` as of the snapshot, with this transaction's own
+    /// writes over them (at LSN `u64::MAX`); with `read_set`, what the snapshot
+    /// held joins the read set.
+    fn scan_with_writes(
+        &mut self,
+        prefix: &[u8],
+        read_set: bool,
+    ) -> Result<BTreeMap<Vec<u8>, crate::state::Version>> {
+        let mut found = self
+            .store
+            .inner
+            .state
+            .read()
+            .scan_prefix(prefix, self.snapshot)?;
+        if read_set {
+            for (k, (l, _)) in &found {
+                self.reads.entry(k.clone()).or_insert(*l);
+            }
+        }
+        for (k, v) in self.writes.range(prefix.to_vec()..) {
+            if !k.starts_with(prefix) {
+                break;
+            }
+            found.insert(k.clone(), (u64::MAX, v.clone()));
+        }
+        Ok(found)
+    }
+
     fn read_key(&mut self, key: &[u8]) -> Result<Option<Arc<[u8]>>> {
         if let Some(v) = self.writes.get(key) {
             return Ok(Some(v.clone()));
@@ -388,22 +416,7 @@ impl<'s> Transaction<'s> {
         };
         let mut out = Vec::new();
         for &tag in tags {
-            let prefix = model::edge_prefix(tag, id);
-            let mut found: BTreeMap<Vec<u8>, (u64, Arc<[u8]>)> = self
-                .store
-                .inner
-                .state
-                .read()
-                .scan_prefix(&prefix, self.snapshot)?;
-            for (k, (l, _)) in &found {
-                self.reads.entry(k.clone()).or_insert(*l);
-            }
-            for (k, v) in self.writes.range(prefix.clone()..) {
-                if !k.starts_with(&prefix) {
-                    break;
-                }
-                found.insert(k.clone(), (u64::MAX, v.clone()));
-            }
+            let found = self.scan_with_writes(&model::edge_prefix(tag, id), true)?;
             for (k, (_, v)) in found {
                 let rec: EdgeRecord = model::decode(&v, "edge record")?;
                 let Some((from, ekind, to)) = model::edge_of_key(&k) else {
@@ -426,18 +439,7 @@ impl<'s> Transaction<'s> {
     /// in `(from, kind, to)` order. A scan, like [`Transaction::list`]: not part
     /// of the read set.
     pub fn all_edges(&mut self) -> Result<Vec<Edge>> {
-        let mut found = self
-            .store
-            .inner
-            .state
-            .read()
-            .scan_prefix(b"o", self.snapshot)?;
-        for (k, v) in self.writes.range(b"o".to_vec()..) {
-            if !k.starts_with(b"o") {
-                break;
-            }
-            found.insert(k.clone(), (u64::MAX, v.clone()));
-        }
+        let found = self.scan_with_writes(b"o", false)?;
         let mut out = Vec::new();
         for (k, (_, v)) in found {
             let rec: EdgeRecord = model::decode(&v, "edge record")?;
@@ -459,18 +461,7 @@ impl<'s> Transaction<'s> {
     /// Live entities (optionally of one kind) in id order, up to `limit`. A scan is
     /// not part of the read set (entities created concurrently are not conflicts).
     pub fn list(&mut self, kind: Option<&str>, limit: Option<usize>) -> Result<Vec<Entity>> {
-        let mut found = self
-            .store
-            .inner
-            .state
-            .read()
-            .scan_prefix(b"e", self.snapshot)?;
-        for (k, v) in self.writes.range(b"e".to_vec()..) {
-            if !k.starts_with(b"e") {
-                break;
-            }
-            found.insert(k.clone(), (u64::MAX, v.clone()));
-        }
+        let found = self.scan_with_writes(b"e", false)?;
         let mut out = Vec::new();
         for (k, (_, v)) in found {
             if limit.is_some_and(|l| out.len() >= l) {
@@ -574,22 +565,7 @@ impl<'s> Transaction<'s> {
     /// Each one joins the read set; one written concurrently under the prefix is
     /// not seen (a scan, like [`Transaction::list`]).
     pub fn meta_with_prefix(&mut self, prefix: &str) -> Result<Vec<(String, Arc<[u8]>)>> {
-        let key = model::meta_key_prefix(prefix);
-        let mut found = self
-            .store
-            .inner
-            .state
-            .read()
-            .scan_prefix(&key, self.snapshot)?;
-        for (k, (l, _)) in &found {
-            self.reads.entry(k.clone()).or_insert(*l);
-        }
-        for (k, v) in self.writes.range(key.clone()..) {
-            if !k.starts_with(&key) {
-                break;
-            }
-            found.insert(k.clone(), (u64::MAX, v.clone()));
-        }
+        let found = self.scan_with_writes(&model::meta_key_prefix(prefix), true)?;
         Ok(found
             .into_iter()
             .filter(|(_, (_, v))| !v.is_empty())
