@@ -11,7 +11,7 @@
 //! write the merge); `got merge-driver` on three versions of the file (base, and two
 //! sides that each changed 100 other tasks); and the tracked file's size
 //! against `got export`'s.
-use got::sync::{cycle, replica};
+use got::sync::{cycle, exchange, replica};
 use got::tasks::{self, NewTask, TaskUpdate};
 use got::{Options, Store};
 use std::path::Path;
@@ -146,12 +146,12 @@ fn main() {
         change(&store, &ids, (round * 100 + 50) % n, round + 1000);
         let t = Instant::now();
         let before = std::fs::read(repo.join(".got/tracked.jsonl")).unwrap();
-        assert!(replica::file_recorded(&store, &before).unwrap());
-        let doc = replica::export_dropping(&store, 0).unwrap();
+        assert!(exchange::file_recorded(&store, &before).unwrap());
+        let doc = exchange::export_dropping(&store, 0).unwrap();
         let bytes = doc.to_bytes();
         cycle::changes_bytes(&before, &bytes);
         cycle::write_bytes(&repo, &bytes).unwrap();
-        replica::record_file(&store, &bytes).unwrap();
+        exchange::record_file(&store, &bytes).unwrap();
         own.push(t.elapsed());
         drop(store);
         time(got_cmd(&repo, &["sync"]));
@@ -170,9 +170,9 @@ fn main() {
             },
         )
         .unwrap();
-        replica::import(&s, &got::sync::Doc::parse(&base).unwrap()).unwrap();
+        exchange::import(&s, &got::sync::Doc::parse(&base).unwrap()).unwrap();
         change(&s, &ids, from, 7);
-        replica::export(&s).unwrap().to_bytes()
+        exchange::export(&s).unwrap().to_bytes()
     };
     let ours = side("ours", 1000 % n);
     let theirs = side("theirs", 2000 % n);
@@ -189,14 +189,14 @@ fn main() {
             },
         )
         .unwrap();
-        replica::import(&s, &got::sync::Doc::parse(&base).unwrap()).unwrap();
+        exchange::import(&s, &got::sync::Doc::parse(&base).unwrap()).unwrap();
         let t = Instant::now();
         let theirs_doc = got::sync::Doc::parse(&theirs).unwrap();
-        let (_, merged) = replica::import_dropping(&s, &theirs_doc, 0).unwrap();
+        let (_, merged) = exchange::import_dropping(&s, &theirs_doc, 0).unwrap();
         let bytes = merged.to_bytes();
         cycle::changes_bytes(&base, &bytes);
         std::fs::write(root.join("merged.jsonl"), &bytes).unwrap();
-        replica::record_file(&s, &bytes).unwrap();
+        exchange::record_file(&s, &bytes).unwrap();
         incoming.push(t.elapsed());
     }
     if std::env::var_os("SYNC_BENCH_PARTS").is_some() {

@@ -721,7 +721,7 @@ fn import_parsers_never_panic_on_mutated_exports() {
 /// removed, notes, a claim and its release, a dependency added and removed, a
 /// deletion, and a second store's edits merged in.
 fn tracked_corpus() -> Vec<Vec<u8>> {
-    use got::sync::replica;
+    use got::sync::exchange;
     use got::tasks::{self, NewTask, TaskUpdate};
     let open = |dir: &str| {
         Store::open_with_vfs(SimVfs::new() as Arc<dyn Vfs>, dir, corpus::opts()).unwrap()
@@ -740,8 +740,8 @@ fn tracked_corpus() -> Vec<Vec<u8>> {
     tasks::add_dependency(&a, &t3, &t2).unwrap();
     tasks::claim(&a, &t2, "agent-a", Some(Duration::from_secs(60))).unwrap();
     tasks::note(&a, &t1, "agent-a", "a note, with \"quotes\" and ünïcödé").unwrap();
-    let first = replica::export(&a).unwrap();
-    replica::import(&b, &first).unwrap();
+    let first = exchange::export(&a).unwrap();
+    exchange::import(&b, &first).unwrap();
     tasks::release(&a, &t2, "agent-a", false).unwrap();
     tasks::remove_dependency(&a, &t3, &t2).unwrap();
     let u = TaskUpdate {
@@ -757,9 +757,9 @@ fn tracked_corpus() -> Vec<Vec<u8>> {
         ..TaskUpdate::default()
     };
     tasks::update(&b, &t1, &u).unwrap();
-    let theirs = replica::export(&b).unwrap();
-    replica::import(&a, &theirs).unwrap();
-    let merged = replica::export(&a).unwrap();
+    let theirs = exchange::export(&b).unwrap();
+    exchange::import(&a, &theirs).unwrap();
+    let merged = exchange::export(&a).unwrap();
     vec![first.to_bytes(), theirs.to_bytes(), merged.to_bytes()]
 }
 
@@ -804,7 +804,7 @@ fn tracked_file_reader_and_merge_never_panic_on_mutated_files() {
         // and make each import slower than the last.)
         let shared = Store::open_with_vfs(SimVfs::new() as Arc<dyn Vfs>, "/t/.got", corpus::opts())
             .expect("a new store");
-        match got::sync::replica::import(&shared, &d) {
+        match got::sync::exchange::import(&shared, &d) {
             Ok(_) => Verdict::Accepted,
             Err(_) => Verdict::Rejected,
         }

@@ -3,7 +3,7 @@
 //! field (an older file changes nothing), and two stores that exchange their
 //! files converge — claims to one claimant, deletions winning, notes kept.
 
-use got::sync::replica::{export, import};
+use got::sync::exchange::{export, import};
 use got::sync::Doc;
 use got::tasks::{self, NewTask, TaskUpdate};
 use got::versioned_store::ManualClock;
@@ -288,7 +288,7 @@ fn a_store_larger_than_one_frame_exports_and_imports_in_chunks() {
         .unwrap()
     };
     let (a, b) = (small("/a/.got"), small("/b/.got"));
-    let n = 3 * got::sync::replica::CHUNK_RECORDS / 2;
+    let n = 3 * got::sync::exchange::CHUNK_RECORDS / 2;
     let mut ids: Vec<String> = Vec::new();
     for chunk in 0..n.div_ceil(100) {
         let made = a

@@ -5,7 +5,7 @@ use super::args::{HooksCmd, SyncArgs};
 use super::commands::{cwd, Ctx};
 use super::{exit, CmdResult, Failure};
 use got::sync::cycle::{self, Changes, Report, SyncError, SyncOptions};
-use got::sync::{git, replica};
+use got::sync::{exchange, git};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -112,7 +112,7 @@ pub(super) fn sync(ctx: &Ctx, a: SyncArgs) -> CmdResult {
             );
             return Ok(());
         };
-        let (applied, _) = replica::import(&store, &doc)?;
+        let (applied, _) = exchange::import(&store, &doc)?;
         let c = Changes {
             created: applied.created,
             changed: applied.changed,
@@ -276,7 +276,7 @@ pub(super) fn init_in_work_tree(
     let incoming = match cycle::read_tracked(top)? {
         Some(doc) => {
             let store = got::Store::open(store_dir, ctx.options()?)?;
-            let (a, _) = replica::import(&store, &doc)?;
+            let (a, _) = exchange::import(&store, &doc)?;
             Some(Changes {
                 created: a.created,
                 changed: a.changed,

@@ -100,7 +100,7 @@ pub fn import(ctx: &Ctx, file: &Path, from: ImportFormat, batch: usize) -> CmdRe
                 format!("{}: {e}; nothing was imported", file.display()),
             )
         })?;
-        let (a, _) = got::sync::replica::import(&store, &doc)?;
+        let (a, _) = got::sync::exchange::import(&store, &doc)?;
         ctx.print(
             json!({"created": a.created, "changed": a.changed, "deleted": a.deleted}),
             || {

@@ -16,8 +16,9 @@
 //! point, the next `got sync` finishes the work.
 
 use super::doc::{Body, Doc};
+use super::exchange;
 use super::git::{self, GitError, Setup};
-use super::replica::{self, Applied};
+use super::replica::Applied;
 use crate::{Error, Store};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -278,7 +279,7 @@ fn import_export_commit(
     // The file as this store last wrote it holds nothing the store lacks: no
     // need to read it again.
     let fresh = match &before {
-        Some(b) => !replica::file_recorded(store, b)?,
+        Some(b) => !exchange::file_recorded(store, b)?,
         None => false,
     };
     let doc = if fresh {
@@ -287,19 +288,19 @@ fn import_export_commit(
             path: path.clone(),
             error,
         })?;
-        let (applied, merged) = replica::import_dropping(store, &theirs, cutoff)?;
+        let (applied, merged) = exchange::import_dropping(store, &theirs, cutoff)?;
         add(&mut report.incoming, &applied);
         report.lost_claims.extend(applied.lost_claims);
         failpoint(&format!("{step}-imported"));
         merged
     } else {
         failpoint(&format!("{step}-imported"));
-        replica::export_dropping(store, cutoff)?
+        exchange::export_dropping(store, cutoff)?
     };
     let after = doc.to_bytes();
     let out = changes_bytes(before.as_deref().unwrap_or_default(), &after);
     write_bytes(top, &after)?;
-    replica::record_file(store, &after)?;
+    exchange::record_file(store, &after)?;
     failpoint(&format!("{step}-exported"));
     let message = if out.is_empty() {
         message.to_string()

@@ -5,6 +5,7 @@
 
 pub mod cycle;
 pub mod doc;
+pub mod exchange;
 pub mod git;
 pub mod hlc;
 pub mod merge;
