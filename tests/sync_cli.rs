@@ -471,8 +471,11 @@ fn a_merge_conflict_in_another_file_stops_sync_with_the_store_unchanged() {
         j["error"]["message"].as_str().unwrap().contains("README"),
         "{j}"
     );
+    // Again, with the merge unfinished and something new to commit: it stops
+    // before committing anything.
+    create(&sb, b, "made during the merge");
     let before = ok(sb.got(b, &["--json", "export"]));
-    // Again, with the merge unfinished: it stops before committing anything.
+    let head = sb.git(b, &["rev-parse", "HEAD"]);
     let o = sb.got(b, &["sync"]);
     assert_eq!(o.status.code(), Some(14), "{}", text(&o));
     assert_eq!(
