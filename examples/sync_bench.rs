@@ -147,7 +147,7 @@ fn main() {
         let t = Instant::now();
         let before = std::fs::read(repo.join(".got/tracked.jsonl")).unwrap();
         assert!(exchange::file_recorded(&store, &before).unwrap());
-        let doc = exchange::export_dropping(&store, 0).unwrap();
+        let doc = exchange::export_file(&store, 0).unwrap();
         let bytes = doc.to_bytes();
         cycle::changes_bytes(&before, &bytes);
         cycle::write_bytes(&repo, &bytes).unwrap();
@@ -191,8 +191,7 @@ fn main() {
         .unwrap();
         exchange::import(&s, &got::sync::Doc::parse(&base).unwrap()).unwrap();
         let t = Instant::now();
-        let theirs_doc = got::sync::Doc::parse(&theirs).unwrap();
-        let (_, merged) = exchange::import_dropping(&s, &theirs_doc, 0).unwrap();
+        let (_, merged) = exchange::import_file(&s, &theirs, 0).unwrap();
         let bytes = merged.to_bytes();
         cycle::changes_bytes(&base, &bytes);
         std::fs::write(root.join("merged.jsonl"), &bytes).unwrap();
@@ -200,19 +199,28 @@ fn main() {
         incoming.push(t.elapsed());
     }
     if std::env::var_os("SYNC_BENCH_PARTS").is_some() {
+        // The store read as a document: as sync reads it (lines unchanged since
+        // recorded left unread), and every line read.
         let store = Store::open(&dir, Options::default()).unwrap();
         let mut tx = store.begin().unwrap();
         let t = Instant::now();
-        let snap = replica::snapshot(&mut tx, None).unwrap();
+        let snap = replica::snapshot(&mut tx, replica::Reads::Whole(&|_, _| false)).unwrap();
         let t_snap = t.elapsed();
         let t = Instant::now();
-        let bytes = snap.doc.to_bytes();
+        let whole = replica::snapshot(&mut tx, replica::Reads::Whole(&|_, _| true)).unwrap();
+        let t_whole = t.elapsed();
+        let t = Instant::now();
+        let bytes = exchange::Merged {
+            doc: snap.doc,
+            unchanged: snap.unchanged,
+        }
+        .to_bytes();
         let t_bytes = t.elapsed();
         let t = Instant::now();
         let parsed = got::sync::Doc::parse(&bytes).unwrap();
         let t_parse = t.elapsed();
         let t = Instant::now();
-        let _ = got::sync::merge(&parsed, &snap.doc);
+        let _ = got::sync::merge(&parsed, &whole.doc);
         let t_merge = t.elapsed();
         let t = Instant::now();
         let _ = tx.list(None, None).unwrap();
@@ -220,7 +228,11 @@ fn main() {
         let t = Instant::now();
         let _ = tx.meta_with_prefix("sync/e/").unwrap();
         let t_meta = t.elapsed();
-        eprintln!("parts: snapshot {t_snap:.1?} (list {t_list:.1?}, meta scan {t_meta:.1?}), to_bytes {t_bytes:.1?}, parse {t_parse:.1?}, merge {t_merge:.1?}");
+        eprintln!(
+            "parts: snapshot as sync reads it {t_snap:.1?} (list {t_list:.1?}, meta scan {t_meta:.1?}), \
+             every line read {t_whole:.1?}; the file's bytes {t_bytes:.1?}; \
+             whole-file parse {t_parse:.1?}, whole merge {t_merge:.1?}"
+        );
     }
     let mut driver = Vec::new();
     for _ in 0..runs {

@@ -483,6 +483,11 @@ fn a_merge_conflict_in_another_file_stops_sync_with_the_store_unchanged() {
         before,
         "the store unchanged"
     );
+    assert_eq!(
+        sb.git(b, &["rev-parse", "HEAD"]),
+        head,
+        "and nothing committed"
+    );
     // Resolved and committed, the next sync goes through.
     std::fs::write(b.join("README"), "both lines\n").unwrap();
     sb.git(b, &["commit", "-q", "-am", "merge"]);

@@ -3,6 +3,8 @@
 //! field (an older file changes nothing), and two stores that exchange their
 //! files converge — claims to one claimant, deletions winning, notes kept.
 
+mod common;
+
 use got::sync::exchange::{export, import};
 use got::sync::Doc;
 use got::tasks::{self, NewTask, TaskUpdate};
@@ -344,4 +346,164 @@ fn an_entity_made_again_under_a_deleted_id_is_deleted_by_the_next_merge() {
         "the tombstone stands"
     );
     assert!(a.store.get(&t).unwrap().is_none(), "and the store agrees");
+}
+
+/// The store as a whole read gives it (every base line read and compared),
+/// against what sync reads (lines of entities whose version has not moved since
+/// they were recorded left unread), in one transaction.
+fn whole_and_lazy(store: &Store) -> (Vec<u8>, Vec<u8>) {
+    use got::sync::exchange::Merged;
+    use got::sync::replica::{snapshot, Reads};
+    let mut tx = store.begin().unwrap();
+    let whole = snapshot(&mut tx, Reads::Whole(&|_, _| true)).unwrap();
+    let lazy = snapshot(&mut tx, Reads::Whole(&|_, _| false)).unwrap();
+    let lazy = Merged {
+        doc: lazy.doc,
+        unchanged: lazy.unchanged,
+    };
+    (whole.doc.to_bytes(), lazy.to_bytes())
+}
+
+#[test]
+fn reading_only_changed_lines_gives_what_reading_every_line_gives() {
+    let seed = common::seed::seed("lazy sync reads");
+    let histories = if std::env::var_os("GOT_LONG_TESTS").is_some() {
+        200
+    } else {
+        2
+    };
+    let mut unread = 0;
+    for i in 0..histories {
+        unread += lazy_history(seed.wrapping_add(i));
+    }
+    // The comparison means something only if lines were left unread.
+    assert!(unread > 0, "seed {seed}: no line was left unread");
+}
+
+/// A random history of two clones that sync one way now and then; at each sync
+/// the export and the import, which leave unread the lines unchanged since
+/// recorded, give what they give when every line is read. Returns how many
+/// lines the imports left unread.
+fn lazy_history(seed: u64) -> usize {
+    use got::sync::exchange::{export_file, import_file};
+    let mut rng = common::mutate::Rng::new(seed);
+    let vfs = SimVfs::new();
+    let clones = [
+        clone_at(&vfs, "/a/.got", 1_000_000),
+        clone_at(&vfs, "/b/.got", 1_000_000),
+    ];
+    let mut ids: Vec<String> = Vec::new();
+    for c in &clones {
+        ids.push(new_task(c, "first"));
+        export_file(&c.store, 0).unwrap();
+    }
+    let mut unread = 0;
+    for step in 0..300 {
+        let ctx = format!("seed {seed}, step {step}");
+        let c = &clones[rng.below(2)];
+        c.clock.advance(1 + rng.below(1000) as i64);
+        let id = rng.pick(&ids).clone();
+        let label = ["ui", "db", "docs"][rng.below(3)].to_string();
+        // Operations that find the task deleted, taken or done fail; the
+        // history goes on.
+        let _ = match rng.below(10) {
+            0 => {
+                ids.push(new_task(c, &format!("made at step {step}")));
+                Ok(())
+            }
+            1 => tasks::update(
+                &c.store,
+                &id,
+                &TaskUpdate {
+                    title: Some(format!("renamed at step {step}")),
+                    ..TaskUpdate::default()
+                },
+            )
+            .map(drop),
+            2 => tasks::update(
+                &c.store,
+                &id,
+                &TaskUpdate {
+                    add_labels: vec![label],
+                    ..TaskUpdate::default()
+                },
+            )
+            .map(drop),
+            3 => tasks::update(
+                &c.store,
+                &id,
+                &TaskUpdate {
+                    remove_labels: vec![label],
+                    ..TaskUpdate::default()
+                },
+            )
+            .map(drop),
+            4 => tasks::note(&c.store, &id, "agent-x", &format!("note {step}")).map(drop),
+            5 => tasks::claim(&c.store, &id, ["agent-a", "agent-b"][rng.below(2)], None).map(drop),
+            6 => tasks::complete(&c.store, &id, "agent-a", None).map(drop),
+            7 if rng.one_in(3) => tasks::delete(&c.store, &id, true).map(drop),
+            8 => {
+                let on = rng.pick(&ids).clone();
+                tasks::add_dependency(&c.store, &id, &on).map(drop)
+            }
+            _ => {
+                // A sync, one way: the other clone's file merged in.
+                let from = &clones[rng.below(2)];
+                let file = export_file(&from.store, 0).unwrap().to_bytes();
+                let (whole, lazy) = whole_and_lazy(&c.store);
+                assert_eq!(lazy, whole, "{ctx}: the export reads");
+                let mut want =
+                    got::sync::merge(&Doc::parse(&whole).unwrap(), &Doc::parse(&file).unwrap());
+                got::sync::replica::note_lost_claims(&mut want);
+                let (_, merged) = import_file(&c.store, &file, 0).unwrap();
+                unread += merged.unchanged.len();
+                assert_eq!(
+                    String::from_utf8(merged.to_bytes()).unwrap(),
+                    String::from_utf8(want.to_bytes()).unwrap(),
+                    "{ctx}: the import's merge"
+                );
+                let (whole, lazy) = whole_and_lazy(&c.store);
+                assert_eq!(lazy, whole, "{ctx}: after the import");
+                assert_eq!(whole, merged.to_bytes(), "{ctx}: the store holds the merge");
+                Ok(())
+            }
+        };
+    }
+    unread
+}
+
+#[test]
+fn base_lines_recorded_without_versions_are_read_and_recorded_again_with_them() {
+    use got::sync::replica::{snapshot, Reads};
+    let vfs = SimVfs::new();
+    let a = clone_at(&vfs, "/a/.got", 1_000_000);
+    let ids: Vec<String> = (0..5).map(|i| new_task(&a, &format!("t{i}"))).collect();
+    let file = export(&a.store).unwrap().to_bytes();
+    // The base as a release before versions were recorded left it: bare lines.
+    a.store
+        .transaction(|tx| {
+            for (name, v) in tx.meta_with_prefix("sync/e/")? {
+                let text = String::from_utf8(v.to_vec()).unwrap();
+                let (version, line) = text.split_once(' ').unwrap();
+                assert!(version.parse::<u64>().is_ok(), "{text}");
+                tx.put_meta(&name, line.as_bytes())?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let unread = |s: &Store| {
+        let mut tx = s.begin().unwrap();
+        snapshot(&mut tx, Reads::Whole(&|_, _| false))
+            .unwrap()
+            .unchanged
+            .len()
+    };
+    assert_eq!(unread(&a.store), 0, "a bare line is read");
+    assert_eq!(export(&a.store).unwrap().to_bytes(), file, "the same file");
+    assert_eq!(
+        unread(&a.store),
+        ids.len(),
+        "then recorded with its version"
+    );
+    assert_eq!(export(&a.store).unwrap().to_bytes(), file);
 }

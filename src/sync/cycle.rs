@@ -284,18 +284,21 @@ fn import_export_commit(
     };
     let doc = if fresh {
         let bytes = before.as_deref().expect("read");
-        let theirs = Doc::parse(bytes).map_err(|error| SyncError::Tracked {
-            path: path.clone(),
-            error,
-        })?;
-        let (applied, merged) = exchange::import_dropping(store, &theirs, cutoff)?;
+        let (applied, merged) =
+            exchange::import_file(store, bytes, cutoff).map_err(|e| match e {
+                exchange::ImportError::Parse(error) => SyncError::Tracked {
+                    path: path.clone(),
+                    error,
+                },
+                exchange::ImportError::Store(e) => e.into(),
+            })?;
         add(&mut report.incoming, &applied);
         report.lost_claims.extend(applied.lost_claims);
         failpoint(&format!("{step}-imported"));
         merged
     } else {
         failpoint(&format!("{step}-imported"));
-        exchange::export_dropping(store, cutoff)?
+        exchange::export_file(store, cutoff)?
     };
     let after = doc.to_bytes();
     let out = changes_bytes(before.as_deref().unwrap_or_default(), &after);

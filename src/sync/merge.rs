@@ -12,11 +12,12 @@
 //!   the earliest wins.
 //! - A deletion absorbs every edit: an entity deleted on any replica stays
 //!   deleted (ids are random and never reused).
-//! - Edges: the later of add and remove wins; props go with the winner.
+//! - Edges: the later of add and remove wins (at one clock the remove, see
+//!   [`join_edge`]); props go with the winner.
 //!
-//! Ties of equal clocks (one node never issues a clock twice, so only a file
-//! edited by hand has them) fall to the greater canonical value, so the result
-//! is still the same everywhere.
+//! Other ties of equal clocks (one node never issues a clock twice, so only a
+//! file edited by hand has them) fall to the greater canonical value, so the
+//! result is still the same everywhere.
 
 use super::doc::{canonical, Body, Claim, Doc, EdgeDoc, Elem, EntityDoc, Field};
 use serde_json::Value as Json;
@@ -196,9 +197,14 @@ pub fn join_claim(a: &Claim, b: &Claim) -> Claim {
     max_by(a, b, key)
 }
 
+/// The later of two states of an edge; at one clock the removal wins. Two
+/// states share a clock when an edge added at or after its end's deletion is
+/// removed with it (at the edge's own clock, see `remove_edges_of_deleted`):
+/// a merge of part of a document (one chunk of an import) then still removes
+/// it, as the whole merge does.
 pub fn join_edge(a: &EdgeDoc, b: &EdgeDoc) -> EdgeDoc {
     max_by(a, b, |e| {
-        (e.at, e.present, canonical(&Json::Object(e.props.clone())))
+        (e.at, !e.present, canonical(&Json::Object(e.props.clone())))
     })
 }
 
@@ -228,12 +234,12 @@ impl Doc {
 /// A record's key, read from the start of its line without parsing it: an
 /// entity's id, or an edge's ends and kind. (Ids and kinds never need escapes.)
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum LineKey<'a> {
+pub(super) enum LineKey<'a> {
     Entity(&'a str),
     Edge(&'a str, &'a str, &'a str),
 }
 
-fn line_key(line: &str) -> Option<LineKey<'_>> {
+pub(super) fn line_key(line: &str) -> Option<LineKey<'_>> {
     let plain = |s: &str| !s.is_empty() && !s.contains('\\');
     if let Some(rest) = line.strip_prefix("{\"id\":\"") {
         let end = rest.find('"')?;
@@ -250,7 +256,10 @@ fn line_key(line: &str) -> Option<LineKey<'_>> {
 
 /// The lines of a tracked file with their keys and line numbers, when it is as
 /// got writes it: the header, then strictly increasing keys.
-fn keyed_lines<'a>(t: &'a str, header: &str) -> Option<Vec<(LineKey<'a>, &'a str, usize)>> {
+pub(super) fn keyed_lines<'a>(
+    t: &'a str,
+    header: &str,
+) -> Option<Vec<(LineKey<'a>, &'a str, usize)>> {
     let mut it = t.lines().enumerate();
     if it.next().map(|(_, l)| l) != Some(header) {
         return None;

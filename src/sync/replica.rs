@@ -17,7 +17,7 @@ use super::hlc::Hlc;
 use crate::json::{from_json, props_to_json, to_json};
 use crate::{Direction, Entity, Error, Props, Result, Transaction, Value};
 use serde_json::{Map, Value as Json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 const NODE: &str = "sync/node";
@@ -300,10 +300,21 @@ fn node_id(tx: &mut Transaction<'_>) -> Result<(u64, bool)> {
 
 /// What the store holds, as a document, and what it takes to record it.
 pub struct Snapshot {
-    /// The store's state with its clocks (local changes stamped).
+    /// The store's state with its clocks (local changes stamped): the records
+    /// read, which are all but those in `unchanged`.
     pub doc: Doc,
-    /// The base it was computed against.
+    /// The base it was computed against (the same records).
     pub base: Doc,
+    /// Records left as their base lines, unread: live entities not written
+    /// since their line was recorded (see [`Reads::Whole`]). Both `doc` and
+    /// `base` hold them as these lines say.
+    pub unchanged: BTreeMap<String, String>,
+    /// Entities read whose base line was recorded at another version than the
+    /// store's (or at none): their line is recorded again, with the version,
+    /// so the next snapshot need not read them.
+    pub(super) stale: BTreeSet<String>,
+    /// The version each base line read was recorded at.
+    versions: BTreeMap<String, u64>,
     pub(super) node: u64,
     pub(super) node_is_new: bool,
     /// The highest clock issued or seen, and what `sync/hlc` holds.
@@ -311,48 +322,97 @@ pub struct Snapshot {
     stored_last: Hlc,
     pub(super) stamp: Option<Hlc>,
     /// The ids live in the store.
-    pub(super) live: std::collections::BTreeSet<String>,
+    pub(super) live: BTreeSet<String>,
+}
+
+/// A base record: the entity version it was recorded at, if any (`<version>
+/// <line>`; records of deletions, edges, and those of earlier releases are the
+/// bare line), and its line.
+fn split_record(s: &str) -> (Option<u64>, &str) {
+    match s.split_once(' ') {
+        Some((v, line)) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+            (v.parse().ok(), line)
+        }
+        _ => (None, s),
+    }
+}
+
+/// The record of `line` recorded at `version`.
+fn record_of(version: Option<u64>, line: String) -> String {
+    match version {
+        Some(v) => format!("{v} {line}"),
+        None => line,
+    }
+}
+
+/// Whether an entity's line may hold something the retention drops (a
+/// deletion, a removed label): such lines are always read. A false yes only
+/// costs the read (the patterns cannot occur inside a JSON string, whose quotes
+/// are escaped, but can as a property's own name).
+fn may_hold_tombstone(line: &str) -> bool {
+    line.contains(",\"deleted\":\"") || line.contains("\"rm\":{\"")
 }
 
 /// The base's record lines, read on two threads when there are many (reading
-/// them is most of a snapshot's time). Each record has its own key, so the
-/// halves join without overlap.
-fn parse_base(records: &[(String, Arc<[u8]>)]) -> Result<Doc> {
-    let parse = |part: &[(String, Arc<[u8]>)]| -> Result<Doc> {
+/// them is most of a snapshot's time when many changed). Each record has its
+/// own key, so the halves join without overlap. Returns the document and the
+/// version each entity's line was recorded at.
+fn parse_base(records: &[(String, Arc<[u8]>)]) -> Result<(Doc, BTreeMap<String, u64>)> {
+    let parse = |part: &[(String, Arc<[u8]>)]| -> Result<(Doc, BTreeMap<String, u64>)> {
         let mut d = Doc::default();
-        for (name, line) in part {
-            d.insert_line(&String::from_utf8_lossy(line))
+        let mut versions = BTreeMap::new();
+        for (name, raw) in part {
+            let text = String::from_utf8_lossy(raw);
+            let (version, line) = split_record(&text);
+            d.insert_line(line)
                 .map_err(|m| Error::Invalid(format!("meta record {name}: {m}")))?;
+            if let (Some(v), Some(id)) = (version, name.strip_prefix(ENTITY)) {
+                versions.insert(id.to_string(), v);
+            }
         }
-        Ok(d)
+        Ok((d, versions))
     };
     if records.len() < 512 {
         return parse(records);
     }
     let (a, b) = records.split_at(records.len() / 2);
-    let (da, db) = std::thread::scope(|sc| {
+    let (ra, rb) = std::thread::scope(|sc| {
         let hb = sc.spawn(|| parse(b));
-        let da = parse(a);
-        (da, hb.join().expect("parsing the base does not panic"))
+        let ra = parse(a);
+        (ra, hb.join().expect("parsing the base does not panic"))
     });
-    let (mut da, db) = (da?, db?);
+    let ((mut da, mut va), (db, vb)) = (ra?, rb?);
     da.entities.extend(db.entities);
     da.edges.extend(db.edges);
-    Ok(da)
+    va.extend(vb);
+    Ok((da, va))
 }
 
 /// Which records a snapshot reads: all of them, or these entities and edges.
 #[derive(Clone, Debug, Default)]
 pub struct Scope {
-    pub entities: std::collections::BTreeSet<String>,
-    pub edges: std::collections::BTreeSet<EdgeKey>,
+    pub entities: BTreeSet<String>,
+    pub edges: BTreeSet<EdgeKey>,
+}
+
+/// The records a snapshot reads.
+#[derive(Clone, Copy)]
+pub enum Reads<'a> {
+    /// The whole store. A live entity whose version is the one its base line
+    /// was recorded at has not changed here since (the version rises with every
+    /// committed change): its line is left as it is, in
+    /// [`Snapshot::unchanged`], unless `changed_elsewhere(id, line)` says the
+    /// replica it is merged with holds another line for it, or the line may
+    /// hold a tombstone. Edges are all read.
+    Whole(&'a dyn Fn(&str, &str) -> bool),
+    /// These entities and edges alone (the rest of the document is left out).
+    Scope(&'a Scope),
 }
 
 /// The store as of `tx`'s snapshot, as a document: the base, with every change
-/// made here since stamped with one new clock. With a scope, only those
-/// records (the rest of the document is left out).
-pub fn snapshot(tx: &mut Transaction<'_>, scope: Option<&Scope>) -> Result<Snapshot> {
-    snapshot_as(tx, scope, None)
+/// made here since stamped with one new clock.
+pub fn snapshot(tx: &mut Transaction<'_>, reads: Reads<'_>) -> Result<Snapshot> {
+    snapshot_as(tx, reads, None)
 }
 
 /// [`snapshot`], stamping as an earlier snapshot did (its node id, and its
@@ -360,7 +420,7 @@ pub fn snapshot(tx: &mut Transaction<'_>, scope: Option<&Scope>) -> Result<Snaps
 /// merge was computed with.
 pub(super) fn snapshot_as(
     tx: &mut Transaction<'_>,
-    scope: Option<&Scope>,
+    reads: Reads<'_>,
     like: Option<(u64, Option<Hlc>)>,
 ) -> Result<Snapshot> {
     let (mut node, node_is_new) = node_id(tx)?;
@@ -371,13 +431,12 @@ pub(super) fn snapshot_as(
         Some(b) => Hlc::parse(&String::from_utf8_lossy(&b)).unwrap_or(Hlc::ZERO),
         None => Hlc::ZERO,
     };
+    // Every clock of a base line is at most `sync/hlc`, which is written with
+    // the lines; the lines read are checked against it anyway.
     let mut last = stored_last;
-    let mut base = Doc::default();
-    let add_base = |base: &mut Doc, name: &str, line: &[u8]| {
-        base.insert_line(&String::from_utf8_lossy(line))
-            .map_err(|m| Error::Invalid(format!("meta record {name}: {m}")))
-    };
     let mut entities = Vec::new();
+    let mut unchanged = BTreeMap::new();
+    let mut live = BTreeSet::new();
     let mut edges_here = BTreeMap::new();
     let edge_of = |edge: crate::Edge, edges_here: &mut BTreeMap<EdgeKey, Map<String, Json>>| {
         let props = match props_to_json(&edge.props) {
@@ -386,28 +445,56 @@ pub(super) fn snapshot_as(
         };
         edges_here.insert((edge.from, edge.kind, edge.to), props);
     };
-    match scope {
-        None => {
-            let mut records = tx.meta_with_prefix(ENTITY)?;
+    let mut records = Vec::new();
+    match reads {
+        Reads::Whole(changed_elsewhere) => {
+            let all = tx.list(None, None)?;
+            let version: BTreeMap<&str, u64> =
+                all.iter().map(|e| (e.id.as_str(), e.version)).collect();
+            for (name, raw) in tx.meta_with_prefix(ENTITY)? {
+                let id = &name[ENTITY.len()..];
+                let same = match std::str::from_utf8(&raw).map(split_record) {
+                    Ok((Some(v), line)) => {
+                        version.get(id) == Some(&v)
+                            && !may_hold_tombstone(line)
+                            && !changed_elsewhere(id, line)
+                    }
+                    _ => false,
+                };
+                if same {
+                    let text = std::str::from_utf8(&raw).expect("checked above");
+                    unchanged.insert(id.to_string(), split_record(text).1.to_string());
+                } else {
+                    records.push((name, raw));
+                }
+            }
+            drop(version);
+            for e in all {
+                live.insert(e.id.clone());
+                if !unchanged.contains_key(&e.id) {
+                    entities.push(e);
+                }
+            }
             records.extend(tx.meta_with_prefix(EDGE)?);
-            base = parse_base(&records)?;
-            entities = tx.list(None, None)?;
             for edge in tx.all_edges()? {
                 edge_of(edge, &mut edges_here);
             }
         }
-        Some(sc) => {
+        Reads::Scope(sc) => {
             for id in &sc.entities {
                 let name = format!("{ENTITY}{id}");
                 if let Some(line) = tx.get_meta(&name)? {
-                    add_base(&mut base, &name, &line)?;
+                    records.push((name, line));
                 }
-                entities.extend(tx.get(id)?);
+                if let Some(e) = tx.get(id)? {
+                    live.insert(e.id.clone());
+                    entities.push(e);
+                }
             }
             for k in &sc.edges {
                 let name = edge_name(k);
                 if let Some(line) = tx.get_meta(&name)? {
-                    add_base(&mut base, &name, &line)?;
+                    records.push((name, line));
                 }
                 let (from, kind, to) = k;
                 if crate::versioned_store::model::check_id(from).is_err() {
@@ -421,14 +508,14 @@ pub(super) fn snapshot_as(
             }
         }
     }
+    let (base, versions) = parse_base(&records)?;
     last = last.max(base.max_clock());
     let wall = tx.time_ms().max(0) as u64;
     let mut stamp: Option<Hlc> = like.and_then(|(_, s)| s);
     let mut now = || *stamp.get_or_insert_with(|| Hlc::tick(last, wall, node));
     let mut doc = Doc::default();
-    let mut live = std::collections::BTreeSet::new();
+    let mut stale = BTreeSet::new();
     for e in &entities {
-        live.insert(e.id.clone());
         let b = base.entities.get(&e.id);
         let d = match b {
             Some(
@@ -439,6 +526,9 @@ pub(super) fn snapshot_as(
             ) => b.clone(),
             _ => entity_doc(e, b, &mut now),
         };
+        if b.is_some() && versions.get(&e.id) != Some(&e.version) {
+            stale.insert(e.id.clone());
+        }
         doc.entities.insert(e.id.clone(), d);
     }
     for (id, b) in &base.entities {
@@ -487,6 +577,9 @@ pub(super) fn snapshot_as(
     Ok(Snapshot {
         doc,
         base,
+        unchanged,
+        stale,
+        versions,
         node,
         node_is_new,
         last,
@@ -635,12 +728,16 @@ pub fn apply(tx: &mut Transaction<'_>, snap: &Snapshot, target: &Doc) -> Result<
     }
     // The new base: every record whose line changed.
     let mut last = snap.last;
+    // A live entity's line is recorded with the entity's version, so the next
+    // snapshot knows it unchanged while the version stays.
     for (id, t) in &target.entities {
-        if snap.base.entities.get(id) != Some(t) {
-            tx.put_meta(
-                &format!("{ENTITY}{id}"),
-                super::doc::entity_line(id, t).as_bytes(),
-            )?;
+        let version = match t.body {
+            Body::Live(_) => tx.get(id)?.map(|e| e.version),
+            Body::Deleted(_) => None,
+        };
+        if snap.base.entities.get(id) != Some(t) || snap.versions.get(id).copied() != version {
+            let record = record_of(version, super::doc::entity_line(id, t));
+            tx.put_meta(&format!("{ENTITY}{id}"), record.as_bytes())?;
         }
     }
     for (k, e) in &target.edges {
