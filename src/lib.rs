@@ -40,9 +40,21 @@ pub fn id_prefix_of(kind: &str) -> Option<&'static str> {
     }
 }
 
-/// Refuses an id that lacks its kind's prefix (see [`id_prefix_of`]).
+/// The prefix every id of `kind` starts with, for walking them in id order:
+/// [`id_prefix_of`], except that epics (`E-…`, and `EPIC-…` as the GoT system
+/// named them, kept by its import) share `E`.
+pub fn scan_prefix_of(kind: &str) -> Option<&'static str> {
+    match kind {
+        plans::EPIC => Some("E"),
+        k => id_prefix_of(k),
+    }
+}
+
+/// Refuses an id that lacks its kind's prefix (see [`id_prefix_of`]; an epic
+/// may also be `EPIC-…`, as the GoT system named epics).
 pub fn check_kind_id(kind: &str, id: &str) -> Result<()> {
     match id_prefix_of(kind) {
+        Some(_) if kind == plans::EPIC && id.starts_with("EPIC-") => Ok(()),
         Some(p) if !id.starts_with(p) => Err(Error::Invalid(format!(
             "a {kind} id starts with {p} (got {id})"
         ))),

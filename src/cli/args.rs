@@ -127,17 +127,26 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
-    /// Import an export (or a beads issues.jsonl with --from beads). The whole
-    /// file is checked before the first write; importing twice changes nothing;
-    /// an entity is written only when its version is above the store's.
+    /// Import an export, a tracked file, a beads issues.jsonl (--from beads) or
+    /// the GoT system's JSON store (--from got-json DIR). Everything is read and
+    /// checked before the first write; importing twice changes nothing.
+    #[command(
+        after_help = "Examples:\n  got import tasks.jsonl\n  got import --from beads .beads/issues.jsonl\n  got import --from got-json ../old-project/.got\n\nThe mapping of each format onto got's: docs/cli.md, \"Importing from other tools\"."
+    )]
     Import {
+        /// The file (for got-json: the GoT store's directory, or the project
+        /// holding it in .got).
         file: PathBuf,
         /// The file's format.
         #[arg(long, value_enum, default_value_t = ImportFormat::Got)]
         from: ImportFormat,
-        /// Entities and edges per transaction.
+        /// Entities and edges per transaction (got's own export format).
         #[arg(long, default_value_t = 1000)]
         batch: usize,
+        /// Import GoT entity files whose _checksum does not match their data
+        /// (they are reported either way).
+        #[arg(long)]
+        accept_bad_checksums: bool,
     },
     /// Backups: consistent copies of the store at one LSN, in backups/.
     #[command(subcommand)]
@@ -167,8 +176,10 @@ pub enum Command {
 pub enum ImportFormat {
     /// `got export` output.
     Got,
-    /// A beads `issues.jsonl`.
+    /// A beads `issues.jsonl` (any version), or its `deletions.jsonl`.
     Beads,
+    /// The GoT system's JSON store: a directory with `entities/*.json`.
+    GotJson,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

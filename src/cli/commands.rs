@@ -1,6 +1,6 @@
 //! One function per command: resolve the store, call the library, print.
 
-use super::args::{Cli, Command, Dir, EdgeCmd, EntityCmd, Follow, QueryCmd};
+use super::args::{Cli, Command, Dir, EdgeCmd, EntityCmd, Follow, ImportFormat, QueryCmd};
 use super::{exit, CmdResult, Failure};
 use got::json::{entity_to_json, format_ms, props_from_json_str, props_to_json};
 use got::{Direction, Entity, Options, Store};
@@ -167,7 +167,17 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         } => super::sync::merge_driver(&base, &ours, &theirs, path.as_deref()),
         Command::Hooks(c) => super::sync::hooks(&ctx, c),
         Command::Export { out } => super::transfer::export(&ctx, out),
-        Command::Import { file, from, batch } => super::transfer::import(&ctx, &file, from, batch),
+        Command::Import {
+            file,
+            from,
+            batch,
+            accept_bad_checksums,
+        } => match from {
+            ImportFormat::GotJson => {
+                super::transfer::import_got_json(&ctx, &file, accept_bad_checksums)
+            }
+            _ => super::transfer::import(&ctx, &file, from, batch),
+        },
         Command::Graph { id, depth, format } => {
             // --json picks the JSON format.
             let format = if ctx.json {
@@ -380,7 +390,7 @@ fn build_query(
     Ok(Query {
         id_prefix: kind
             .as_deref()
-            .and_then(got::id_prefix_of)
+            .and_then(got::scan_prefix_of)
             .map(String::from),
         kind,
         filters,

@@ -120,6 +120,7 @@ pub fn import(ctx: &Ctx, file: &Path, from: ImportFormat, batch: usize) -> CmdRe
             transfer::check(&store, &items)?;
             Ok(items)
         }),
+        ImportFormat::GotJson => unreachable!("imported by import_got_json"),
     }
     .map_err(|e| {
         let mut f = Failure::from(e);
@@ -163,4 +164,102 @@ pub fn import(ctx: &Ctx, file: &Path, from: ImportFormat, batch: usize) -> CmdRe
             ),
         ))
     }
+}
+
+/// What an import from another tool read and did, as JSON.
+fn got_json_report_json(r: &transfer::got_json::Report) -> serde_json::Value {
+    let a = &r.applied;
+    json!({
+        "read": r.by_kind,
+        "history_versions": r.history_versions,
+        "created": a.created.len(),
+        "changed": a.changed.len(),
+        "deleted": a.deleted.len(),
+        "edges_added": a.edges_added,
+        "dangling": r.dangling.iter().map(|d| json!({
+            "from": d.from, "kind": d.kind, "to": d.to, "missing": d.missing,
+        })).collect::<Vec<_>>(),
+        "bad_checksums": r.bad_checksums,
+        "unreadable": r.unreadable.iter().map(|(p, e)| json!({"path": p, "error": e})).collect::<Vec<_>>(),
+        "unknown_values": r.unknown,
+    })
+}
+
+fn got_json_report_text(r: &transfer::got_json::Report, accepted: bool) -> String {
+    let a = &r.applied;
+    let kinds: Vec<String> = r.by_kind.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    let mut s = format!(
+        "read {} (and {} earlier versions); {} created, {} changed, {} edges added",
+        if kinds.is_empty() {
+            "nothing".to_string()
+        } else {
+            kinds.join(", ")
+        },
+        r.history_versions,
+        a.created.len(),
+        a.changed.len(),
+        a.edges_added
+    );
+    for d in &r.dangling {
+        s.push_str(&format!(
+            "\nskipped edge {} -{}-> {}: {} does not exist",
+            d.from, d.kind, d.to, d.missing
+        ));
+    }
+    for p in &r.bad_checksums {
+        s.push_str(&format!(
+            "\nbad checksum: {}{}",
+            p.display(),
+            if accepted {
+                " (imported: --accept-bad-checksums)"
+            } else {
+                " (not imported; --accept-bad-checksums imports it)"
+            }
+        ));
+    }
+    for (p, e) in &r.unreadable {
+        s.push_str(&format!("\nunreadable, not imported: {}: {e}", p.display()));
+    }
+    for (what, n) in &r.unknown {
+        s.push_str(&format!(
+            "\nunknown {what}: {n} (mapped to the nearest; the original kept as a property)"
+        ));
+    }
+    s
+}
+
+/// `got import --from got-json DIR`.
+pub fn import_got_json(ctx: &Ctx, dir: &Path, accept_bad_checksums: bool) -> CmdResult {
+    let Some(root) = transfer::got_json::store_root(dir) else {
+        return Err(Failure::new(
+            "not_found",
+            exit::NOT_FOUND,
+            format!(
+                "no GoT JSON store at {}: looked for {} and {}",
+                dir.display(),
+                dir.join("entities").display(),
+                dir.join(".got/entities").display()
+            ),
+        ));
+    };
+    let read = transfer::got_json::read(&root, accept_bad_checksums)?;
+    let store = ctx.open()?;
+    let r = transfer::got_json::import(&store, read)?;
+    ctx.print(got_json_report_json(&r), || {
+        got_json_report_text(&r, accept_bad_checksums)
+    });
+    let left_out = r.unreadable.len()
+        + if accept_bad_checksums {
+            0
+        } else {
+            r.bad_checksums.len()
+        };
+    if left_out > 0 {
+        return Err(Failure::reported(
+            "partial",
+            exit::INVALID,
+            format!("{left_out} entity files were not imported (see above)"),
+        ));
+    }
+    Ok(())
 }

@@ -209,6 +209,12 @@ fn claim_of(work: Work, base: Option<&Field>, now: &mut impl FnMut() -> Hlc) -> 
     }
 }
 
+/// An entity as a record whose every field was set at `at`: how an importer
+/// of another tool's files gives each record the clock of its last change.
+pub fn entity_doc_at(e: &Entity, at: Hlc) -> EntityDoc {
+    entity_doc(e, None, &mut || at)
+}
+
 fn entity_doc(e: &Entity, base: Option<&EntityDoc>, now: &mut impl FnMut() -> Hlc) -> EntityDoc {
     let empty = BTreeMap::new();
     let base_fields = match base.map(|b| &b.body) {

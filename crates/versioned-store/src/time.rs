@@ -1,4 +1,5 @@
-//! Calendar time for names and messages: Unix milliseconds as UTC fields.
+//! Calendar time for names and messages: Unix milliseconds as UTC fields, and
+//! RFC 3339 / ISO 8601 times as Unix milliseconds (through `jiff`).
 
 /// A UTC time broken into its fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -12,27 +13,45 @@ pub struct Utc {
     pub milli: i64,
 }
 
-/// Unix milliseconds as UTC fields (Howard Hinnant's civil-from-days algorithm).
+/// The latest and earliest millisecond jiff represents; times beyond are
+/// clamped to them (a store's times are well inside).
+fn timestamp(ms: i64) -> jiff::Timestamp {
+    let lo = jiff::Timestamp::MIN.as_millisecond();
+    let hi = jiff::Timestamp::MAX.as_millisecond();
+    jiff::Timestamp::from_millisecond(ms.clamp(lo, hi)).expect("clamped into range")
+}
+
+/// Unix milliseconds as UTC fields.
 pub fn utc(ms: i64) -> Utc {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let t = jiff::tz::TimeZone::UTC.to_datetime(timestamp(ms));
     Utc {
-        year: yoe + era * 400 + i64::from(month <= 2),
-        month,
-        day,
-        hour: rem / 3600,
-        minute: rem % 3600 / 60,
-        second: rem % 60,
-        milli: ms.rem_euclid(1000),
+        year: t.year().into(),
+        month: t.month().into(),
+        day: t.day().into(),
+        hour: t.hour().into(),
+        minute: t.minute().into(),
+        second: t.second().into(),
+        milli: t.millisecond().into(),
     }
+}
+
+/// Unix milliseconds of an RFC 3339 / ISO 8601 time: `2025-10-01T12:00:00Z`,
+/// with fractions (to the nanosecond, cut to the millisecond), with an offset
+/// (`+01:00`, `-0800`), a space for the `T`; without an offset it is read as
+/// UTC (Python's naive `isoformat()`). `None` for anything else.
+pub fn parse_ms(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return Some(t.as_millisecond());
+    }
+    let civil = s.parse::<jiff::civil::DateTime>().ok()?;
+    // A date-time with an offset that jiff's timestamp parser refused is not
+    // read as UTC: only one with no offset at all.
+    if s.len() > 10 && s[10..].contains(['+', 'Z', 'z']) {
+        return None;
+    }
+    let t = jiff::tz::TimeZone::UTC.to_timestamp(civil).ok()?;
+    Some(t.as_millisecond())
 }
 
 #[cfg(test)]
@@ -48,6 +67,40 @@ mod tests {
         );
         let leap = utc(951_782_400_000);
         assert_eq!((leap.year, leap.month, leap.day), (2000, 2, 29));
-        assert_eq!(utc(-1).year, 1969);
+        let before = utc(-1);
+        assert_eq!((before.year, before.second, before.milli), (1969, 59, 999));
+    }
+
+    #[test]
+    fn times_as_other_tools_write_them() {
+        assert_eq!(parse_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_ms("2026-11-22T02:13:42Z"), Some(1_795_313_622_000));
+        // Go's RFC3339Nano, with a negative offset.
+        assert_eq!(
+            parse_ms("2026-11-21T18:13:42.123456789-08:00"),
+            Some(1_795_313_622_123)
+        );
+        // Python's isoformat(): microseconds and an offset, or naive.
+        assert_eq!(
+            parse_ms("2025-12-26T11:27:25.123456+00:00"),
+            Some(1_766_748_445_123)
+        );
+        assert_eq!(
+            parse_ms("2025-12-26T11:27:25.123456"),
+            Some(1_766_748_445_123)
+        );
+        assert_eq!(
+            parse_ms("2026-11-22T02:13:42.5+01:00"),
+            Some(1_795_313_622_500 - 3_600_000)
+        );
+        assert_eq!(parse_ms("2000-02-29 00:00:00.123Z"), Some(951_782_400_123));
+        for bad in [
+            "yesterday",
+            "",
+            "2026-13-01T00:00:00Z",
+            "2026-02-30T00:00:00Z",
+        ] {
+            assert_eq!(parse_ms(bad), None, "{bad:?}");
+        }
     }
 }

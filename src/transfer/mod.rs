@@ -15,10 +15,14 @@
 //! reported conflict. Edges are added when absent.
 
 use crate::json::{from_json, props_to_json};
-use crate::{Direction, Entity, Error, Props, Result, Store, Value};
+use crate::{Direction, Entity, Error, Props, Result, Store};
 use serde_json::{json, Value as Json};
 use std::collections::BTreeSet;
 use std::io::Write;
+
+pub mod beads;
+pub mod foreign;
+pub mod got_json;
 
 /// Writes every live entity and edge as JSON Lines; returns (entities, edges).
 pub fn export(store: &Store, out: &mut dyn Write) -> Result<(u64, u64)> {
@@ -98,11 +102,11 @@ pub struct ImportReport {
     pub conflicts: Vec<String>,
 }
 
-fn bad(line: usize, msg: impl std::fmt::Display) -> Error {
+pub(crate) fn bad(line: usize, msg: impl std::fmt::Display) -> Error {
     Error::Invalid(format!("line {line}: {msg}"))
 }
 
-fn str_field(o: &serde_json::Map<String, Json>, k: &str, line: usize) -> Result<String> {
+pub(crate) fn str_field(o: &serde_json::Map<String, Json>, k: &str, line: usize) -> Result<String> {
     match o.get(k) {
         Some(Json::String(s)) => Ok(s.clone()),
         _ => Err(bad(line, format!("\"{k}\" must be a string"))),
@@ -263,185 +267,10 @@ pub fn import(
     Ok(rep)
 }
 
-/// Milliseconds since the epoch of an RFC 3339 time (`2025-10-01T12:00:00Z`,
-/// fractions and offsets allowed).
+/// Milliseconds since the epoch of an RFC 3339 / ISO 8601 time
+/// (`2025-10-01T12:00:00Z`, fractions and offsets allowed).
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut rest = &s[19..];
-    let mut ms = 0;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits: String = frac.chars().take_while(char::is_ascii_digit).collect();
-        let padded = format!("{:0<3}", &digits[..digits.len().min(3)]);
-        ms = padded.parse().ok()?;
-        rest = &frac[digits.len()..];
-    }
-    let offset_min = match rest {
-        "Z" | "z" | "" => 0,
-        // `get`, not indexing: a multi-byte character is no offset, not a panic.
-        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
-            let m = o.get(1..3)?.parse::<i64>().ok()? * 60 + o.get(4..6)?.parse::<i64>().ok()?;
-            if o.starts_with('-') {
-                -m
-            } else {
-                m
-            }
-        }
-        _ => return None,
-    };
-    // Days from civil (Howard Hinnant's algorithm).
-    let yy = if mo <= 2 { y - 1 } else { y };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 86_400 + h * 3600 + mi * 60 + se - offset_min * 60) * 1000) + ms)
+    crate::versioned_store::time::parse_ms(s)
 }
 
-/// Maps a beads `issues.jsonl` to import items: each issue a task (`T-` + its
-/// beads id), `blocks` dependencies as `depends_on`, `parent-child` as
-/// `parent_of`, others as `relates_to`.
-pub fn from_beads(text: &str) -> Result<Vec<Item>> {
-    let mut items = Vec::new();
-    let mut edges = Vec::new();
-    let task_id = |bid: &str| {
-        if bid.starts_with("T-") {
-            bid.to_string()
-        } else {
-            format!("T-{bid}")
-        }
-    };
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        if raw.trim().is_empty() {
-            continue;
-        }
-        let j: Json = serde_json::from_str(raw).map_err(|e| bad(line, format!("not JSON: {e}")))?;
-        let Json::Object(o) = j else {
-            return Err(bad(line, "not a JSON object"));
-        };
-        let bid = str_field(&o, "id", line)?;
-        let id = task_id(&bid);
-        crate::versioned_store::model::check_id(&id).map_err(|e| bad(line, e))?;
-        let title = str_field(&o, "title", line)?;
-        let mut p = Props::new();
-        p.insert("title".into(), title.into());
-        if let Some(d) = o.get("description").and_then(Json::as_str) {
-            if !d.is_empty() {
-                p.insert("description".into(), d.into());
-            }
-        }
-        let status = match o.get("status").and_then(Json::as_str).unwrap_or("open") {
-            "open" => "pending",
-            "in_progress" => "in_progress",
-            "blocked" => "blocked",
-            "closed" => "completed",
-            other => return Err(bad(line, format!("unknown beads status {other:?}"))),
-        };
-        p.insert("status".into(), status.into());
-        let priority = match o.get("priority").and_then(Json::as_i64).unwrap_or(2) {
-            0 => "critical",
-            1 => "high",
-            2 => "medium",
-            _ => "low",
-        };
-        p.insert("priority".into(), priority.into());
-        let category = match o.get("issue_type").and_then(Json::as_str) {
-            Some("bug") => Some("bugfix"),
-            Some("feature") => Some("feature"),
-            Some("chore") => Some("devex"),
-            _ => None,
-        };
-        if let Some(c) = category {
-            p.insert("category".into(), c.into());
-        }
-        let mut labels: Vec<Value> = match o.get("labels") {
-            Some(Json::Array(ls)) => ls
-                .iter()
-                .filter_map(|l| l.as_str().map(Value::from))
-                .collect(),
-            _ => Vec::new(),
-        };
-        if o.get("issue_type").and_then(Json::as_str) == Some("epic") {
-            labels.push("epic".into());
-        }
-        p.insert("labels".into(), Value::List(labels));
-        if let Some(a) = o
-            .get("assignee")
-            .and_then(Json::as_str)
-            .filter(|a| !a.is_empty())
-        {
-            p.insert("assignee".into(), a.into());
-        }
-        p.insert("beads_id".into(), bid.as_str().into());
-        let time = |k: &str| o.get(k).and_then(Json::as_str).and_then(parse_rfc3339);
-        let created = time("created_at").unwrap_or(0);
-        let updated = time("updated_at").unwrap_or(created);
-        if status == "completed" {
-            if let Some(c) = time("closed_at") {
-                p.insert("completed_at".into(), Value::Int(c));
-            }
-        }
-        items.push(Item::Entity(Entity {
-            id: id.clone(),
-            kind: "task".into(),
-            version: 1,
-            props: p,
-            created_at: created,
-            updated_at: updated,
-        }));
-        if let Some(Json::Array(deps)) = o.get("dependencies") {
-            for d in deps {
-                let on = d
-                    .get("depends_on_id")
-                    .and_then(Json::as_str)
-                    .ok_or_else(|| bad(line, "a dependency without depends_on_id"))?;
-                let (from, kind, to) =
-                    match d.get("type").and_then(Json::as_str).unwrap_or("blocks") {
-                        "blocks" => (id.clone(), "depends_on", task_id(on)),
-                        "parent-child" => (task_id(on), "parent_of", id.clone()),
-                        _ => (id.clone(), "relates_to", task_id(on)),
-                    };
-                edges.push(Item::Edge {
-                    from,
-                    kind: kind.into(),
-                    to,
-                    props: Props::new(),
-                });
-            }
-        }
-    }
-    items.extend(edges);
-    Ok(items)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_rfc3339;
-
-    #[test]
-    fn rfc3339_times_parse_with_fractions_and_offsets() {
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            parse_rfc3339("2026-11-22T02:13:42Z"),
-            Some(1_795_313_622_000)
-        );
-        assert_eq!(
-            parse_rfc3339("2026-11-22T02:13:42.5+01:00"),
-            Some(1_795_313_622_500 - 3_600_000)
-        );
-        assert_eq!(
-            parse_rfc3339("2000-02-29T00:00:00.123456Z"),
-            Some(951_782_400_123)
-        );
-        assert_eq!(parse_rfc3339("yesterday"), None);
-        assert_eq!(parse_rfc3339("2026-11-22T02:13:42+0100"), None);
-    }
-}
+pub use beads::from_beads;
