@@ -69,27 +69,56 @@ fn is_store(dir: &Path) -> bool {
     dir.join("CURRENT").is_file()
 }
 
+/// What the walk up from the working directory found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Found {
+    Store(Located),
+    /// A `.got` that holds the JSON store of the GoT system got replaces (its
+    /// `entities/`, no `CURRENT`): never taken for a got store, nor passed over
+    /// for one further up; `got migrate` turns it into one.
+    GotJson(PathBuf),
+}
+
+/// Whether `dot_got` holds the GoT system's JSON store and no got store.
+pub fn holds_got_json(dot_got: &Path) -> bool {
+    dot_got.join("entities").is_dir() && !is_store(dot_got)
+}
+
 /// The store for a command run in `cwd` without `--store` or `GOT_DIR`: walking
 /// up, the first directory with a `.got` store, or whose `.git` leads to a main
 /// worktree with one. `None` when there is none.
 pub fn find_store(cwd: &Path) -> Option<Located> {
+    match find(cwd) {
+        Some(Found::Store(l)) => Some(l),
+        _ => None,
+    }
+}
+
+/// [`find_store`], stopping at a `.got` of the GoT system's JSON store.
+pub fn find(cwd: &Path) -> Option<Found> {
     for dir in cwd.ancestors() {
         let here = dir.join(".got");
         if is_store(&here) {
-            return Some(Located {
+            return Some(Found::Store(Located {
                 dir: here,
                 found_by: FoundBy::Nearest,
-            });
+            }));
+        }
+        if holds_got_json(&here) {
+            return Some(Found::GotJson(here));
         }
         if let Some(main) = main_worktree(dir) {
             let store = main.join(".got");
             if main != dir && is_store(&store) {
-                return Some(Located {
+                return Some(Found::Store(Located {
                     dir: store,
                     found_by: FoundBy::MainWorktree {
                         worktree: dir.to_path_buf(),
                     },
-                });
+                }));
+            }
+            if main != dir && holds_got_json(&store) {
+                return Some(Found::GotJson(store));
             }
         }
     }

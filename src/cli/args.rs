@@ -37,6 +37,17 @@ pub enum Command {
     /// Create a store: at the top of the main worktree in a git work tree, else in
     /// ./.got (unless --store or GOT_DIR says where).
     Init,
+    /// Turn the GoT system's JSON store in this project's .got into a got store,
+    /// in place. The original files are kept byte for byte under .got/got-json;
+    /// a crash leaves the original or the finished store, and running it again
+    /// finishes and confirms.
+    #[command(after_help = "Example:\n  cd my-project && got migrate && got ready")]
+    Migrate {
+        /// Also import entity files whose _checksum does not match their data
+        /// (without it, any such file stops the migration before it starts).
+        #[arg(long)]
+        accept_bad_checksums: bool,
+    },
     /// Create a store in a new temporary directory, write a small graph from several
     /// threads, read it back and print it.
     Demo {

@@ -40,16 +40,18 @@ impl Ctx {
             });
         }
         let cwd = cwd()?;
-        got::locate::find_store(&cwd).ok_or_else(|| {
-            Failure::new(
+        match got::locate::find(&cwd) {
+            Some(got::locate::Found::Store(l)) => Ok(l),
+            Some(got::locate::Found::GotJson(d)) => Err(got_json_found(&d)),
+            None => Err(Failure::new(
                 "not_found",
                 exit::NOT_FOUND,
                 format!(
                     "no store: no .got directory in {} or above (nor in the main worktree of its git repository); run `got init`, or pass --store DIR / set GOT_DIR",
                     cwd.display()
                 ),
-            )
-        })
+            )),
+        }
     }
 
     pub(super) fn options(&self) -> Result<Options, Failure> {
@@ -72,12 +74,20 @@ impl Ctx {
     }
 
     pub(super) fn open(&self) -> Result<Store, Failure> {
-        Ok(Store::open(self.store_dir()?, self.options()?)?)
+        let dir = self.store_dir()?;
+        if got::locate::holds_got_json(&dir) {
+            return Err(got_json_found(&dir));
+        }
+        Ok(Store::open(dir, self.options()?)?)
     }
 
     pub(super) fn open_read_only(&self) -> Result<Store, Failure> {
+        let dir = self.store_dir()?;
+        if got::locate::holds_got_json(&dir) {
+            return Err(got_json_found(&dir));
+        }
         Ok(Store::open(
-            self.store_dir()?,
+            dir,
             Options {
                 read_only: true,
                 ..self.options()?
@@ -97,6 +107,21 @@ impl Ctx {
             }
         }
     }
+}
+
+/// The failure of a command run where `.got` holds the GoT system's JSON store.
+pub(super) fn got_json_found(dir: &Path) -> Failure {
+    Failure::new(
+        "got_json_store",
+        exit::NOT_FOUND,
+        format!(
+            "{} holds the JSON store of the GoT system (entities/*.json), not a got store: run `got migrate` in {} to turn it into one (the original files are kept under .got/{}), or `got import --from got-json {}` into another store",
+            dir.display(),
+            dir.parent().unwrap_or(dir).display(),
+            got::transfer::migrate::ORIGINALS,
+            dir.display()
+        ),
+    )
 }
 
 pub(super) fn cwd() -> Result<PathBuf, Failure> {
@@ -130,6 +155,9 @@ pub fn dispatch(cli: Cli) -> CmdResult {
     };
     match cli.command {
         Command::Init => init(&ctx),
+        Command::Migrate {
+            accept_bad_checksums,
+        } => super::transfer::migrate(&ctx, accept_bad_checksums),
         Command::Demo { threads } => demo(&ctx, threads),
         Command::Entity(c) => entity(&ctx, c),
         Command::Edge(c) => edge(&ctx, c),
@@ -201,6 +229,17 @@ fn init(ctx: &Ctx) -> CmdResult {
             (got::locate::init_dir(&cwd), got::locate::git_top(&cwd))
         }
     };
+    if got::locate::holds_got_json(&dir) {
+        return Err(Failure::new(
+            "got_json_store",
+            exit::CONFLICT,
+            format!(
+                "{} holds the JSON store of the GoT system (entities/*.json): got init does not write into another tool's files; run `got migrate` to turn it into a got store in place (the original files kept under .got/{})",
+                dir.display(),
+                got::transfer::migrate::ORIGINALS
+            ),
+        ));
+    }
     let existed = match got::init(&got::wal::RealVfs, &dir) {
         Ok(()) => false,
         // In a work tree `got init` is how a clone is set up, so running it again

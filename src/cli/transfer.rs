@@ -263,3 +263,95 @@ pub fn import_got_json(ctx: &Ctx, dir: &Path, accept_bad_checksums: bool) -> Cmd
     }
     Ok(())
 }
+
+/// `got migrate`.
+pub fn migrate(ctx: &Ctx, accept_bad_checksums: bool) -> CmdResult {
+    use got::locate::Found;
+    use got::transfer::migrate::{self as m, Outcome, Refusal};
+    let cwd = super::commands::cwd()?;
+    let dot_got = match &ctx.store_flag {
+        Some(d) => d.clone(),
+        None => match got::locate::find(&cwd) {
+            Some(Found::GotJson(d)) => d,
+            Some(Found::Store(l)) => l.dir,
+            None => cwd.join(".got"),
+        },
+    };
+    let outcome = match m::migrate(&dot_got, accept_bad_checksums, &ctx.options()?) {
+        Ok(o) => o,
+        Err(Refusal::Nothing(d)) => {
+            return Err(Failure::new(
+                "not_found",
+                exit::NOT_FOUND,
+                format!(
+                    "nothing to migrate: {} holds no GoT JSON store (entities/*.json)",
+                    d.display()
+                ),
+            ))
+        }
+        Err(Refusal::BadFiles(r)) => {
+            ctx.print(
+                json!({
+                    "bad_checksums": r.bad_checksums,
+                    "unreadable": r.unreadable.iter().map(|(p, e)| json!({"path": p, "error": e})).collect::<Vec<_>>(),
+                }),
+                || {
+                    let mut s: Vec<String> = r
+                        .bad_checksums
+                        .iter()
+                        .map(|p| format!("bad checksum: {}", p.display()))
+                        .collect();
+                    s.extend(
+                        r.unreadable
+                            .iter()
+                            .map(|(p, e)| format!("unreadable: {}: {e}", p.display())),
+                    );
+                    s.join("\n")
+                },
+            );
+            return Err(Failure::reported(
+                "bad_files",
+                exit::INVALID,
+                format!(
+                    "{} entity files cannot be imported (see above); nothing was changed. Fix or remove them, or pass --accept-bad-checksums for files whose checksum alone is wrong",
+                    r.unreadable.len() + r.bad_checksums.len()
+                ),
+            ));
+        }
+        Err(Refusal::Store(e)) => return Err(e.into()),
+    };
+    let originals = dot_got.join(m::ORIGINALS);
+    // In a git work tree the store gets what got init gives it there.
+    if let Some(top) = got::locate::git_top(&cwd).filter(|t| t.join(".got") == dot_got) {
+        super::sync::init_in_work_tree(ctx, &top, &dot_got)?;
+    }
+    match outcome {
+        Outcome::Migrated(r) => {
+            let mut j = got_json_report_json(&r);
+            j["store"] = json!(dot_got);
+            j["originals"] = json!(originals);
+            ctx.print(j, || {
+                format!(
+                    "migrated {} into a got store; the original files are in {}\n{}",
+                    dot_got.display(),
+                    originals.display(),
+                    got_json_report_text(&r, accept_bad_checksums)
+                )
+            });
+        }
+        Outcome::Already { finished } => {
+            ctx.print(
+                json!({"store": dot_got, "originals": originals, "already": true, "finished_now": finished}),
+                || {
+                    format!(
+                        "{} is a got store migrated from the GoT system{}; the original files are in {}",
+                        dot_got.display(),
+                        if finished { " (this run finished moving the original files)" } else { "" },
+                        originals.display()
+                    )
+                },
+            );
+        }
+    }
+    Ok(())
+}

@@ -30,11 +30,7 @@ pub fn store_root(dir: &Path) -> Option<PathBuf> {
     }
 }
 
-/// Whether `dot_got` holds a GoT JSON store and no got store: what every got
-/// command checks before it takes a `.got` directory for its own.
-pub fn holds_got_json(dot_got: &Path) -> bool {
-    dot_got.join("entities").is_dir() && !dot_got.join("CURRENT").exists()
-}
+pub use crate::locate::holds_got_json;
 
 /// What reading the store found, and what importing it did.
 #[derive(Clone, Debug, Default)]

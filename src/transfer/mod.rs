@@ -23,6 +23,7 @@ use std::io::Write;
 pub mod beads;
 pub mod foreign;
 pub mod got_json;
+pub mod migrate;
 
 /// Writes every live entity and edge as JSON Lines; returns (entities, edges).
 pub fn export(store: &Store, out: &mut dyn Write) -> Result<(u64, u64)> {
