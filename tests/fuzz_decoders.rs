@@ -660,36 +660,44 @@ const JSON_TOKENS: &[&[u8]] = &[
     b"\n",
 ];
 
-/// What `got import` does with a file: UTF-8, parse and check, import, and the
-/// store it made must stay usable (each imported entity can be edited again).
-fn import(text: &str, shared: &got::Store) -> Verdict {
-    let got_items = got::transfer::parse(shared, text);
-    let beads_items = got::transfer::from_beads(text).and_then(|items| {
-        got::transfer::check(shared, &items)?;
-        Ok(items)
+/// A new store on a simulated disk, for one import.
+fn import_store() -> Store {
+    let vfs = SimVfs::new();
+    // Segments large enough for a batch of 50 entities in one frame.
+    let opts = got::Options {
+        segment_size_bytes: 64 << 10,
+        ..corpus::opts()
+    };
+    Store::open_with_vfs(vfs as Arc<dyn Vfs>, "/import/.got", opts).expect("a new store")
+}
+
+/// Each imported entity can be edited again, and the store reads back.
+fn usable(s: &Store) -> bool {
+    let edited = s.list(None, None).and_then(|all| {
+        s.transaction(|tx| {
+            for e in &all {
+                tx.put(&e.id, &e.kind, e.props.clone())?;
+            }
+            Ok(())
+        })
     });
+    edited.is_ok() && read_store(s).is_ok()
+}
+
+/// What `got import` does with a file: UTF-8, parse and check, import (as
+/// got's own export, and as a beads file), and the store it made must stay
+/// usable.
+fn import(text: &str, shared: &got::Store) -> Verdict {
     let mut accepted = false;
-    for items in [got_items, beads_items].into_iter().flatten() {
-        let vfs = SimVfs::new();
-        // Segments large enough for a batch of 50 entities in one frame.
-        let opts = got::Options {
-            segment_size_bytes: 64 << 10,
-            ..corpus::opts()
-        };
-        let s =
-            Store::open_with_vfs(vfs as Arc<dyn Vfs>, "/import/.got", opts).expect("a new store");
-        if got::transfer::import(&s, &items, 50, |_, _| {}).is_err() {
-            continue;
+    if let Ok(items) = got::transfer::parse(shared, text) {
+        let s = import_store();
+        if got::transfer::import(&s, &items, 50, |_, _| {}).is_ok() {
+            accepted |= usable(&s);
         }
-        let edited = s.list(None, None).and_then(|all| {
-            s.transaction(|tx| {
-                for e in &all {
-                    tx.put(&e.id, &e.kind, e.props.clone())?;
-                }
-                Ok(())
-            })
-        });
-        accepted |= edited.is_ok() && read_store(&s).is_ok();
+    }
+    let s = import_store();
+    if got::transfer::beads::import(&s, text).is_ok() {
+        accepted |= usable(&s);
     }
     if accepted {
         Verdict::Accepted
@@ -706,7 +714,15 @@ fn import_parsers_never_panic_on_mutated_exports() {
     let t = Target {
         name: "import_parsers_never_panic_on_mutated_exports",
         quick_inputs: 2_000,
-        corpus: vec![c.export.clone(), c.beads.clone()],
+        corpus: vec![
+            c.export.clone(),
+            c.beads.clone(),
+            // Files as beads wrote them, each version (tests/fixtures/beads).
+            include_bytes!("fixtures/beads/current.jsonl").to_vec(),
+            include_bytes!("fixtures/beads/legacy.jsonl").to_vec(),
+            include_bytes!("fixtures/beads/deletions.jsonl").to_vec(),
+            include_bytes!("fixtures/beads/schema_version.jsonl").to_vec(),
+        ],
         tokens: JSON_TOKENS,
         reseal: None,
         context_len: 0,

@@ -114,15 +114,10 @@ pub fn import(ctx: &Ctx, file: &Path, from: ImportFormat, batch: usize) -> CmdRe
         );
         return Ok(());
     }
-    let items = match from {
-        ImportFormat::Got => transfer::parse(&store, &text),
-        ImportFormat::Beads => transfer::from_beads(&text).and_then(|items| {
-            transfer::check(&store, &items)?;
-            Ok(items)
-        }),
-        ImportFormat::GotJson => unreachable!("imported by import_got_json"),
+    if from == ImportFormat::Beads {
+        return import_beads(ctx, &store, &text, file);
     }
-    .map_err(|e| {
+    let items = transfer::parse(&store, &text).map_err(|e| {
         let mut f = Failure::from(e);
         f.message = format!("{}; nothing was imported", f.message);
         f
@@ -353,5 +348,55 @@ pub fn migrate(ctx: &Ctx, accept_bad_checksums: bool) -> CmdResult {
             );
         }
     }
+    Ok(())
+}
+
+/// `got import --from beads FILE`.
+fn import_beads(ctx: &Ctx, store: &got::Store, text: &str, file: &Path) -> CmdResult {
+    let (rep, a, dangling) = transfer::beads::import(store, text).map_err(|e| {
+        let mut f = Failure::from(e);
+        f.message = format!("{}: {}; nothing was imported", file.display(), f.message);
+        f
+    })?;
+    ctx.print(
+        json!({
+            "read": rep.by_kind,
+            "deletions": rep.deletions,
+            "skipped": rep.skipped,
+            "created": a.created.len(),
+            "changed": a.changed.len(),
+            "deleted": a.deleted.len(),
+            "edges_added": a.edges_added,
+            "dangling": dangling.iter().map(|d| json!({
+                "from": d.from, "kind": d.kind, "to": d.to, "missing": d.missing,
+            })).collect::<Vec<_>>(),
+            "unknown_values": rep.unknown,
+        }),
+        || {
+            let kinds: Vec<String> = rep.by_kind.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            let mut s = format!(
+                "read {} and {} deletions ({} other lines skipped); {} created, {} changed, {} deleted, {} edges added",
+                if kinds.is_empty() { "no issue".to_string() } else { kinds.join(", ") },
+                rep.deletions,
+                rep.skipped,
+                a.created.len(),
+                a.changed.len(),
+                a.deleted.len(),
+                a.edges_added
+            );
+            for d in &dangling {
+                s.push_str(&format!(
+                    "\nskipped edge {} -{}-> {}: {} is not in the file or the store",
+                    d.from, d.kind, d.to, d.missing
+                ));
+            }
+            for (what, n) in &rep.unknown {
+                s.push_str(&format!(
+                    "\nunknown {what}: {n} (mapped to the nearest; the original kept as a property)"
+                ));
+            }
+            s
+        },
+    );
     Ok(())
 }

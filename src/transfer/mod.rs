@@ -273,5 +273,3 @@ pub fn import(
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     crate::versioned_store::time::parse_ms(s)
 }
-
-pub use beads::from_beads;
