@@ -100,6 +100,12 @@ fn a_got_json_store_comes_in_whole_and_a_second_import_changes_nothing() {
     // on a pending one is not (the GoT system's `task next` offered it).
     let ready = ok_json(got(&s, &["--json", "ready"]));
     assert_eq!(ids(&ready, "tasks"), [T_SPRINTS, T_RETAIN], "{ready}");
+    // `task next` agrees (in the GoT system it ignored dependencies).
+    let next = ok_json(got(&s, &["--json", "task", "next"]));
+    assert!(
+        [T_SPRINTS, T_RETAIN].contains(&next["task"]["id"].as_str().unwrap()),
+        "{next}"
+    );
     let blocked = ok_json(got(&s, &["--json", "blocked"]));
     assert!(blocked.to_string().contains(T_HANDOFFS), "{blocked}");
 
@@ -151,6 +157,11 @@ fn a_got_json_store_comes_in_whole_and_a_second_import_changes_nothing() {
         "goals from text: {sprint}"
     );
     let old = ok(got(&s, &["sprint", "show", "S-sprint-017-auth-rework"]));
+    assert!(
+        old.contains("[x] Drop the v1 login endpoint")
+            && old.contains("[ ] Document the migration for operators"),
+        "goals from description: {old}"
+    );
     for t in [T_PARSE, T_EDGES] {
         assert!(old.contains(t), "{old}");
     }
