@@ -317,9 +317,15 @@ pub fn migrate(ctx: &Ctx, accept_bad_checksums: bool) -> CmdResult {
     };
     let originals = dot_got.join(m::ORIGINALS);
     // In a git work tree the store gets what got init gives it there.
-    if let Some(top) = got::locate::git_top(&cwd).filter(|t| t.join(".got") == dot_got) {
-        super::sync::init_in_work_tree(ctx, &top, &dot_got)?;
+    let work_tree = got::locate::git_top(&cwd).filter(|t| t.join(".got") == dot_got);
+    if let Some(top) = &work_tree {
+        super::sync::init_in_work_tree(ctx, top, &dot_got)?;
     }
+    let git_hint = if work_tree.is_some() {
+        "\nin git: the GoT system's files moved under .got/got-json, which .got/.gitignore leaves out; `git add -A .got && git commit -m \"got migrate\"` records that (got sync commits got's own files only)"
+    } else {
+        ""
+    };
     match outcome {
         Outcome::Migrated(r) => {
             let mut j = got_json_report_json(&r);
@@ -327,7 +333,7 @@ pub fn migrate(ctx: &Ctx, accept_bad_checksums: bool) -> CmdResult {
             j["originals"] = json!(originals);
             ctx.print(j, || {
                 format!(
-                    "migrated {} into a got store; the original files are in {}\n{}",
+                    "migrated {} into a got store; the original files are in {}\n{}{git_hint}",
                     dot_got.display(),
                     originals.display(),
                     got_json_report_text(&r, accept_bad_checksums)
