@@ -65,3 +65,32 @@ pub fn format_ms(ms: i64) -> String {
         t.year, t.month, t.day, t.hour, t.minute, t.second, t.milli
     )
 }
+
+/// The version of the JSON objects the task commands (and the server) print.
+pub const TASK_SCHEMA_VERSION: u32 = 1;
+
+/// A task as the CLI's `--json` and the server show it: its id, version, every
+/// property, and its times.
+pub fn task_json(e: &Entity) -> Json {
+    let mut m = Map::new();
+    m.insert("id".into(), json!(e.id));
+    m.insert("version".into(), json!(e.version));
+    for (k, v) in &e.props {
+        m.insert(k.clone(), to_json(v));
+    }
+    m.insert("created_at".into(), json!(e.created_at));
+    m.insert("updated_at".into(), json!(e.updated_at));
+    Json::Object(m)
+}
+
+/// `got blocked --json` and `GET /v1/blocked`.
+pub fn blocked_json(b: &crate::tasks::Blocked) -> Json {
+    json!({
+        "schema_version": TASK_SCHEMA_VERSION,
+        "blocked": b.by_hand.iter().map(task_json).collect::<Vec<_>>(),
+        "waiting": b.waiting.iter().map(|(t, open)| json!({
+            "task": task_json(t),
+            "waits_on": open.iter().map(|d| json!({"id": d.id, "status": crate::tasks::status(d)})).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}

@@ -76,6 +76,8 @@ pub mod locate;
 pub mod plans;
 pub mod query;
 pub mod ready;
+#[cfg(feature = "server")]
+pub mod server;
 mod store;
 pub mod sync;
 pub mod tasks;

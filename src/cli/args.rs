@@ -37,6 +37,22 @@ pub enum Command {
     /// Create a store: at the top of the main worktree in a git work tree, else in
     /// ./.got (unless --store or GOT_DIR says where).
     Init,
+    /// Serve the store over HTTP: a JSON API under /v1 (docs/server.md). A success
+    /// status only after the write is durable. The first line of output names the
+    /// address it listens on; SIGTERM stops it after the requests in flight.
+    #[cfg(feature = "server")]
+    #[command(
+        after_help = "Examples:\n  got serve                                  # http://127.0.0.1:4747\n  got serve --listen 127.0.0.1:0             # a free port, printed first\n  GOT_TOKEN=s3cret got serve --listen 0.0.0.0:4747\n  curl -X POST localhost:4747/v1/tasks -d '{\"title\": \"write the docs\"}'"
+    )]
+    Serve {
+        /// Address and port to listen on (port 0: a free one).
+        #[arg(long, default_value = "127.0.0.1:4747", value_name = "ADDR:PORT")]
+        listen: std::net::SocketAddr,
+        /// A file holding the token every request must send as `Authorization:
+        /// Bearer <token>` (else GOT_TOKEN); needed to listen beyond loopback.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+    },
     /// Turn the GoT system's JSON store in this project's .got into a got store,
     /// in place. The original files are kept byte for byte under .got/got-json;
     /// a crash leaves the original or the finished store, and running it again

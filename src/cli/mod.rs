@@ -4,6 +4,8 @@ mod args;
 mod board;
 mod commands;
 mod progress;
+#[cfg(feature = "server")]
+mod serve;
 mod sync;
 mod tasks;
 mod transfer;

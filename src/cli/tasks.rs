@@ -7,26 +7,16 @@
 use super::args::{TaskCmd, TaskFields};
 use super::commands::Ctx;
 use super::{exit, CmdResult, Failure};
-use got::json::{format_ms, to_json};
+use got::json::format_ms;
 use got::tasks::{self, NewTask, TaskFilter, TaskUpdate};
 use got::{Direction, Entity, Value};
-use serde_json::{json, Map, Value as Json};
+use serde_json::{json, Value as Json};
 use std::time::Duration;
 
 /// The version of the JSON objects the task commands print.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = got::json::TASK_SCHEMA_VERSION;
 
-pub fn task_json(e: &Entity) -> Json {
-    let mut m = Map::new();
-    m.insert("id".into(), json!(e.id));
-    m.insert("version".into(), json!(e.version));
-    for (k, v) in &e.props {
-        m.insert(k.clone(), to_json(v));
-    }
-    m.insert("created_at".into(), json!(e.created_at));
-    m.insert("updated_at".into(), json!(e.updated_at));
-    Json::Object(m)
-}
+pub use got::json::task_json;
 
 fn one(e: &Entity) -> Json {
     json!({"schema_version": SCHEMA_VERSION, "task": task_json(e)})
@@ -492,14 +482,7 @@ pub fn blocked(ctx: &Ctx) -> CmdResult {
         }
         return Ok(());
     }
-    let j = json!({
-        "schema_version": SCHEMA_VERSION,
-        "blocked": b.by_hand.iter().map(task_json).collect::<Vec<_>>(),
-        "waiting": b.waiting.iter().map(|(t, open)| json!({
-            "task": task_json(t),
-            "waits_on": open.iter().map(|d| json!({"id": d.id, "status": tasks::status(d)})).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-    });
+    let j = got::json::blocked_json(&b);
     ctx.print(j, || {
         let mut s = String::from("Blocked by hand:\n");
         if b.by_hand.is_empty() {

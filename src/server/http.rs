@@ -1,0 +1,651 @@
+//! `got serve`: the JSON API under `/v1` (docs/server.md), on axum and tokio.
+//!
+//! Every handler runs its library call on tokio's blocking pool, so many
+//! requests commit at once through the store's group commit (many requests,
+//! one fsync), and answers after the call returned: for a write, after its
+//! commit is durable. Errors are `{"error": {"code", "message"}}` with the
+//! status of their kind; a library panic is a 500, never a half-done write
+//! (a transaction that did not commit left nothing).
+
+use crate::json::{task_json, TASK_SCHEMA_VERSION};
+use crate::tasks::{self, NewTask, TaskFilter, TaskUpdate};
+use crate::{Entity, Error, Result, Store};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use axum::{Json, Router};
+use serde_json::{json, Map, Value as Json_};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How `got serve` runs.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    /// Every request must carry `Authorization: Bearer <token>`; required to
+    /// listen on anything but loopback.
+    pub token: Option<String>,
+    /// The acting agent when a request has no `X-Got-Agent`.
+    pub agent: String,
+    /// The largest request body (413 above).
+    pub max_body_bytes: usize,
+    /// Requests handled at once; more wait for a slot.
+    pub max_in_flight: usize,
+    /// A request not answered by then gets 503 (`timeout`).
+    pub request_timeout: Duration,
+}
+
+impl ServeOptions {
+    pub fn new(listen: SocketAddr, agent: String) -> ServeOptions {
+        ServeOptions {
+            listen,
+            token: None,
+            agent,
+            max_body_bytes: 1 << 20,
+            max_in_flight: 256,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why the server did not start.
+#[derive(Debug)]
+pub enum ServeError {
+    /// Listening beyond loopback without a token.
+    TokenNeeded(SocketAddr),
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServeError::TokenNeeded(a) => write!(
+                f,
+                "listening on {a} (not loopback) needs a token: set GOT_TOKEN or pass --token-file FILE"
+            ),
+            ServeError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+struct App {
+    store: Arc<Store>,
+    agent: String,
+    token: Option<Vec<u8>>,
+}
+
+type Shared = Arc<App>;
+
+/// An error response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        use crate::wal::Error as W;
+        let (status, code) = match &e {
+            _ if e.is_outcome_unknown() => (StatusCode::INTERNAL_SERVER_ERROR, "outcome_unknown"),
+            Error::NotFound(_) | Error::NotAStore { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Error::Invalid(_) | Error::AlreadyExists(_) | Error::ReadOnly => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
+            }
+            Error::Wal(W::FrameTooLarge { .. }) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            Error::Wal(W::Locked { .. }) => (StatusCode::SERVICE_UNAVAILABLE, "locked"),
+            _ if e.is_corruption() => (StatusCode::INTERNAL_SERVER_ERROR, "corrupt"),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "io"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+type ApiResult = std::result::Result<Response, ApiError>;
+
+/// Runs `f` on the blocking pool (it may wait for an fsync) and returns its
+/// result once it has returned.
+async fn blocking<T: Send + 'static>(
+    app: &Shared,
+    f: impl FnOnce(&Store) -> Result<T> + Send + 'static,
+) -> std::result::Result<T, ApiError> {
+    let store = app.store.clone();
+    match tokio::task::spawn_blocking(move || f(&store)).await {
+        Ok(r) => r.map_err(ApiError::from),
+        // A panic in the library: the transaction did not commit.
+        Err(_) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; the request's write did not happen",
+        )),
+    }
+}
+
+/// The acting agent: `X-Got-Agent`, else the server's.
+fn agent_of(app: &App, headers: &HeaderMap) -> std::result::Result<String, ApiError> {
+    match headers.get("x-got-agent") {
+        None => Ok(app.agent.clone()),
+        Some(v) => match v.to_str() {
+            Ok(a) if !a.trim().is_empty() => Ok(a.trim().to_string()),
+            _ => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "X-Got-Agent must be a non-empty visible ASCII name",
+            )),
+        },
+    }
+}
+
+/// A request body as a JSON object (an empty body is `{}`).
+fn body_object(
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> std::result::Result<Map<String, Json_>, ApiError> {
+    let bytes = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "the request body is over the limit (1 MiB)",
+            )
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_request", r.body_text())
+        }
+    })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Json_>(&bytes) {
+        Ok(Json_::Object(o)) => Ok(o),
+        Ok(_) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the body must be a JSON object",
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("the body is not JSON: {e}"),
+        )),
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", msg)
+}
+
+fn opt_str(o: &Map<String, Json_>, k: &str) -> std::result::Result<Option<String>, ApiError> {
+    match o.get(k) {
+        None | Some(Json_::Null) => Ok(None),
+        Some(Json_::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(invalid(format!("\"{k}\" must be a string"))),
+    }
+}
+
+fn str_list(o: &Map<String, Json_>, k: &str) -> std::result::Result<Vec<String>, ApiError> {
+    match o.get(k) {
+        None | Some(Json_::Null) => Ok(Vec::new()),
+        Some(Json_::Array(a)) => a
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| invalid(format!("\"{k}\" must be a list of strings")))
+            })
+            .collect(),
+        Some(_) => Err(invalid(format!("\"{k}\" must be a list of strings"))),
+    }
+}
+
+fn opt_f64(o: &Map<String, Json_>, k: &str) -> std::result::Result<Option<f64>, ApiError> {
+    match o.get(k) {
+        None | Some(Json_::Null) => Ok(None),
+        Some(v) => v
+            .as_f64()
+            .map(Some)
+            .ok_or_else(|| invalid(format!("\"{k}\" must be a number"))),
+    }
+}
+
+fn opt_bool(o: &Map<String, Json_>, k: &str) -> std::result::Result<bool, ApiError> {
+    match o.get(k) {
+        None | Some(Json_::Null) => Ok(false),
+        Some(Json_::Bool(b)) => Ok(*b),
+        Some(_) => Err(invalid(format!("\"{k}\" must be true or false"))),
+    }
+}
+
+/// Refuses keys a route does not know (a typo is an error, not a no-op).
+fn only(o: &Map<String, Json_>, keys: &[&str]) -> std::result::Result<(), ApiError> {
+    match o.keys().find(|k| !keys.contains(&k.as_str())) {
+        Some(k) => Err(invalid(format!(
+            "unknown field \"{k}\" (known: {})",
+            keys.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A claim's lease, as the CLI takes it: `"30m"`, `"2h"`, `"0"` (forever);
+/// one hour when not given.
+fn lease_of(o: &Map<String, Json_>) -> std::result::Result<Option<Duration>, ApiError> {
+    let d = match opt_str(o, "lease")? {
+        Some(s) => tasks::parse_duration(&s).map_err(invalid)?,
+        None => tasks::DEFAULT_LEASE,
+    };
+    Ok((!d.is_zero()).then_some(d))
+}
+
+fn one(status: StatusCode, t: &Entity) -> Response {
+    (
+        status,
+        Json(json!({"schema_version": TASK_SCHEMA_VERSION, "task": task_json(t)})),
+    )
+        .into_response()
+}
+
+fn many(ts: &[Entity], next_after: Option<&str>) -> Response {
+    let mut j = json!({
+        "schema_version": TASK_SCHEMA_VERSION,
+        "tasks": ts.iter().map(task_json).collect::<Vec<_>>(),
+    });
+    if let Some(a) = next_after {
+        j["next_after"] = json!(a);
+    }
+    Json(j).into_response()
+}
+
+async fn health(State(app): State<Shared>) -> Response {
+    Json(json!({
+        "status": "ok",
+        "store": app.store.dir(),
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+    .into_response()
+}
+
+async fn create_task(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let o = body_object(body)?;
+    only(
+        &o,
+        &[
+            "title",
+            "description",
+            "priority",
+            "category",
+            "labels",
+            "estimate_hours",
+            "depends_on",
+            "blocks",
+            "parent",
+            "part_of",
+        ],
+    )?;
+    let title = opt_str(&o, "title")?.ok_or_else(|| invalid("\"title\" is needed"))?;
+    let t = NewTask {
+        title,
+        description: opt_str(&o, "description")?,
+        priority: opt_str(&o, "priority")?,
+        category: opt_str(&o, "category")?,
+        labels: str_list(&o, "labels")?,
+        estimate_hours: opt_f64(&o, "estimate_hours")?,
+        depends_on: str_list(&o, "depends_on")?,
+        blocks: str_list(&o, "blocks")?,
+        parent: opt_str(&o, "parent")?,
+        part_of: str_list(&o, "part_of")?,
+    };
+    let agent = agent_of(&app, &headers)?;
+    let e = blocking(&app, move |s| tasks::create(s, &agent, &t)).await?;
+    Ok(one(StatusCode::CREATED, &e))
+}
+
+async fn show_task(State(app): State<Shared>, Path(id): Path<String>) -> ApiResult {
+    let e = blocking(&app, move |s| tasks::get(&mut s.begin()?, &id)).await?;
+    Ok(one(StatusCode::OK, &e))
+}
+
+async fn list_tasks(
+    State(app): State<Shared>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> ApiResult {
+    let mut f = TaskFilter::default();
+    for (k, v) in q {
+        match k.as_str() {
+            "status" => f.status.push(v),
+            "priority" => f.priority.push(v),
+            "label" => f.label.push(v),
+            "category" => f.category = Some(v),
+            "assignee" => f.assignee = Some(v),
+            "after" => f.after = Some(v),
+            "limit" => {
+                let n = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=10_000).contains(n))
+                    .ok_or_else(|| invalid("\"limit\" must be a number from 1 to 10000"))?;
+                f.limit = Some(n);
+            }
+            other => {
+                return Err(invalid(format!(
+                    "unknown query parameter \"{other}\" (known: status, priority, label, category, assignee, limit, after)"
+                )))
+            }
+        }
+    }
+    let limit = f.limit.unwrap_or(100);
+    f.limit = Some(limit);
+    tasks::check_filter(&f)?;
+    let ts = blocking(&app, move |s| tasks::list(&mut s.begin()?, &f)).await?;
+    let next = (ts.len() == limit)
+        .then(|| ts.last().map(|t| t.id.clone()))
+        .flatten();
+    Ok(many(&ts, next.as_deref()))
+}
+
+async fn update_task(
+    State(app): State<Shared>,
+    Path(id): Path<String>,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let o = body_object(body)?;
+    only(
+        &o,
+        &[
+            "title",
+            "description",
+            "priority",
+            "category",
+            "add_labels",
+            "remove_labels",
+            "estimate_hours",
+            "if_version",
+        ],
+    )?;
+    let if_version = match o.get("if_version") {
+        None | Some(Json_::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .ok_or_else(|| invalid("\"if_version\" must be a version number"))?,
+        ),
+    };
+    let u = TaskUpdate {
+        title: opt_str(&o, "title")?,
+        description: opt_str(&o, "description")?,
+        priority: opt_str(&o, "priority")?,
+        category: opt_str(&o, "category")?,
+        add_labels: str_list(&o, "add_labels")?,
+        remove_labels: str_list(&o, "remove_labels")?,
+        estimate_hours: opt_f64(&o, "estimate_hours")?,
+        if_version,
+    };
+    let e = blocking(&app, move |s| tasks::update(s, &id, &u)).await?;
+    Ok(one(StatusCode::OK, &e))
+}
+
+/// `POST /v1/tasks/{id}/{action}`.
+async fn task_action(
+    State(app): State<Shared>,
+    Path((id, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let o = body_object(body)?;
+    let agent = agent_of(&app, &headers)?;
+    let e = match action.as_str() {
+        "claim" => {
+            only(&o, &["lease"])?;
+            let lease = lease_of(&o)?;
+            blocking(&app, move |s| tasks::claim(s, &id, &agent, lease)).await?
+        }
+        "release" => {
+            only(&o, &["force"])?;
+            let force = opt_bool(&o, "force")?;
+            blocking(&app, move |s| tasks::release(s, &id, &agent, force)).await?
+        }
+        "start" => {
+            only(&o, &[])?;
+            blocking(&app, move |s| tasks::start(s, &id, &agent)).await?
+        }
+        "complete" => {
+            only(&o, &["retrospective"])?;
+            let r = opt_str(&o, "retrospective")?;
+            blocking(&app, move |s| tasks::complete(s, &id, &agent, r.as_deref())).await?
+        }
+        "block" => {
+            only(&o, &["reason"])?;
+            let reason = opt_str(&o, "reason")?.ok_or_else(|| invalid("\"reason\" is needed"))?;
+            blocking(&app, move |s| tasks::block(s, &id, &reason)).await?
+        }
+        "unblock" => {
+            only(&o, &[])?;
+            blocking(&app, move |s| tasks::unblock(s, &id)).await?
+        }
+        "note" => {
+            only(&o, &["text"])?;
+            let text = opt_str(&o, "text")?.ok_or_else(|| invalid("\"text\" is needed"))?;
+            blocking(&app, move |s| tasks::note(s, &id, &agent, &text)).await?
+        }
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!(
+                    "no route POST /v1/tasks/{{id}}/{other} (known: claim, release, start, complete, block, unblock, note)"
+                ),
+            ))
+        }
+    };
+    Ok(one(StatusCode::OK, &e))
+}
+
+async fn next_task(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let o = body_object(body)?;
+    only(&o, &["lease"])?;
+    let claim = match q.get("claim").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => return Err(invalid(format!("claim must be true or false, got {v:?}"))),
+    };
+    let agent = agent_of(&app, &headers)?;
+    let lease = lease_of(&o)?;
+    let t = if claim {
+        blocking(&app, move |s| tasks::next_claim(s, &agent, lease)).await?
+    } else {
+        blocking(&app, tasks::next).await?
+    };
+    match t {
+        Some(t) => Ok(one(StatusCode::OK, &t)),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no ready task",
+        )),
+    }
+}
+
+async fn ready(State(app): State<Shared>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+    let limit = match q.get("limit") {
+        None => 20,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| invalid("\"limit\" must be a number from 1 to 10000"))?,
+    };
+    let ts = blocking(&app, move |s| {
+        crate::ready::ready(&mut s.begin()?, Some(limit))
+    })
+    .await?;
+    Ok(many(&ts, None))
+}
+
+async fn blocked(State(app): State<Shared>) -> ApiResult {
+    let b = blocking(&app, |s| tasks::blocked(&mut s.begin()?)).await?;
+    Ok(Json(crate::json::blocked_json(&b)).into_response())
+}
+
+async fn export(State(app): State<Shared>) -> ApiResult {
+    let bytes = blocking(&app, |s| {
+        let mut out = Vec::new();
+        crate::transfer::export(s, &mut out)?;
+        Ok(out)
+    })
+    .await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        bytes,
+    )
+        .into_response())
+}
+
+async fn no_route(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route {} {}", req.method(), req.uri().path()),
+    )
+}
+
+/// Compares in time that depends only on the lengths, not on where the bytes
+/// differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn authorize(State(app): State<Shared>, req: Request, next: Next) -> Response {
+    if let Some(token) = &app.token {
+        let given = req
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let ok = given.is_some_and(|g| same_secret(g.trim().as_bytes(), token));
+        if !ok {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a missing or wrong token: send Authorization: Bearer <token>",
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// The routes, for a store already open.
+fn router(app: Shared, opts: &ServeOptions) -> Router {
+    use tower::ServiceBuilder;
+    let timeout = opts.request_timeout;
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/tasks", post(create_task).get(list_tasks))
+        .route("/v1/tasks/{id}", get(show_task).merge(patch(update_task)))
+        .route("/v1/tasks/{id}/{action}", post(task_action))
+        .route("/v1/next", post(next_task))
+        .route("/v1/ready", get(ready))
+        .route("/v1/blocked", get(blocked))
+        .route("/v1/export", get(export))
+        .fallback(no_route)
+        .layer(axum::middleware::from_fn_with_state(app.clone(), authorize))
+        .layer(DefaultBodyLimit::max(opts.max_body_bytes))
+        .layer(
+            ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(
+                    |_: tower::BoxError| async {
+                        ApiError::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "timeout",
+                            "the request took too long; a write it made may have happened — check before retrying",
+                        )
+                    },
+                ))
+                .timeout(timeout)
+                .concurrency_limit(opts.max_in_flight),
+        )
+        .with_state(app)
+}
+
+/// Serves `store` until SIGTERM or SIGINT: stops accepting, finishes the
+/// requests in flight, returns. `listening(addr)` is called once the socket is
+/// bound (with the port chosen, for port 0).
+pub fn serve(
+    store: Store,
+    opts: ServeOptions,
+    listening: impl FnOnce(SocketAddr),
+) -> std::result::Result<(), ServeError> {
+    if opts.token.is_none() && !opts.listen.ip().is_loopback() {
+        return Err(ServeError::TokenNeeded(opts.listen));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(ServeError::Io)?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(opts.listen)
+            .await
+            .map_err(ServeError::Io)?;
+        let addr = listener.local_addr().map_err(ServeError::Io)?;
+        let app = Arc::new(App {
+            store: Arc::new(store),
+            agent: opts.agent.clone(),
+            token: opts.token.clone().map(String::into_bytes),
+        });
+        let routes = router(app, &opts);
+        listening(addr);
+        axum::serve(listener, routes)
+            .with_graceful_shutdown(stop_signal())
+            .await
+            .map_err(ServeError::Io)
+    })
+}
+
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the server runs until killed.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
