@@ -158,7 +158,6 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Migrate {
             accept_bad_checksums,
         } => super::transfer::migrate(&ctx, accept_bad_checksums),
-        #[cfg(feature = "server")]
         Command::Serve { listen, token_file } => super::serve::serve(&ctx, listen, token_file),
         Command::Demo { threads } => demo(&ctx, threads),
         Command::Entity(c) => entity(&ctx, c),

@@ -4,7 +4,6 @@ mod args;
 mod board;
 mod commands;
 mod progress;
-#[cfg(feature = "server")]
 mod serve;
 mod sync;
 mod tasks;

@@ -1,33 +1,40 @@
-//! `got serve`.
+//! `got serve`: finds the store and the agent as every command does, then runs
+//! `got-server` (installed beside `got`) in this process's place, so that the
+//! `got` binary carries no server code (docs/server.md, "Two binaries").
 
 use super::commands::Ctx;
 use super::{exit, CmdResult, Failure};
-use got::server::http::{self, ServeError, ServeOptions};
-use std::io::Write;
 use std::path::PathBuf;
 
 pub fn serve(ctx: &Ctx, listen: std::net::SocketAddr, token_file: Option<PathBuf>) -> CmdResult {
-    let token = match token_file {
-        Some(f) => {
-            let t = std::fs::read_to_string(&f).map_err(|e| {
-                Failure::new("io", exit::ERROR, format!("reading {}: {e}", f.display()))
-            })?;
-            Some(t.trim().to_string())
-        }
-        None => std::env::var("GOT_TOKEN")
-            .ok()
-            .map(|t| t.trim().to_string()),
+    use std::os::unix::process::CommandExt;
+    let located = ctx.locate()?;
+    // The same checks as every command that opens the store (a GoT JSON
+    // store, no store at all), before the server starts.
+    drop(ctx.open()?);
+    let dir = std::fs::canonicalize(&located.dir).unwrap_or(located.dir);
+    let me = std::env::current_exe()
+        .map_err(|e| Failure::new("io", exit::ERROR, format!("finding got itself: {e}")))?;
+    let server = me.with_file_name("got-server");
+    let mut cmd = std::process::Command::new(&server);
+    cmd.arg("serve")
+        .arg("--store")
+        .arg(&dir)
+        .arg("--agent")
+        .arg(ctx.agent())
+        .arg("--listen")
+        .arg(listen.to_string());
+    if let Some(f) = token_file {
+        cmd.arg("--token-file").arg(f);
     }
-    .filter(|t| !t.is_empty());
-    let store = ctx.open()?;
-    let mut opts = ServeOptions::new(listen, ctx.agent());
-    opts.token = token;
-    http::serve(store, opts, |addr| {
-        println!("listening on http://{addr}");
-        let _ = std::io::stdout().flush();
-    })
-    .map_err(|e| match e {
-        ServeError::TokenNeeded(_) => Failure::new("usage", exit::USAGE, e.to_string()),
-        ServeError::Io(_) => Failure::new("io", exit::ERROR, format!("serving: {e}")),
-    })
+    // Only returns when the exec failed.
+    let e = cmd.exec();
+    Err(Failure::new(
+        "io",
+        exit::ERROR,
+        format!(
+            "got serve runs {}, which could not be started: {e} (it is built and installed with got: cargo install --path . installs both)",
+            server.display()
+        ),
+    ))
 }

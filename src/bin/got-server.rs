@@ -1,0 +1,79 @@
+//! `got-server`: the servers of got, in their own binary so that the `got`
+//! binary carries no runtime or HTTP code. `got serve` finds the store and
+//! the agent, then runs `got-server serve --store DIR --agent NAME --listen
+//! ADDR [--token-file FILE]` in its place; run it directly only as `got serve`
+//! would.
+
+use got::server::http::{self, ServeError, ServeOptions};
+use std::io::Write;
+use std::path::PathBuf;
+
+fn fail(code: i32, msg: impl std::fmt::Display) -> ! {
+    eprintln!("got: {msg}");
+    std::process::exit(code);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) != Some("serve") {
+        fail(
+            2,
+            "got-server is run by `got serve`: see `got serve --help`",
+        );
+    }
+    let (mut store, mut agent, mut listen, mut token_file) = (None, None, None, None);
+    let mut it = args[1..].iter();
+    while let Some(a) = it.next() {
+        let v = it
+            .next()
+            .unwrap_or_else(|| fail(2, format!("{a} needs a value")));
+        match a.as_str() {
+            "--store" => store = Some(PathBuf::from(v)),
+            "--agent" => agent = Some(v.clone()),
+            "--listen" => {
+                listen = Some(
+                    v.parse()
+                        .unwrap_or_else(|_| fail(2, format!("--listen {v:?}: not ADDR:PORT"))),
+                )
+            }
+            "--token-file" => token_file = Some(PathBuf::from(v)),
+            _ => fail(2, format!("unknown argument {a}")),
+        }
+    }
+    let (Some(store), Some(agent), Some(listen)) = (store, agent, listen) else {
+        fail(2, "got-server serve needs --store, --agent and --listen");
+    };
+    let token = match token_file {
+        Some(f) => Some(
+            std::fs::read_to_string(&f)
+                .unwrap_or_else(|e| fail(1, format!("reading {}: {e}", f.display())))
+                .trim()
+                .to_string(),
+        ),
+        None => std::env::var("GOT_TOKEN")
+            .ok()
+            .map(|t| t.trim().to_string()),
+    }
+    .filter(|t| !t.is_empty());
+    let mut opts = ServeOptions::new(listen, agent);
+    opts.token = token;
+    // Refused before the store is opened (no lock taken, nothing replayed).
+    if opts.token.is_none() && !listen.ip().is_loopback() {
+        fail(2, ServeError::TokenNeeded(listen));
+    }
+    let options = got::Options {
+        actor: Some(opts.agent.clone()),
+        ..got::Options::default()
+    };
+    let store = got::Store::open(&store, options)
+        .unwrap_or_else(|e| fail(1, format!("opening {}: {e}", store.display())));
+    let r = http::serve(store, opts, |addr| {
+        println!("listening on http://{addr}");
+        let _ = std::io::stdout().flush();
+    });
+    match r {
+        Ok(()) => {}
+        Err(e @ ServeError::TokenNeeded(_)) => fail(2, e),
+        Err(e) => fail(1, format!("serving: {e}")),
+    }
+}
