@@ -525,3 +525,85 @@ fn sigterm_finishes_the_request_in_flight_and_exits_0() {
     let id = r.body["task"]["id"].as_str().unwrap();
     ok(got_as(&store, "a", &["task", "show", id]));
 }
+
+#[test]
+fn handoffs_and_decisions_work_as_in_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = new_store(tmp.path());
+    let srv = Server::start(&store, &[], &[]);
+    let a = srv.addr;
+    let as_ = |agent: &'static str| [("X-Got-Agent", agent)];
+    let r = http(
+        a,
+        "POST",
+        "/v1/tasks",
+        Some(json!({"title": "the wal tail"})),
+    );
+    let task = r.body["task"]["id"].as_str().unwrap().to_string();
+    let r = call(
+        a,
+        "POST",
+        "/v1/handoffs",
+        Some(json!({"task": task, "to": "bo", "instructions": "finish the tests", "context": {"branch": "wal-tail"}})),
+        &as_("ana"),
+    )
+    .unwrap();
+    assert_eq!(r.status, 201, "{r:?}");
+    let h = r.body["handoff"]["id"].as_str().unwrap().to_string();
+    assert_eq!(r.body["handoff"]["from"], "ana");
+    assert_eq!(r.body["handoff"]["context"]["branch"], "wal-tail");
+    let cli: Value =
+        serde_json::from_str(&ok(got_as(&store, "a", &["--json", "handoff", "show", &h]))).unwrap();
+    let r = http(a, "GET", &format!("/v1/handoffs/{h}"), None);
+    assert_eq!(r.body["handoff"], cli["handoff"], "the CLI's JSON");
+    let r = http(a, "GET", "/v1/handoffs?to=bo&status=initiated", None);
+    assert_eq!(r.body["handoffs"][0]["id"], h.as_str(), "{r:?}");
+    // Only the target agent moves it.
+    let act = |act: &str| format!("/v1/handoffs/{h}/{act}");
+    let r = call(a, "POST", &act("accept"), None, &as_("cy")).unwrap();
+    assert_eq!((r.status, error_code(&r)), (422, "invalid"), "{r:?}");
+    let r = call(a, "POST", &act("accept"), None, &as_("bo")).unwrap();
+    assert_eq!(r.body["handoff"]["status"], "accepted", "{r:?}");
+    let r = call(
+        a,
+        "POST",
+        &act("complete"),
+        Some(json!({"result": {"summary": "done"}, "artifacts": ["tests/wal.rs"]})),
+        &as_("bo"),
+    )
+    .unwrap();
+    assert_eq!(r.body["handoff"]["status"], "completed", "{r:?}");
+    assert_eq!(r.body["handoff"]["result"]["summary"], "done");
+    let r = call(
+        a,
+        "POST",
+        &act("reject"),
+        Some(json!({"reason": "late"})),
+        &as_("bo"),
+    )
+    .unwrap();
+    assert_eq!(
+        r.status, 422,
+        "a completed handoff cannot be rejected: {r:?}"
+    );
+    let r = http(a, "POST", "/v1/handoffs", Some(json!({"task": task})));
+    assert_eq!((r.status, error_code(&r)), (422, "invalid"), "{r:?}");
+
+    let r = call(
+        a,
+        "POST",
+        "/v1/decisions",
+        Some(json!({"title": "Cut at the last intact frame", "rationale": "no guessing", "alternatives": ["refuse to open"], "affects": [task]})),
+        &as_("ana"),
+    )
+    .unwrap();
+    assert_eq!(r.status, 201, "{r:?}");
+    let d = r.body["decision"]["id"].as_str().unwrap().to_string();
+    assert_eq!(r.body["decision"]["decided_by"], "ana");
+    let r = http(a, "GET", &format!("/v1/decisions/{d}"), None);
+    assert_eq!(r.body["affects"], json!([task]), "{r:?}");
+    let r = http(a, "GET", "/v1/decisions?limit=5", None);
+    assert_eq!(r.body["decisions"][0]["id"], d.as_str(), "{r:?}");
+    let r = http(a, "GET", "/v1/decisions/D-nosuchone", None);
+    assert_eq!((r.status, error_code(&r)), (404, "not_found"), "{r:?}");
+}

@@ -531,6 +531,191 @@ async fn export(State(app): State<Shared>) -> ApiResult {
         .into_response())
 }
 
+fn keyed(status: StatusCode, key: &str, e: &Entity) -> Response {
+    (
+        status,
+        Json(json!({"schema_version": TASK_SCHEMA_VERSION, key: task_json(e)})),
+    )
+        .into_response()
+}
+
+fn keyed_many(key: &str, es: &[Entity]) -> Response {
+    Json(json!({
+        "schema_version": TASK_SCHEMA_VERSION,
+        key: es.iter().map(task_json).collect::<Vec<_>>(),
+    }))
+    .into_response()
+}
+
+/// A JSON object argument (`context`, `result`) as a property value.
+fn opt_object(
+    o: &Map<String, Json_>,
+    k: &str,
+) -> std::result::Result<Option<crate::Value>, ApiError> {
+    match o.get(k) {
+        None | Some(Json_::Null) => Ok(None),
+        Some(v @ Json_::Object(_)) => Ok(Some(crate::json::from_json(v))),
+        Some(_) => Err(invalid(format!("\"{k}\" must be a JSON object"))),
+    }
+}
+
+fn limit_of(q: &HashMap<String, String>, default: usize) -> std::result::Result<usize, ApiError> {
+    match q.get("limit") {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| invalid("\"limit\" must be a number from 1 to 10000")),
+    }
+}
+
+async fn create_handoff(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let o = body_object(body)?;
+    only(&o, &["task", "to", "instructions", "context"])?;
+    let task = opt_str(&o, "task")?.ok_or_else(|| invalid("\"task\" is needed"))?;
+    let to = opt_str(&o, "to")?.ok_or_else(|| invalid("\"to\" is needed"))?;
+    let instructions = opt_str(&o, "instructions")?.unwrap_or_default();
+    let context = opt_object(&o, "context")?;
+    let from = agent_of(&app, &headers)?;
+    let h = blocking(&app, move |s| {
+        crate::handoffs::initiate(s, &task, &from, &to, &instructions, context)
+    })
+    .await?;
+    Ok(keyed(StatusCode::CREATED, "handoff", &h))
+}
+
+async fn list_handoffs(
+    State(app): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    if let Some(k) = q
+        .keys()
+        .find(|k| !["status", "to", "limit"].contains(&k.as_str()))
+    {
+        return Err(invalid(format!(
+            "unknown query parameter \"{k}\" (known: status, to, limit)"
+        )));
+    }
+    let limit = limit_of(&q, 100)?;
+    let (status, to) = (q.get("status").cloned(), q.get("to").cloned());
+    let hs = blocking(&app, move |s| {
+        crate::handoffs::list(
+            &mut s.begin()?,
+            status.as_deref(),
+            to.as_deref(),
+            Some(limit),
+        )
+    })
+    .await?;
+    Ok(keyed_many("handoffs", &hs))
+}
+
+async fn show_handoff(State(app): State<Shared>, Path(id): Path<String>) -> ApiResult {
+    let h = blocking(&app, move |s| crate::handoffs::get(&mut s.begin()?, &id)).await?;
+    Ok(keyed(StatusCode::OK, "handoff", &h))
+}
+
+/// `POST /v1/handoffs/{id}/{accept|complete|reject}`: only the target agent.
+async fn handoff_action(
+    State(app): State<Shared>,
+    Path((id, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let o = body_object(body)?;
+    let agent = agent_of(&app, &headers)?;
+    let h = match action.as_str() {
+        "accept" => {
+            only(&o, &[])?;
+            blocking(&app, move |s| crate::handoffs::accept(s, &id, &agent)).await?
+        }
+        "complete" => {
+            only(&o, &["result", "artifacts"])?;
+            let result = opt_object(&o, "result")?;
+            let artifacts = str_list(&o, "artifacts")?;
+            blocking(&app, move |s| {
+                crate::handoffs::complete(s, &id, &agent, result, &artifacts)
+            })
+            .await?
+        }
+        "reject" => {
+            only(&o, &["reason"])?;
+            let reason = opt_str(&o, "reason")?.ok_or_else(|| invalid("\"reason\" is needed"))?;
+            blocking(&app, move |s| {
+                crate::handoffs::reject(s, &id, &agent, &reason)
+            })
+            .await?
+        }
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!(
+                    "no route POST /v1/handoffs/{{id}}/{other} (known: accept, complete, reject)"
+                ),
+            ))
+        }
+    };
+    Ok(keyed(StatusCode::OK, "handoff", &h))
+}
+
+async fn create_decision(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let o = body_object(body)?;
+    only(&o, &["title", "rationale", "alternatives", "affects"])?;
+    let title = opt_str(&o, "title")?.ok_or_else(|| invalid("\"title\" is needed"))?;
+    let rationale = opt_str(&o, "rationale")?.unwrap_or_default();
+    let alternatives = str_list(&o, "alternatives")?;
+    let affects = str_list(&o, "affects")?;
+    let agent = agent_of(&app, &headers)?;
+    let d = blocking(&app, move |s| {
+        crate::decisions::log(s, &agent, &title, &rationale, &alternatives, &affects)
+    })
+    .await?;
+    Ok(keyed(StatusCode::CREATED, "decision", &d))
+}
+
+async fn list_decisions(
+    State(app): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    if let Some(k) = q.keys().find(|k| k.as_str() != "limit") {
+        return Err(invalid(format!(
+            "unknown query parameter \"{k}\" (known: limit)"
+        )));
+    }
+    let limit = limit_of(&q, 20)?;
+    let ds = blocking(&app, move |s| {
+        crate::decisions::list(&mut s.begin()?, Some(limit))
+    })
+    .await?;
+    Ok(keyed_many("decisions", &ds))
+}
+
+async fn show_decision(State(app): State<Shared>, Path(id): Path<String>) -> ApiResult {
+    let (d, affects) = blocking(&app, move |s| {
+        let mut tx = s.begin()?;
+        let d = crate::decisions::get(&mut tx, &id)?;
+        let a = crate::decisions::affected(&mut tx, &d.id)?;
+        Ok((d, a))
+    })
+    .await?;
+    Ok(Json(json!({
+        "schema_version": TASK_SCHEMA_VERSION,
+        "decision": task_json(&d),
+        "affects": affects,
+    }))
+    .into_response())
+}
+
 async fn no_route(req: Request) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -581,6 +766,11 @@ fn router(app: Shared, opts: &ServeOptions) -> Router {
         .route("/v1/ready", get(ready))
         .route("/v1/blocked", get(blocked))
         .route("/v1/export", get(export))
+        .route("/v1/handoffs", post(create_handoff).get(list_handoffs))
+        .route("/v1/handoffs/{id}", get(show_handoff))
+        .route("/v1/handoffs/{id}/{action}", post(handoff_action))
+        .route("/v1/decisions", post(create_decision).get(list_decisions))
+        .route("/v1/decisions/{id}", get(show_decision))
         .fallback(no_route)
         .layer(axum::middleware::from_fn_with_state(app.clone(), authorize))
         .layer(DefaultBodyLimit::max(opts.max_body_bytes))
