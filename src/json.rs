@@ -94,3 +94,55 @@ pub fn blocked_json(b: &crate::tasks::Blocked) -> Json {
         })).collect::<Vec<_>>(),
     })
 }
+
+/// A sprint's or epic's progress.
+pub fn progress_json(p: &crate::plans::Progress) -> Json {
+    json!({"tasks": p.tasks, "completed": p.completed, "in_progress": p.in_progress,
+           "blocked": p.blocked, "pending": p.pending, "percent": p.percent()})
+}
+
+/// `got sprint list --json` / `got epic list --json` (`key`: `sprints`,
+/// `epics`): each group with its progress.
+pub fn groups_json(key: &str, rows: &[(Entity, crate::plans::Progress)]) -> Json {
+    json!({"schema_version": TASK_SCHEMA_VERSION, key: rows.iter().map(|(g, p)| {
+        let mut j = task_json(g);
+        j["progress"] = progress_json(p);
+        j
+    }).collect::<Vec<_>>()})
+}
+
+/// `got sprint show --json` / `got epic show --json` (`key`: `sprint`,
+/// `epic`): the group, its members in brief, its progress.
+pub fn group_json(key: &str, g: &Entity, members: &[Entity], p: &crate::plans::Progress) -> Json {
+    let s = |e: &Entity, k: &str| e.props.get(k).and_then(Value::as_str).map(str::to_string);
+    let brief: Vec<Json> = members
+        .iter()
+        .map(|m| json!({"id": m.id, "kind": m.kind, "status": s(m, "status"), "title": s(m, "title")}))
+        .collect();
+    json!({"schema_version": TASK_SCHEMA_VERSION, key: task_json(g), "members": brief, "progress": progress_json(p)})
+}
+
+/// `got task show --json` and `GET /v1/tasks/{id}`.
+pub fn task_view_json(v: &crate::tasks::TaskView) -> Json {
+    let title = |e: &Entity| {
+        e.props
+            .get("title")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let brief = |ts: &[Entity]| -> Vec<Json> {
+        ts.iter()
+            .map(|d| json!({"id": d.id, "status": crate::tasks::status(d), "title": title(d)}))
+            .collect()
+    };
+    json!({
+        "schema_version": TASK_SCHEMA_VERSION,
+        "task": task_json(&v.task),
+        "depends_on": brief(&v.depends_on),
+        "dependents": brief(&v.dependents),
+        "handoffs": v.handoffs.iter().map(|h| json!({"id": h.id, "status": crate::handoffs::status(h),
+            "from": crate::tasks::prop_str(h, "from"), "to": crate::tasks::prop_str(h, "to")})).collect::<Vec<_>>(),
+        "decisions": v.decisions.iter().map(|d| json!({"id": d.id, "title": title(d)})).collect::<Vec<_>>(),
+        "history_count": v.history_count,
+    })
+}

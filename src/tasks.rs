@@ -919,3 +919,43 @@ mod tests {
         }
     }
 }
+
+/// A task with what `got task show` shows around it.
+#[derive(Clone, Debug)]
+pub struct TaskView {
+    pub task: Entity,
+    /// The tasks it waits on, and those that wait on it.
+    pub depends_on: Vec<Entity>,
+    pub dependents: Vec<Entity>,
+    pub handoffs: Vec<Entity>,
+    /// Decisions that affect it.
+    pub decisions: Vec<Entity>,
+    /// How many versions its history holds.
+    pub history_count: usize,
+}
+
+/// The task `id` (a unique prefix will do) and its relations, in one snapshot.
+pub fn view(store: &Store, id: &str) -> Result<TaskView> {
+    let mut tx = store.begin()?;
+    let t = get(&mut tx, id)?;
+    let mut depends_on = Vec::new();
+    for e in tx.edges(&t.id, crate::Direction::Out, Some(DEPENDS_ON))? {
+        depends_on.extend(tx.get(&e.to)?);
+    }
+    let mut dependents = Vec::new();
+    for e in tx.edges(&t.id, crate::Direction::In, Some(DEPENDS_ON))? {
+        dependents.extend(tx.get(&e.from)?);
+    }
+    let handoffs = crate::handoffs::of_task(&mut tx, &t.id)?;
+    let decisions = crate::decisions::why(&mut tx, &t.id)?;
+    drop(tx);
+    let history_count = store.history(&t.id)?.len();
+    Ok(TaskView {
+        task: t,
+        depends_on,
+        dependents,
+        handoffs,
+        decisions,
+        history_count,
+    })
+}

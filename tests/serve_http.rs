@@ -185,7 +185,8 @@ fn every_route_answers_with_the_cli_shapes_and_errors_as_json() {
     .unwrap();
     let r = http(a, "GET", &format!("/v1/tasks/{first}"), None);
     assert_eq!(r.status, 200);
-    assert_eq!(r.body["task"], cli["task"], "the CLI's task JSON");
+    assert_eq!(r.body, cli, "the CLI's task show JSON, relations included");
+    assert_eq!(r.body["dependents"][0]["id"], second.as_str(), "{r:?}");
 
     // Lists, filtered and paged.
     let r = http(a, "GET", "/v1/tasks?label=docs", None);
@@ -606,4 +607,73 @@ fn handoffs_and_decisions_work_as_in_the_cli() {
     assert_eq!(r.body["decisions"][0]["id"], d.as_str(), "{r:?}");
     let r = http(a, "GET", "/v1/decisions/D-nosuchone", None);
     assert_eq!((r.status, error_code(&r)), (404, "not_found"), "{r:?}");
+}
+
+#[test]
+fn sprints_and_epics_work_as_in_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = new_store(tmp.path());
+    let srv = Server::start(&store, &[], &[]);
+    let a = srv.addr;
+    let r = http(
+        a,
+        "POST",
+        "/v1/epics",
+        Some(json!({"title": "Storage", "phases": ["wal", "runs"]})),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let epic = r.body["epic"]["id"].as_str().unwrap().to_string();
+    let r = http(
+        a,
+        "POST",
+        "/v1/sprints",
+        Some(json!({"title": "Sprint 1", "epic": epic, "goals": ["cut the tail", "test it"]})),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let sprint = r.body["sprint"]["id"].as_str().unwrap().to_string();
+    assert_eq!(r.body["sprint"]["epic"], epic.as_str());
+    let t = http(a, "POST", "/v1/tasks", Some(json!({"title": "cut"})));
+    let task = t.body["task"]["id"].as_str().unwrap().to_string();
+    let act = |x: &str| format!("/v1/sprints/{sprint}/{x}");
+    let r = http(a, "POST", &act("add"), Some(json!({"task": task})));
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = http(a, "POST", &act("complete_goal"), Some(json!({"n": 1})));
+    assert_eq!(r.body["sprint"]["goals"][0]["done"], true, "{r:?}");
+    let r = http(
+        a,
+        "POST",
+        &act("goal"),
+        Some(json!({"description": "ship"})),
+    );
+    assert_eq!(
+        r.body["sprint"]["goals"].as_array().unwrap().len(),
+        3,
+        "{r:?}"
+    );
+    let r = http(a, "POST", &act("start"), None);
+    assert_eq!(r.body["sprint"]["status"], "in_progress", "{r:?}");
+    let r = call(a, "POST", &act("claim"), None, &[("X-Got-Agent", "bo")]).unwrap();
+    assert_eq!(r.body["sprint"]["claimed_by"], "bo", "{r:?}");
+    let r = http(a, "POST", &act("fly"), None);
+    assert_eq!((r.status, error_code(&r)), (404, "not_found"), "{r:?}");
+    // The CLI's JSON for show and list.
+    for (path, args) in [
+        (
+            format!("/v1/sprints/{sprint}"),
+            vec!["--json", "sprint", "show", &sprint],
+        ),
+        (
+            format!("/v1/epics/{epic}"),
+            vec!["--json", "epic", "show", &epic],
+        ),
+        ("/v1/sprints".to_string(), vec!["--json", "sprint", "list"]),
+        ("/v1/epics".to_string(), vec!["--json", "epic", "list"]),
+    ] {
+        let cli: Value = serde_json::from_str(&ok(got_as(&store, "a", &args))).unwrap();
+        let r = http(a, "GET", &path, None);
+        assert_eq!(r.body, cli, "{path}");
+    }
+    let r = http(a, "GET", &format!("/v1/sprints/{sprint}"), None);
+    assert_eq!(r.body["members"][0]["id"], task.as_str(), "{r:?}");
+    assert_eq!(r.body["progress"]["tasks"], 1);
 }

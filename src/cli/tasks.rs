@@ -9,7 +9,7 @@ use super::commands::Ctx;
 use super::{exit, CmdResult, Failure};
 use got::json::format_ms;
 use got::tasks::{self, NewTask, TaskFilter, TaskUpdate};
-use got::{Direction, Entity, Value};
+use got::{Entity, Value};
 use serde_json::{json, Value as Json};
 use std::time::Duration;
 
@@ -354,43 +354,20 @@ fn has_label(t: &Entity, l: &str) -> bool {
 
 fn show(ctx: &Ctx, id: &str) -> CmdResult {
     let store = ctx.open_read_only()?;
-    let mut tx = store.begin()?;
-    let t = tasks::get(&mut tx, id)?;
-    let mut deps = Vec::new();
-    for e in tx.edges(&t.id, Direction::Out, Some(tasks::DEPENDS_ON))? {
-        if let Some(d) = tx.get(&e.to)? {
-            deps.push(d);
-        }
-    }
-    let mut dependents = Vec::new();
-    for e in tx.edges(&t.id, Direction::In, Some(tasks::DEPENDS_ON))? {
-        if let Some(d) = tx.get(&e.from)? {
-            dependents.push(d);
-        }
-    }
-    let hands = got::handoffs::of_task(&mut tx, &t.id)?;
-    let decided = got::decisions::why(&mut tx, &t.id)?;
-    drop(tx);
-    let history = store.history(&t.id)?.len();
+    let v = tasks::view(&store, id)?;
     if ctx.quiet {
-        println!("{}", t.id);
+        println!("{}", v.task.id);
         return Ok(());
     }
-    let brief = |ts: &[Entity]| -> Vec<Json> {
-        ts.iter()
-            .map(|d| json!({"id": d.id, "status": tasks::status(d), "title": title(d)}))
-            .collect()
-    };
-    let j = json!({
-        "schema_version": SCHEMA_VERSION,
-        "task": task_json(&t),
-        "depends_on": brief(&deps),
-        "dependents": brief(&dependents),
-        "handoffs": hands.iter().map(|h| json!({"id": h.id, "status": got::handoffs::status(h),
-            "from": tasks::prop_str(h, "from"), "to": tasks::prop_str(h, "to")})).collect::<Vec<_>>(),
-        "decisions": decided.iter().map(|d| json!({"id": d.id, "title": title(d)})).collect::<Vec<_>>(),
-        "history_count": history,
-    });
+    let j = got::json::task_view_json(&v);
+    let tasks::TaskView {
+        task: t,
+        depends_on: deps,
+        dependents,
+        handoffs: hands,
+        decisions: decided,
+        history_count: history,
+    } = v;
     ctx.print(j, || {
         let mut s = format!("{}  {}\n", t.id, title(&t));
         s.push_str(&format!(

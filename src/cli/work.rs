@@ -229,11 +229,6 @@ pub fn decision(ctx: &Ctx, c: DecisionCmd) -> CmdResult {
     Ok(())
 }
 
-fn progress_json(p: &plans::Progress) -> Json {
-    json!({"tasks": p.tasks, "completed": p.completed, "in_progress": p.in_progress,
-           "blocked": p.blocked, "pending": p.pending, "percent": p.percent()})
-}
-
 fn progress_text(p: &plans::Progress) -> String {
     format!(
         "{}% ({}/{} done, {} in progress, {} blocked)",
@@ -259,30 +254,27 @@ fn print_groups(ctx: &Ctx, key: &str, store: &got::Store, kind: &str) -> CmdResu
     for g in &gs {
         rows.push((g, plans::progress(&mut tx, &g.id)?));
     }
-    ctx.print(
-        json!({"schema_version": SCHEMA_VERSION, key: rows.iter().map(|(g, p)| {
-            let mut j = flat_json(g);
-            j["progress"] = progress_json(p);
-            j
-        }).collect::<Vec<_>>()}),
-        || {
-            if rows.is_empty() {
-                return format!("(no {key})");
-            }
-            rows.iter()
-                .map(|(g, p)| {
-                    format!(
-                        "{}  {:<11}  {}  {}",
-                        g.id,
-                        prop_str(g, "status").unwrap_or("-"),
-                        prop_str(g, "title").unwrap_or(""),
-                        progress_text(p)
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n")
-        },
-    );
+    let owned: Vec<(Entity, plans::Progress)> = rows
+        .iter()
+        .map(|(g, p)| ((*g).clone(), p.clone()))
+        .collect();
+    ctx.print(got::json::groups_json(key, &owned), || {
+        if rows.is_empty() {
+            return format!("(no {key})");
+        }
+        rows.iter()
+            .map(|(g, p)| {
+                format!(
+                    "{}  {:<11}  {}  {}",
+                    g.id,
+                    prop_str(g, "status").unwrap_or("-"),
+                    prop_str(g, "title").unwrap_or(""),
+                    progress_text(p)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
     Ok(())
 }
 
@@ -297,47 +289,40 @@ fn show_group(ctx: &Ctx, key: &str, id: &str, kind: &str) -> CmdResult {
         println!("{}", g.id);
         return Ok(());
     }
-    let brief: Vec<Json> = members
-        .iter()
-        .map(|m| json!({"id": m.id, "kind": m.kind, "status": prop_str(m, "status"), "title": prop_str(m, "title")}))
-        .collect();
-    ctx.print(
-        json!({"schema_version": SCHEMA_VERSION, key: flat_json(&g), "members": brief, "progress": progress_json(&p)}),
-        || {
-            let mut s = format!(
-                "{}  {}  ({})\nprogress: {}",
-                g.id,
-                prop_str(&g, "title").unwrap_or(""),
-                prop_str(&g, "status").unwrap_or("-"),
-                progress_text(&p)
-            );
-            if let Some(c) = prop_str(&g, "claimed_by").filter(|c| !c.is_empty()) {
-                s.push_str(&format!("\nclaimed by: {c}"));
+    ctx.print(got::json::group_json(key, &g, &members, &p), || {
+        let mut s = format!(
+            "{}  {}  ({})\nprogress: {}",
+            g.id,
+            prop_str(&g, "title").unwrap_or(""),
+            prop_str(&g, "status").unwrap_or("-"),
+            progress_text(&p)
+        );
+        if let Some(c) = prop_str(&g, "claimed_by").filter(|c| !c.is_empty()) {
+            s.push_str(&format!("\nclaimed by: {c}"));
+        }
+        for (i, (d, done)) in plans::goals(&g).iter().enumerate() {
+            s.push_str(&format!(
+                "\ngoal {}: [{}] {d}",
+                i + 1,
+                if *done { "x" } else { " " }
+            ));
+        }
+        if let Some(Value::List(ps)) = g.props.get("phases") {
+            for ph in ps.iter().filter_map(Value::as_str) {
+                s.push_str(&format!("\nphase: {ph}"));
             }
-            for (i, (d, done)) in plans::goals(&g).iter().enumerate() {
-                s.push_str(&format!(
-                    "\ngoal {}: [{}] {d}",
-                    i + 1,
-                    if *done { "x" } else { " " }
-                ));
-            }
-            if let Some(Value::List(ps)) = g.props.get("phases") {
-                for ph in ps.iter().filter_map(Value::as_str) {
-                    s.push_str(&format!("\nphase: {ph}"));
-                }
-            }
-            for m in &members {
-                s.push_str(&format!(
-                    "\n  {} {:<7} {:<11} {}",
-                    m.id,
-                    m.kind,
-                    prop_str(m, "status").unwrap_or("-"),
-                    prop_str(m, "title").unwrap_or("")
-                ));
-            }
-            s
-        },
-    );
+        }
+        for m in &members {
+            s.push_str(&format!(
+                "\n  {} {:<7} {:<11} {}",
+                m.id,
+                m.kind,
+                prop_str(m, "status").unwrap_or("-"),
+                prop_str(m, "title").unwrap_or("")
+            ));
+        }
+        s
+    });
     Ok(())
 }
 

@@ -37,6 +37,8 @@ pub struct ServeOptions {
     pub max_body_bytes: usize,
     /// Requests handled at once; more wait for a slot.
     pub max_in_flight: usize,
+    /// Connections open at once; more wait in the backlog.
+    pub max_connections: usize,
     /// A request not answered by then gets 503 (`timeout`).
     pub request_timeout: Duration,
 }
@@ -49,6 +51,7 @@ impl ServeOptions {
             agent,
             max_body_bytes: 1 << 20,
             max_in_flight: 256,
+            max_connections: 1024,
             request_timeout: Duration::from_secs(30),
         }
     }
@@ -328,8 +331,8 @@ async fn create_task(
 }
 
 async fn show_task(State(app): State<Shared>, Path(id): Path<String>) -> ApiResult {
-    let e = blocking(&app, move |s| tasks::get(&mut s.begin()?, &id)).await?;
-    Ok(one(StatusCode::OK, &e))
+    let v = blocking(&app, move |s| tasks::view(s, &id)).await?;
+    Ok(Json(crate::json::task_view_json(&v)).into_response())
 }
 
 async fn list_tasks(
@@ -716,6 +719,153 @@ async fn show_decision(State(app): State<Shared>, Path(id): Path<String>) -> Api
     .into_response())
 }
 
+/// `GET /v1/sprints`, `GET /v1/epics`.
+async fn list_groups(app: Shared, kind: &'static str, key: &'static str) -> ApiResult {
+    let rows = blocking(&app, move |s| {
+        let mut tx = s.begin()?;
+        let mut rows = Vec::new();
+        for g in crate::plans::list(&mut tx, kind)? {
+            let p = crate::plans::progress(&mut tx, &g.id)?;
+            rows.push((g, p));
+        }
+        Ok(rows)
+    })
+    .await?;
+    Ok(Json(crate::json::groups_json(key, &rows)).into_response())
+}
+
+async fn show_group(app: Shared, id: String, kind: &'static str, key: &'static str) -> ApiResult {
+    let j = blocking(&app, move |s| {
+        let mut tx = s.begin()?;
+        let g = crate::plans::get(&mut tx, &id, kind)?;
+        let members = crate::plans::members(&mut tx, &g.id)?;
+        let p = crate::plans::progress(&mut tx, &g.id)?;
+        Ok(crate::json::group_json(key, &g, &members, &p))
+    })
+    .await?;
+    Ok(Json(j).into_response())
+}
+
+async fn list_sprints(State(app): State<Shared>) -> ApiResult {
+    list_groups(app, crate::plans::SPRINT, "sprints").await
+}
+
+async fn list_epics(State(app): State<Shared>) -> ApiResult {
+    list_groups(app, crate::plans::EPIC, "epics").await
+}
+
+async fn show_sprint(State(app): State<Shared>, Path(id): Path<String>) -> ApiResult {
+    show_group(app, id, crate::plans::SPRINT, "sprint").await
+}
+
+async fn show_epic(State(app): State<Shared>, Path(id): Path<String>) -> ApiResult {
+    show_group(app, id, crate::plans::EPIC, "epic").await
+}
+
+async fn create_sprint(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let o = body_object(body)?;
+    only(&o, &["title", "number", "epic", "goals"])?;
+    let title = opt_str(&o, "title")?.ok_or_else(|| invalid("\"title\" is needed"))?;
+    let number = match o.get("number") {
+        None | Some(Json_::Null) => None,
+        Some(v) => Some(
+            v.as_i64()
+                .ok_or_else(|| invalid("\"number\" must be an integer"))?,
+        ),
+    };
+    let epic = opt_str(&o, "epic")?;
+    let goals = str_list(&o, "goals")?;
+    let agent = agent_of(&app, &headers)?;
+    let g = blocking(&app, move |s| {
+        crate::plans::create_sprint(s, &agent, &title, number, epic.as_deref(), &goals)
+    })
+    .await?;
+    Ok(keyed(StatusCode::CREATED, "sprint", &g))
+}
+
+async fn create_epic(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let o = body_object(body)?;
+    only(&o, &["title", "phases"])?;
+    let title = opt_str(&o, "title")?.ok_or_else(|| invalid("\"title\" is needed"))?;
+    let phases = str_list(&o, "phases")?;
+    let agent = agent_of(&app, &headers)?;
+    let g = blocking(&app, move |s| {
+        crate::plans::create_epic(s, &agent, &title, &phases)
+    })
+    .await?;
+    Ok(keyed(StatusCode::CREATED, "epic", &g))
+}
+
+/// `POST /v1/sprints/{id}/{start|complete|claim|release|add|goal|complete_goal}`.
+async fn sprint_action(
+    State(app): State<Shared>,
+    Path((id, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let o = body_object(body)?;
+    let agent = agent_of(&app, &headers)?;
+    let g = match action.as_str() {
+        "start" => {
+            only(&o, &[])?;
+            blocking(&app, move |s| crate::plans::start(s, &id)).await?
+        }
+        "complete" => {
+            only(&o, &[])?;
+            blocking(&app, move |s| crate::plans::complete(s, &id)).await?
+        }
+        "claim" => {
+            only(&o, &[])?;
+            blocking(&app, move |s| crate::plans::claim(s, &id, &agent)).await?
+        }
+        "release" => {
+            only(&o, &["force"])?;
+            let force = opt_bool(&o, "force")?;
+            blocking(&app, move |s| crate::plans::release(s, &id, &agent, force)).await?
+        }
+        "add" => {
+            only(&o, &["task"])?;
+            let task = opt_str(&o, "task")?.ok_or_else(|| invalid("\"task\" is needed"))?;
+            blocking(&app, move |s| {
+                let (sprint, _) = crate::plans::add_task(s, &id, &task)?;
+                crate::plans::get(&mut s.begin()?, &sprint, crate::plans::SPRINT)
+            })
+            .await?
+        }
+        "goal" => {
+            only(&o, &["description"])?;
+            let d = opt_str(&o, "description")?
+                .ok_or_else(|| invalid("\"description\" is needed"))?;
+            blocking(&app, move |s| crate::plans::add_goal(s, &id, &d)).await?
+        }
+        "complete_goal" => {
+            only(&o, &["n"])?;
+            let n = o
+                .get("n")
+                .and_then(Json_::as_u64)
+                .ok_or_else(|| invalid("\"n\" (the goal's number, from 1) is needed"))?
+                as usize;
+            blocking(&app, move |s| crate::plans::complete_goal(s, &id, n)).await?
+        }
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no route POST /v1/sprints/{{id}}/{other} (known: start, complete, claim, release, add, goal, complete_goal)"),
+            ))
+        }
+    };
+    Ok(keyed(StatusCode::OK, "sprint", &g))
+}
+
 async fn no_route(req: Request) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -771,6 +921,11 @@ fn router(app: Shared, opts: &ServeOptions) -> Router {
         .route("/v1/handoffs/{id}/{action}", post(handoff_action))
         .route("/v1/decisions", post(create_decision).get(list_decisions))
         .route("/v1/decisions/{id}", get(show_decision))
+        .route("/v1/sprints", post(create_sprint).get(list_sprints))
+        .route("/v1/sprints/{id}", get(show_sprint))
+        .route("/v1/sprints/{id}/{action}", post(sprint_action))
+        .route("/v1/epics", post(create_epic).get(list_epics))
+        .route("/v1/epics/{id}", get(show_epic))
         .fallback(no_route)
         .layer(axum::middleware::from_fn_with_state(app.clone(), authorize))
         .layer(DefaultBodyLimit::max(opts.max_body_bytes))
@@ -789,6 +944,82 @@ fn router(app: Shared, opts: &ServeOptions) -> Router {
                 .concurrency_limit(opts.max_in_flight),
         )
         .with_state(app)
+}
+
+/// A listener that holds at most `max` connections open: the next is
+/// accepted when one closes (it waits in the kernel's backlog meanwhile).
+struct Limited {
+    inner: tokio::net::TcpListener,
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// A connection with its slot, given back when it closes.
+struct Slotted {
+    io: tokio::net::TcpStream,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl tokio::io::AsyncRead for Slotted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Slotted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+impl axum::serve::Listener for Limited {
+    type Io = Slotted;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        loop {
+            match self.inner.accept().await {
+                Ok((io, addr)) => {
+                    let _ = io.set_nodelay(true);
+                    return (Slotted { io, _slot: slot }, addr);
+                }
+                // Out of file descriptors and the like: wait a moment (as
+                // axum's own listener does) rather than spin.
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
 }
 
 /// Serves `store` until SIGTERM or SIGINT: stops accepting, finishes the
@@ -817,6 +1048,10 @@ pub fn serve(
             token: opts.token.clone().map(String::into_bytes),
         });
         let routes = router(app, &opts);
+        let listener = Limited {
+            inner: listener,
+            slots: Arc::new(tokio::sync::Semaphore::new(opts.max_connections)),
+        };
         listening(addr);
         axum::serve(listener, routes)
             .with_graceful_shutdown(stop_signal())
