@@ -1309,3 +1309,75 @@ fn got_json_entity_files_are_reported_or_imported_never_a_panic() {
         }
     });
 }
+
+/// What `got serve` does with a request (its method and path on the first
+/// line, its body after): every answer is a documented status, an error is
+/// `{"error": {code, message}}`, and nothing panics.
+#[cfg(feature = "server")]
+#[test]
+fn server_requests_are_answered_or_refused_never_a_panic() {
+    use got::server::http::{InProcess, ServeOptions};
+    let vfs = SimVfs::new();
+    let store = Store::open_with_vfs(vfs as Arc<dyn Vfs>, "/served/.got", corpus::opts()).unwrap();
+    let id = got::tasks::create(
+        &store,
+        "fuzz",
+        &got::tasks::NewTask {
+            title: "a task".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .id;
+    let server = InProcess::new(
+        store,
+        ServeOptions::new("127.0.0.1:0".parse().unwrap(), "fuzz".into()),
+    )
+    .unwrap();
+    let corpus: Vec<Vec<u8>> = [
+        "POST /v1/tasks\n{\"title\": \"x\", \"priority\": \"high\", \"labels\": [\"a\"], \"depends_on\": []}".to_string(),
+        format!("PATCH /v1/tasks/{id}\n{{\"title\": \"y\", \"if_version\": 1, \"add_labels\": [\"b\"]}}"),
+        format!("POST /v1/tasks/{id}/claim\n{{\"lease\": \"30m\"}}"),
+        format!("POST /v1/tasks/{id}/note\n{{\"text\": \"n\"}}"),
+        format!("POST /v1/tasks/{id}/block\n{{\"reason\": \"r\"}}"),
+        "POST /v1/next?claim=true\n{\"lease\": \"1h\"}".to_string(),
+        "GET /v1/tasks?status=pending&label=a&limit=5&after=T-0\n".to_string(),
+        format!("POST /v1/handoffs\n{{\"task\": \"{id}\", \"to\": \"b\", \"instructions\": \"i\", \"context\": {{\"k\": 1}}}}"),
+        "POST /v1/decisions\n{\"title\": \"t\", \"rationale\": \"r\", \"alternatives\": [\"x\"]}".to_string(),
+        "POST /v1/sprints\n{\"title\": \"s\", \"number\": 3, \"goals\": [\"g\"]}".to_string(),
+        "POST /v1/epics\n{\"title\": \"e\", \"phases\": [\"p\"]}".to_string(),
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    let t = Target {
+        name: "server_requests_are_answered_or_refused_never_a_panic",
+        quick_inputs: 1_000,
+        corpus,
+        tokens: JSON_TOKENS,
+        reseal: None,
+        context_len: 0,
+    };
+    const STATUSES: [u16; 11] = [200, 201, 400, 401, 404, 405, 409, 413, 422, 500, 503];
+    run(&t, |b| {
+        let (head, body) = match b.iter().position(|&c| c == b'\n') {
+            Some(i) => (&b[..i], b[i + 1..].to_vec()),
+            None => (b, Vec::new()),
+        };
+        let head = String::from_utf8_lossy(head);
+        let mut parts = head.splitn(2, ' ');
+        let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let (status, resp) = server.call(method, path, &[], body);
+        assert!(STATUSES.contains(&status), "status {status} for {head:?}");
+        if status >= 400 {
+            let j: serde_json::Value = serde_json::from_slice(&resp)
+                .unwrap_or_else(|e| panic!("{status} for {head:?}: not JSON ({e})"));
+            assert!(j["error"]["code"].is_string(), "{j}");
+        }
+        if status < 400 {
+            Verdict::Accepted
+        } else {
+            Verdict::Rejected
+        }
+    });
+}

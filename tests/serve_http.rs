@@ -293,6 +293,7 @@ fn every_route_answers_with_the_cli_shapes_and_errors_as_json() {
     for (method, path, body, status, code) in [
         ("GET", "/v1/tasks/T-nosuchtask", None, 404, "not_found"),
         ("GET", "/v1/nothing", None, 404, "not_found"),
+        ("DELETE", "/v1/tasks", None, 405, "method_not_allowed"),
         ("POST", "/v1/tasks/T-x/fly", None, 404, "not_found"),
         (
             "POST",

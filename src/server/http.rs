@@ -874,6 +874,14 @@ async fn no_route(req: Request) -> ApiError {
     )
 }
 
+async fn no_method(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not a method of {}", req.method(), req.uri().path()),
+    )
+}
+
 /// Compares in time that depends only on the lengths, not on where the bytes
 /// differ.
 fn same_secret(a: &[u8], b: &[u8]) -> bool {
@@ -927,6 +935,7 @@ fn router(app: Shared, opts: &ServeOptions) -> Router {
         .route("/v1/epics", post(create_epic).get(list_epics))
         .route("/v1/epics/{id}", get(show_epic))
         .fallback(no_route)
+        .method_not_allowed_fallback(no_method)
         .layer(axum::middleware::from_fn_with_state(app.clone(), authorize))
         .layer(DefaultBodyLimit::max(opts.max_body_bytes))
         .layer(
@@ -944,6 +953,63 @@ fn router(app: Shared, opts: &ServeOptions) -> Router {
                 .concurrency_limit(opts.max_in_flight),
         )
         .with_state(app)
+}
+
+/// The routes answering requests in the calling thread, without sockets: how
+/// tests and the fuzzer drive the request handling.
+pub struct InProcess {
+    rt: tokio::runtime::Runtime,
+    routes: Router,
+}
+
+impl InProcess {
+    pub fn new(store: Store, opts: ServeOptions) -> std::io::Result<InProcess> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let app = Arc::new(App {
+            store: Arc::new(store),
+            agent: opts.agent.clone(),
+            token: opts.token.clone().map(String::into_bytes),
+        });
+        let routes = {
+            let _in_rt = rt.enter();
+            router(app, &opts)
+        };
+        Ok(InProcess { rt, routes })
+    }
+
+    /// One request; returns the status and the body. A method or path that is
+    /// not HTTP is answered 400, as a server would.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (u16, Vec<u8>) {
+        use tower::ServiceExt;
+        let mut req = axum::http::Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let Ok(req) = req.body(axum::body::Body::from(body)) else {
+            let e = json!({"error": {"code": "bad_request", "message": "not an HTTP method and path"}});
+            return (400, e.to_string().into_bytes());
+        };
+        self.rt.block_on(async {
+            let resp = match self.routes.clone().oneshot(req).await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            };
+            let status = resp.status().as_u16();
+            let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .map(|b| b.to_vec())
+                .unwrap_or_default();
+            (status, bytes)
+        })
+    }
 }
 
 /// A listener that holds at most `max` connections open: the next is
