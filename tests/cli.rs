@@ -409,3 +409,20 @@ fn entities_of_gots_kinds_keep_their_id_prefix() {
     assert_eq!(ids.len(), 2, "{listed}");
     assert!(ids.contains(&"T-mine"), "{listed}");
 }
+
+/// The README's first command is `cargo run --release -- demo`: with got-server
+/// beside got in the package, `cargo run` needs to be told which binary runs.
+#[test]
+fn cargo_run_runs_got_though_the_package_has_two_binaries() {
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    let package = manifest
+        .split("\n[package]\n")
+        .nth(1)
+        .and_then(|p| p.split("\n[").next())
+        .unwrap();
+    assert!(
+        manifest.matches("[[bin]]").count() < 2 || package.contains("default-run = \"got\""),
+        "[package] needs default-run = \"got\""
+    );
+}

@@ -994,7 +994,8 @@ impl InProcess {
             req = req.header(*k, *v);
         }
         let Ok(req) = req.body(axum::body::Body::from(body)) else {
-            let e = json!({"error": {"code": "bad_request", "message": "not an HTTP method and path"}});
+            let e =
+                json!({"error": {"code": "bad_request", "message": "not an HTTP method and path"}});
             return (400, e.to_string().into_bytes());
         };
         self.rt.block_on(async {
