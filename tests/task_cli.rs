@@ -1092,3 +1092,55 @@ fn bad_invocations_exit_with_their_code_and_message_and_change_nothing() {
     assert_eq!(g.task(&h)["assignee"], "alice");
     assert_eq!(g.task(&p)["version"], 1);
 }
+
+/// `got prime`: an agent's own claims, the handoffs waiting for it, the top of
+/// the ready queue and the loop's commands — and nothing of other agents'.
+#[test]
+fn prime_tells_an_agent_its_claims_its_handoffs_and_what_is_ready() {
+    let g = Got::new();
+    let first = g.id(&["--agent", "ana", "task", "create", "first"]);
+    let second = g.id(&[
+        "--agent",
+        "ana",
+        "task",
+        "create",
+        "second",
+        "--priority",
+        "high",
+    ]);
+    let third = g.id(&["--agent", "ana", "task", "create", "third"]);
+    g.ok(&["--agent", "ana", "task", "claim", &second]);
+    g.ok(&["--agent", "bo", "task", "claim", &third]);
+    g.ok(&[
+        "--agent",
+        "ana",
+        "handoff",
+        "initiate",
+        &second,
+        "--to",
+        "cy",
+        "--instructions",
+        "finish it",
+    ]);
+    let ana = g.tj(&["--agent", "ana", "prime"]);
+    assert_eq!(
+        ids(&json!({"tasks": ana["claimed"]})),
+        [second.as_str()],
+        "{ana}"
+    );
+    assert!(ana["claimed"][0]["lease_expires_at"].is_i64());
+    assert_eq!(ana["handoffs_for_you"], json!([]));
+    assert_eq!(
+        ids(&json!({"tasks": ana["ready"]})),
+        [first.as_str()],
+        "{ana}"
+    );
+    assert_eq!(ana["loop"].as_array().unwrap().len(), 5);
+    let cy = g.tj(&["--agent", "cy", "prime", "--limit", "1"]);
+    assert_eq!(cy["claimed"], json!([]), "{cy}");
+    assert_eq!(cy["handoffs_for_you"][0]["task"], second.as_str(), "{cy}");
+    // Short: it costs an agent's context.
+    let text = g.ok(&["--agent", "cy", "prime"]);
+    assert!(text.lines().count() <= 12, "{text}");
+    assert!(text.contains("handoff for you") && text.contains("got task next --claim"));
+}

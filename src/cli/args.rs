@@ -116,6 +116,17 @@ pub enum Command {
     /// Epics: groups of sprints and tasks, with progress.
     #[command(subcommand)]
     Epic(EpicCmd),
+    /// What an agent should know at the start of a session, in a few lines:
+    /// the store, its claimed tasks and their leases, handoffs waiting for it,
+    /// the top of the ready queue, and the commands of the agent loop.
+    #[command(
+        after_help = "Example:\n  GOT_AGENT=agent-7 got prime        # at session start (a hook can run it)"
+    )]
+    Prime {
+        /// How many ready tasks to show.
+        #[arg(long, default_value_t = 5)]
+        limit: usize,
+    },
     /// One screen: counts by status, ready work, work in progress by agent,
     /// blocked with reasons, pending handoffs, recent decisions, sprint progress.
     /// Colour on a terminal, none when piped or NO_COLOR is set.

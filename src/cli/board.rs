@@ -296,3 +296,85 @@ pub fn graph(
     println!("{text}");
     Ok(())
 }
+
+/// The agent loop, as `got prime` teaches it.
+const LOOP: [(&str, &str); 5] = [
+    (
+        "got task next --claim",
+        "take the first ready task (exit 3: none)",
+    ),
+    ("got task note ID \"…\"", "record what you found or did"),
+    ("got task complete ID --retrospective \"…\"", "finish it"),
+    ("got task block ID --reason \"…\"", "stuck: say why"),
+    (
+        "got handoff initiate ID --to AGENT --instructions \"…\"",
+        "hand it on",
+    ),
+];
+
+/// `got prime`: a short start-of-session summary for one agent.
+pub fn prime(ctx: &Ctx, limit: usize) -> CmdResult {
+    let agent = ctx.agent();
+    let located = ctx.locate()?;
+    let store = ctx.open_read_only()?;
+    let mut tx = store.begin()?;
+    let mine = got::tasks::list(
+        &mut tx,
+        &got::tasks::TaskFilter {
+            status: vec!["in_progress".into()],
+            assignee: Some(agent.clone()),
+            ..Default::default()
+        },
+    )?;
+    let waiting = got::handoffs::list(&mut tx, Some("initiated"), Some(&agent), None)?;
+    let ready = got::ready::ready(&mut tx, Some(limit))?;
+    let j = json!({
+        "schema_version": SCHEMA_VERSION,
+        "store": located.dir,
+        "agent": agent,
+        "claimed": mine.iter().map(task_json).collect::<Vec<_>>(),
+        "handoffs_for_you": waiting.iter().map(task_json).collect::<Vec<_>>(),
+        "ready": ready.iter().map(task_json).collect::<Vec<_>>(),
+        "loop": LOOP.iter().map(|(c, w)| json!({"command": c, "what": w})).collect::<Vec<_>>(),
+    });
+    ctx.print(j, || {
+        let title = |e: &got::Entity| prop_str(e, "title").unwrap_or("").to_string();
+        let mut s = format!("got store {} · you are {agent}\n", located.dir.display());
+        if mine.is_empty() {
+            s.push_str("claimed: none\n");
+        }
+        for t in &mine {
+            let lease = match got::tasks::lease_expires_at(t) {
+                Some(ms) => format!(" (lease until {})", got::json::format_ms(ms)),
+                None => String::new(),
+            };
+            s.push_str(&format!("claimed: {}  {}{lease}\n", t.id, title(t)));
+        }
+        for h in &waiting {
+            s.push_str(&format!(
+                "handoff for you: {} from {} on {}: {}\n",
+                h.id,
+                prop_str(h, "from").unwrap_or("?"),
+                prop_str(h, "task").unwrap_or("?"),
+                prop_str(h, "instructions").unwrap_or("")
+            ));
+        }
+        if ready.is_empty() {
+            s.push_str("ready: nothing\n");
+        }
+        for t in &ready {
+            s.push_str(&format!(
+                "ready: {}  [{}]  {}\n",
+                t.id,
+                prop_str(t, "priority").unwrap_or("-"),
+                title(t)
+            ));
+        }
+        s.push_str("loop:");
+        for (c, w) in LOOP {
+            s.push_str(&format!("\n  {c:<56} {w}"));
+        }
+        s
+    });
+    Ok(())
+}

@@ -179,6 +179,7 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Sprint(c) => super::work::sprint(&ctx, c),
         Command::Epic(c) => super::work::epic(&ctx, c),
         Command::Dashboard => super::board::dashboard(&ctx),
+        Command::Prime { limit } => super::board::prime(&ctx, limit),
         Command::Validate => validate(&ctx),
         Command::Backup(c) => backup(&ctx, c),
         Command::Completions { shell } => {
