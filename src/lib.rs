@@ -50,6 +50,20 @@ pub fn scan_prefix_of(kind: &str) -> Option<&'static str> {
     }
 }
 
+/// For the crash tests of multi-step commands (sync, migrate): with
+/// `GOT_FAILPOINT=<area>:<step>` set, the process kills itself (SIGKILL) when
+/// it reaches that step, as a crash would stop it there.
+#[doc(hidden)]
+pub fn failpoint(area: &str, step: &str) {
+    let hit = std::env::var("GOT_FAILPOINT").is_ok_and(|v| v.split_once(':') == Some((area, step)));
+    if hit {
+        // SAFETY: sends a signal to this process; no memory is touched.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+}
+
 /// Refuses an id that lacks its kind's prefix (see [`id_prefix_of`]; an epic
 /// may also be `EPIC-…`, as the GoT system named epics).
 pub fn check_kind_id(kind: &str, id: &str) -> Result<()> {

@@ -9,9 +9,21 @@ use std::path::PathBuf;
 pub fn serve(ctx: &Ctx, listen: std::net::SocketAddr, token_file: Option<PathBuf>) -> CmdResult {
     use std::os::unix::process::CommandExt;
     let located = ctx.locate()?;
-    // The same checks as every command that opens the store (a GoT JSON
-    // store, no store at all), before the server starts.
-    drop(ctx.open()?);
+    // What opening the store would refuse (a GoT JSON store, no store at
+    // all), said before the server starts; got-server opens it once.
+    if got::locate::holds_got_json(&located.dir) {
+        return Err(super::commands::got_json_found(&located.dir));
+    }
+    if !located.dir.join("CURRENT").is_file() {
+        return Err(Failure::new(
+            "not_found",
+            exit::NOT_FOUND,
+            format!(
+                "{} is not a got store (run `got init` to create one)",
+                located.dir.display()
+            ),
+        ));
+    }
     let dir = std::fs::canonicalize(&located.dir).unwrap_or(located.dir);
     let me = std::env::current_exe()
         .map_err(|e| Failure::new("io", exit::ERROR, format!("finding got itself: {e}")))?;

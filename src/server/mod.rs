@@ -7,4 +7,7 @@
 //! The tokio runtime is built here, inside `got serve`, so every other command
 //! starts as fast as before.
 
+mod api;
 pub mod http;
+mod tasks;
+mod work;

@@ -150,15 +150,9 @@ impl From<Error> for SyncError {
     }
 }
 
-/// For the crash tests: `GOT_FAILPOINT=sync:<step>` kills the process (SIGKILL)
-/// when sync reaches that step.
+/// For the crash tests: `GOT_FAILPOINT=sync:<step>` (see [`crate::failpoint`]).
 fn failpoint(step: &str) {
-    if std::env::var("GOT_FAILPOINT").is_ok_and(|v| v.strip_prefix("sync:") == Some(step)) {
-        // SAFETY: sends a signal to this process; no memory is touched.
-        unsafe {
-            libc::kill(libc::getpid(), libc::SIGKILL);
-        }
-    }
+    crate::failpoint("sync", step);
 }
 
 /// Reads the tracked file of work tree `top` (`None`: there is none yet).

@@ -13,10 +13,11 @@
 //! error naming it, and nothing is imported. A value got has no place for is
 //! never a reason to refuse: it maps to the nearest and is counted.
 
+use super::bad;
 use super::foreign::{Foreign, Link, Record};
 use crate::json::from_json;
 use crate::versioned_store::time::parse_ms;
-use crate::{Error, Props, Result, Value};
+use crate::{Props, Result, Value};
 use serde_json::{Map, Value as Json};
 use std::collections::BTreeMap;
 
@@ -32,10 +33,6 @@ pub struct Report {
     /// Values mapped to the nearest got value: `"status \"review\""` → how
     /// many.
     pub unknown: BTreeMap<String, usize>,
-}
-
-fn bad(line: usize, msg: impl std::fmt::Display) -> Error {
-    Error::Invalid(format!("line {line}: {msg}"))
 }
 
 /// An issue of beads is a task, or (issue type `epic`) an epic.

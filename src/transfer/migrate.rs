@@ -57,13 +57,9 @@ pub fn building_dir(dot_got: &Path) -> PathBuf {
     dot_got.with_file_name(".got.migrating")
 }
 
+/// For the crash tests: `GOT_FAILPOINT=migrate:<step>` (see [`crate::failpoint`]).
 fn failpoint(step: &str) {
-    if std::env::var("GOT_FAILPOINT").is_ok_and(|v| v.strip_prefix("migrate:") == Some(step)) {
-        // SAFETY: sends a signal to this process; no memory is touched.
-        unsafe {
-            libc::kill(libc::getpid(), libc::SIGKILL);
-        }
-    }
+    crate::failpoint("migrate", step);
 }
 
 /// Swaps two directories in one step.

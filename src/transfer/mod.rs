@@ -24,6 +24,7 @@ pub mod beads;
 pub mod foreign;
 pub mod got_json;
 pub mod migrate;
+pub mod python_json;
 
 /// Writes every live entity and edge as JSON Lines; returns (entities, edges).
 pub fn export(store: &Store, out: &mut dyn Write) -> Result<(u64, u64)> {
