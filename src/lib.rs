@@ -81,6 +81,7 @@ pub use versioned_store::{
     HistoryEntry, Options, Props, Result, Transaction, Value,
 };
 
+pub mod board;
 pub mod decisions;
 pub mod graph;
 pub mod handoffs;

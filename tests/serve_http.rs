@@ -207,6 +207,12 @@ fn every_route_answers_with_the_cli_shapes_and_errors_as_json() {
     assert_eq!(ready, [first.as_str()], "the dependent waits");
     let r = http(a, "GET", "/v1/blocked", None);
     assert_eq!(r.body["waiting"][0]["task"]["id"], second.as_str(), "{r:?}");
+    let r = http(a, "GET", "/v1/dashboard", None);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        r.body,
+        common::cli::ok_json(got_as(&store, "x", &["dashboard", "--json"]))
+    );
 
     // PATCH with if_version.
     let r = http(

@@ -1,8 +1,8 @@
 //! `got-server`: the servers of got, in their own binary so that the `got`
-//! binary carries no runtime or HTTP code. `got serve` finds the store and
-//! the agent, then runs `got-server serve --store DIR --agent NAME --listen
-//! ADDR [--token-file FILE]` in its place; run it directly only as `got serve`
-//! would.
+//! binary carries no runtime, HTTP or MCP code. `got serve` finds the store
+//! and the agent, then runs `got-server serve --store DIR --agent NAME
+//! --listen ADDR [--token-file FILE]` in its place; `got mcp` runs `got-server
+//! mcp --store DIR --agent NAME`. Run it directly only as those would.
 
 use got::server::http::{self, ServeError, ServeOptions};
 use std::io::Write;
@@ -15,11 +15,13 @@ fn fail(code: i32, msg: impl std::fmt::Display) -> ! {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) != Some("serve") {
-        fail(
+    match args.first().map(String::as_str) {
+        Some("serve") => {}
+        Some("mcp") => mcp(&args[1..]),
+        _ => fail(
             2,
-            "got-server is run by `got serve`: see `got serve --help`",
-        );
+            "got-server is run by `got serve` and `got mcp`: see `got serve --help`",
+        ),
     }
     let (mut store, mut agent, mut listen, mut token_file) = (None, None, None, None);
     let mut it = args[1..].iter();
@@ -75,5 +77,35 @@ fn main() {
         Ok(()) => {}
         Err(e @ ServeError::TokenNeeded(_)) => fail(2, e),
         Err(e) => fail(1, format!("serving: {e}")),
+    }
+}
+
+/// `got-server mcp --store DIR --agent NAME`: MCP over stdin and stdout.
+/// Errors go to stderr: stdout carries protocol messages only.
+fn mcp(args: &[String]) -> ! {
+    let (mut store, mut agent) = (None, None);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let v = it
+            .next()
+            .unwrap_or_else(|| fail(2, format!("{a} needs a value")));
+        match a.as_str() {
+            "--store" => store = Some(PathBuf::from(v)),
+            "--agent" => agent = Some(v.clone()),
+            _ => fail(2, format!("unknown argument {a}")),
+        }
+    }
+    let (Some(store), Some(agent)) = (store, agent) else {
+        fail(2, "got-server mcp needs --store and --agent");
+    };
+    let options = got::Options {
+        actor: Some(agent.clone()),
+        ..got::Options::default()
+    };
+    let store = got::Store::open(&store, options)
+        .unwrap_or_else(|e| fail(1, format!("opening {}: {e}", store.display())));
+    match got::server::mcp::run(store, agent) {
+        Ok(()) => std::process::exit(0),
+        Err(e) => fail(1, format!("mcp: {e}")),
     }
 }

@@ -53,6 +53,16 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         token_file: Option<PathBuf>,
     },
+    /// Serve got's tools over MCP on stdin and stdout (for agent clients: Claude
+    /// Code, Codex, Cursor; `got setup` registers it). Speaks the initialize
+    /// handshake (protocol 2025-06-18, 2025-11-25) and the 2026-07-28 discover
+    /// flow; a tool returns only once its write is durable. Exits when stdin
+    /// closes. The acting agent: a tool's `agent` argument, else --agent/GOT_AGENT.
+    #[cfg(feature = "server")]
+    #[command(
+        after_help = "Example (what a client runs):\n  got mcp\nSee docs/server.md for the tools."
+    )]
+    Mcp,
     /// Turn the GoT system's JSON store in this project's .got into a got store,
     /// in place. The original files are kept byte for byte under .got/got-json;
     /// a crash leaves the original or the finished store, and running it again

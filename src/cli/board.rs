@@ -3,14 +3,15 @@
 
 use super::args::GraphFormat;
 use super::commands::Ctx;
-use super::tasks::{task_json, SCHEMA_VERSION};
+use super::tasks::SCHEMA_VERSION;
 use super::CmdResult;
+use got::board::{Dashboard, Prime};
 use got::graph::{bfs, EdgeFilter};
 use got::json::format_ms;
 use got::tasks::{self, prop_str};
-use got::{decisions, handoffs, plans, Direction, Entity};
+use got::{handoffs, Direction, Entity};
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::IsTerminal;
 
 /// ANSI styling, only on a terminal and only without `NO_COLOR`.
@@ -47,49 +48,24 @@ fn title(e: &Entity) -> &str {
 
 pub fn dashboard(ctx: &Ctx) -> CmdResult {
     let store = ctx.open_read_only()?;
-    let mut tx = store.begin()?;
-    let all = tasks::list(&mut tx, &tasks::TaskFilter::default())?;
-    let mut counts: BTreeMap<&str, usize> = tasks::STATUSES.iter().map(|s| (*s, 0)).collect();
-    let mut wip: BTreeMap<String, Vec<&Entity>> = BTreeMap::new();
-    for t in &all {
-        *counts.entry(tasks::status(t)).or_default() += 1;
-        if tasks::status(t) == "in_progress" {
-            wip.entry(tasks::assignee(t).unwrap_or("(nobody)").to_string())
-                .or_default()
-                .push(t);
-        }
-    }
-    let ready = got::ready::ready(&mut tx, Some(10))?;
-    let blocked = tasks::blocked(&mut tx)?;
-    let mut pending_handoffs = handoffs::list(&mut tx, Some("initiated"), None, None)?;
-    pending_handoffs.extend(handoffs::list(&mut tx, Some("accepted"), None, None)?);
-    let recent = decisions::list(&mut tx, Some(5))?;
-    let mut sprints = Vec::new();
-    for s in plans::list(&mut tx, plans::SPRINT)? {
-        if prop_str(&s, "status") != Some("completed") {
-            let p = plans::progress(&mut tx, &s.id)?;
-            sprints.push((s, p));
-        }
-    }
+    let d = got::board::Dashboard::gather(&mut store.begin()?)?;
     if ctx.quiet {
-        for t in &ready {
+        for t in &d.ready {
             println!("{}", t.id);
         }
         return Ok(());
     }
-    let j = json!({
-        "schema_version": SCHEMA_VERSION,
-        "counts": counts,
-        "ready": ready.iter().map(task_json).collect::<Vec<_>>(),
-        "in_progress": wip.iter().map(|(a, ts)| (a.clone(), ts.iter().map(|t| t.id.clone()).collect::<Vec<_>>())).collect::<BTreeMap<_, _>>(),
-        "blocked": blocked.by_hand.iter().map(|t| json!({"id": t.id, "reason": prop_str(t, "blocked_reason")})).collect::<Vec<_>>(),
-        "waiting": blocked.waiting.iter().map(|(t, open)| json!({"id": t.id, "waits_on": open.iter().map(|d| d.id.clone()).collect::<Vec<_>>()})).collect::<Vec<_>>(),
-        "handoffs": pending_handoffs.iter().map(|h| json!({"id": h.id, "status": handoffs::status(h), "to": prop_str(h, "to"), "task": prop_str(h, "task")})).collect::<Vec<_>>(),
-        "decisions": recent.iter().map(|d| json!({"id": d.id, "title": title(d)})).collect::<Vec<_>>(),
-        "sprints": sprints.iter().map(|(s, p)| json!({"id": s.id, "title": title(s), "status": prop_str(s, "status"), "percent": p.percent(), "tasks": p.tasks, "completed": p.completed})).collect::<Vec<_>>(),
-    });
+    let Dashboard {
+        counts,
+        ready,
+        in_progress: wip,
+        blocked,
+        handoffs: pending_handoffs,
+        decisions: recent,
+        sprints,
+    } = &d;
     let paint = Paint::detect();
-    ctx.print(j, || {
+    ctx.print(d.to_json(), || {
         let mut s = String::new();
         let line = |s: &mut String, l: String| {
             s.push_str(&l);
@@ -111,7 +87,7 @@ pub fn dashboard(ctx: &Ctx) -> CmdResult {
         if ready.is_empty() {
             line(&mut s, "  (nothing ready)".into());
         }
-        for t in &ready {
+        for t in ready.iter() {
             line(
                 &mut s,
                 format!(
@@ -126,7 +102,7 @@ pub fn dashboard(ctx: &Ctx) -> CmdResult {
         if wip.is_empty() {
             line(&mut s, "  (none)".into());
         }
-        for (agent, ts) in &wip {
+        for (agent, ts) in wip.iter() {
             for t in ts {
                 let lease = tasks::lease_expires_at(t)
                     .map(|ms| format!("  lease until {}", format_ms(ms)))
@@ -141,7 +117,7 @@ pub fn dashboard(ctx: &Ctx) -> CmdResult {
         if blocked.by_hand.is_empty() && blocked.waiting.is_empty() {
             line(&mut s, "  (none)".into());
         }
-        for t in &blocked.by_hand {
+        for t in blocked.by_hand.iter() {
             line(
                 &mut s,
                 format!(
@@ -152,7 +128,7 @@ pub fn dashboard(ctx: &Ctx) -> CmdResult {
                 ),
             );
         }
-        for (t, open) in &blocked.waiting {
+        for (t, open) in blocked.waiting.iter() {
             let on: Vec<&str> = open.iter().map(|d| d.id.as_str()).collect();
             line(
                 &mut s,
@@ -163,7 +139,7 @@ pub fn dashboard(ctx: &Ctx) -> CmdResult {
         if pending_handoffs.is_empty() {
             line(&mut s, "  (none pending)".into());
         }
-        for h in &pending_handoffs {
+        for h in pending_handoffs.iter() {
             line(
                 &mut s,
                 format!(
@@ -180,14 +156,14 @@ pub fn dashboard(ctx: &Ctx) -> CmdResult {
         if recent.is_empty() {
             line(&mut s, "  (none)".into());
         }
-        for d in &recent {
+        for d in recent.iter() {
             line(&mut s, format!("  {}  {}", d.id, title(d)));
         }
         line(&mut s, paint.head("\nSPRINTS"));
         if sprints.is_empty() {
             line(&mut s, "  (none open)".into());
         }
-        for (sp, p) in &sprints {
+        for (sp, p) in sprints.iter() {
             let bar_len = 20;
             let filled = (p.percent() as usize * bar_len) / 100;
             line(
@@ -297,60 +273,32 @@ pub fn graph(
     Ok(())
 }
 
-/// The agent loop, as `got prime` teaches it.
-const LOOP: [(&str, &str); 5] = [
-    (
-        "got task next --claim",
-        "take the first ready task (exit 3: none)",
-    ),
-    ("got task note ID \"…\"", "record what you found or did"),
-    ("got task complete ID --retrospective \"…\"", "finish it"),
-    ("got task block ID --reason \"…\"", "stuck: say why"),
-    (
-        "got handoff initiate ID --to AGENT --instructions \"…\"",
-        "hand it on",
-    ),
-];
-
 /// `got prime`: a short start-of-session summary for one agent.
 pub fn prime(ctx: &Ctx, limit: usize) -> CmdResult {
     let agent = ctx.agent();
     let located = ctx.locate()?;
     let store = ctx.open_read_only()?;
-    let mut tx = store.begin()?;
-    let mine = got::tasks::list(
-        &mut tx,
-        &got::tasks::TaskFilter {
-            status: vec!["in_progress".into()],
-            assignee: Some(agent.clone()),
-            ..Default::default()
-        },
-    )?;
-    let waiting = got::handoffs::list(&mut tx, Some("initiated"), Some(&agent), None)?;
-    let ready = got::ready::ready(&mut tx, Some(limit))?;
-    let j = json!({
-        "schema_version": SCHEMA_VERSION,
-        "store": located.dir,
-        "agent": agent,
-        "claimed": mine.iter().map(task_json).collect::<Vec<_>>(),
-        "handoffs_for_you": waiting.iter().map(task_json).collect::<Vec<_>>(),
-        "ready": ready.iter().map(task_json).collect::<Vec<_>>(),
-        "loop": LOOP.iter().map(|(c, w)| json!({"command": c, "what": w})).collect::<Vec<_>>(),
-    });
-    ctx.print(j, || {
+    let p = Prime::gather(&mut store.begin()?, &agent, limit)?;
+    let Prime {
+        claimed: mine,
+        handoffs_for_you: waiting,
+        ready,
+        ..
+    } = &p;
+    ctx.print(p.to_json(&located.dir), || {
         let title = |e: &got::Entity| prop_str(e, "title").unwrap_or("").to_string();
         let mut s = format!("got store {} · you are {agent}\n", located.dir.display());
         if mine.is_empty() {
             s.push_str("claimed: none\n");
         }
-        for t in &mine {
+        for t in mine.iter() {
             let lease = match got::tasks::lease_expires_at(t) {
                 Some(ms) => format!(" (lease until {})", got::json::format_ms(ms)),
                 None => String::new(),
             };
             s.push_str(&format!("claimed: {}  {}{lease}\n", t.id, title(t)));
         }
-        for h in &waiting {
+        for h in waiting.iter() {
             s.push_str(&format!(
                 "handoff for you: {} from {} on {}: {}\n",
                 h.id,
@@ -362,7 +310,7 @@ pub fn prime(ctx: &Ctx, limit: usize) -> CmdResult {
         if ready.is_empty() {
             s.push_str("ready: nothing\n");
         }
-        for t in &ready {
+        for t in ready.iter() {
             s.push_str(&format!(
                 "ready: {}  [{}]  {}\n",
                 t.id,
@@ -371,7 +319,7 @@ pub fn prime(ctx: &Ctx, limit: usize) -> CmdResult {
             ));
         }
         s.push_str("loop:");
-        for (c, w) in LOOP {
+        for (c, w) in got::board::LOOP {
             s.push_str(&format!("\n  {c:<56} {w}"));
         }
         s

@@ -159,6 +159,8 @@ pub fn dispatch(cli: Cli) -> CmdResult {
             accept_bad_checksums,
         } => super::transfer::migrate(&ctx, accept_bad_checksums),
         Command::Serve { listen, token_file } => super::serve::serve(&ctx, listen, token_file),
+        #[cfg(feature = "server")]
+        Command::Mcp => super::serve::mcp(&ctx),
         Command::Demo { threads } => demo(&ctx, threads),
         Command::Entity(c) => entity(&ctx, c),
         Command::Edge(c) => edge(&ctx, c),

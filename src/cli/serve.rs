@@ -1,5 +1,5 @@
-//! `got serve`: finds the store and the agent as every command does, then runs
-//! `got-server` (installed beside `got`) in this process's place, so that the
+//! `got serve` and `got mcp`: find the store and the agent as every command
+//! does, then run `got-server` (installed beside `got`) in this process's place, so that the
 //! `got` binary carries no server code (docs/server.md, "Two binaries").
 
 use super::commands::Ctx;
@@ -7,6 +7,22 @@ use super::{exit, CmdResult, Failure};
 use std::path::PathBuf;
 
 pub fn serve(ctx: &Ctx, listen: std::net::SocketAddr, token_file: Option<PathBuf>) -> CmdResult {
+    let mut args = vec!["--listen".to_string(), listen.to_string()];
+    if let Some(f) = token_file {
+        args.push("--token-file".into());
+        args.push(f.to_string_lossy().into_owned());
+    }
+    run_server(ctx, "serve", &args)
+}
+
+/// `got mcp`: got's tools over MCP on stdin and stdout, until stdin closes.
+pub fn mcp(ctx: &Ctx) -> CmdResult {
+    run_server(ctx, "mcp", &[])
+}
+
+/// Runs `got-server MODE --store DIR --agent NAME ARGS…` in this process's
+/// place, once the store is known to be one.
+fn run_server(ctx: &Ctx, mode: &str, args: &[String]) -> CmdResult {
     use std::os::unix::process::CommandExt;
     let located = ctx.locate()?;
     // What opening the store would refuse (a GoT JSON store, no store at
@@ -29,23 +45,19 @@ pub fn serve(ctx: &Ctx, listen: std::net::SocketAddr, token_file: Option<PathBuf
         .map_err(|e| Failure::new("io", exit::ERROR, format!("finding got itself: {e}")))?;
     let server = me.with_file_name("got-server");
     let mut cmd = std::process::Command::new(&server);
-    cmd.arg("serve")
+    cmd.arg(mode)
         .arg("--store")
         .arg(&dir)
         .arg("--agent")
         .arg(ctx.agent())
-        .arg("--listen")
-        .arg(listen.to_string());
-    if let Some(f) = token_file {
-        cmd.arg("--token-file").arg(f);
-    }
+        .args(args);
     // Only returns when the exec failed.
     let e = cmd.exec();
     Err(Failure::new(
         "io",
         exit::ERROR,
         format!(
-            "got serve runs {}, which could not be started: {e} (it is built and installed with got: cargo install --path . installs both)",
+            "got {mode} runs {}, which could not be started: {e} (it is built and installed with got: cargo install --path . installs both)",
             server.display()
         ),
     ))

@@ -3,7 +3,7 @@
 //! the blocking pool.
 
 use crate::json::{task_json, TASK_SCHEMA_VERSION};
-use crate::{Entity, Error, Result, Store};
+use crate::{Entity, Error, Store};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
@@ -41,6 +41,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// The error's code (`not_found`, `conflict`, …) and message.
+    pub(super) fn parts(&self) -> (&'static str, &str) {
+        (self.code, &self.message)
+    }
+
     pub(super) fn new(
         status: StatusCode,
         code: &'static str,
@@ -84,11 +89,28 @@ pub(super) type ApiResult = std::result::Result<Response, ApiError>;
 
 /// Runs `f` on the blocking pool (it may wait for an fsync) and returns its
 /// result once it has returned.
-pub(super) async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T, E>(
     app: &Shared,
-    f: impl FnOnce(&Store) -> Result<T> + Send + 'static,
-) -> std::result::Result<T, ApiError> {
-    let store = app.store.clone();
+    f: impl FnOnce(&Store) -> std::result::Result<T, E> + Send + 'static,
+) -> std::result::Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    ApiError: From<E>,
+{
+    on_pool(app.store.clone(), f).await
+}
+
+/// [`blocking`] for a caller that holds the store itself (`got mcp`).
+pub(super) async fn on_pool<T, E>(
+    store: Arc<Store>,
+    f: impl FnOnce(&Store) -> std::result::Result<T, E> + Send + 'static,
+) -> std::result::Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    ApiError: From<E>,
+{
     match tokio::task::spawn_blocking(move || f(&store)).await {
         Ok(r) => r.map_err(ApiError::from),
         // A panic in the library: the transaction did not commit.

@@ -133,6 +133,7 @@ fn router(app: Shared, opts: &ServeOptions) -> Router {
         .route("/v1/ready", get(ready))
         .route("/v1/blocked", get(blocked))
         .route("/v1/export", get(export))
+        .route("/v1/dashboard", get(dashboard))
         .route("/v1/handoffs", post(create_handoff).get(list_handoffs))
         .route("/v1/handoffs/{id}", get(show_handoff))
         .route("/v1/handoffs/{id}/{action}", post(handoff_action))

@@ -9,5 +9,8 @@
 
 mod api;
 pub mod http;
+pub mod mcp;
+mod mcp_tools;
+mod ops;
 mod tasks;
 mod work;

@@ -2,14 +2,15 @@
 //! `/v1/blocked`, `/v1/export`.
 
 use super::api::*;
-use crate::tasks::{self, NewTask, TaskFilter, TaskUpdate};
+use super::ops;
+use crate::tasks::{self, TaskFilter};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value as Json_};
+use serde_json::json;
 use std::collections::HashMap;
 
 pub(super) async fn health(State(app): State<Shared>) -> Response {
@@ -26,35 +27,7 @@ pub(super) async fn create_task(
     headers: HeaderMap,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let o = body_object(body)?;
-    only(
-        &o,
-        &[
-            "title",
-            "description",
-            "priority",
-            "category",
-            "labels",
-            "estimate_hours",
-            "depends_on",
-            "blocks",
-            "parent",
-            "part_of",
-        ],
-    )?;
-    let title = opt_str(&o, "title")?.ok_or_else(|| invalid("\"title\" is needed"))?;
-    let t = NewTask {
-        title,
-        description: opt_str(&o, "description")?,
-        priority: opt_str(&o, "priority")?,
-        category: opt_str(&o, "category")?,
-        labels: str_list(&o, "labels")?,
-        estimate_hours: opt_f64(&o, "estimate_hours")?,
-        depends_on: str_list(&o, "depends_on")?,
-        blocks: str_list(&o, "blocks")?,
-        parent: opt_str(&o, "parent")?,
-        part_of: str_list(&o, "part_of")?,
-    };
+    let t = ops::new_task(&body_object(body)?)?;
     let agent = agent_of(&app, &headers)?;
     let e = blocking(&app, move |s| tasks::create(s, &agent, &t)).await?;
     Ok(keyed(StatusCode::CREATED, "task", &e))
@@ -112,37 +85,7 @@ pub(super) async fn update_task(
     Path(id): Path<String>,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let o = body_object(body)?;
-    only(
-        &o,
-        &[
-            "title",
-            "description",
-            "priority",
-            "category",
-            "add_labels",
-            "remove_labels",
-            "estimate_hours",
-            "if_version",
-        ],
-    )?;
-    let if_version = match o.get("if_version") {
-        None | Some(Json_::Null) => None,
-        Some(v) => Some(
-            v.as_u64()
-                .ok_or_else(|| invalid("\"if_version\" must be a version number"))?,
-        ),
-    };
-    let u = TaskUpdate {
-        title: opt_str(&o, "title")?,
-        description: opt_str(&o, "description")?,
-        priority: opt_str(&o, "priority")?,
-        category: opt_str(&o, "category")?,
-        add_labels: str_list(&o, "add_labels")?,
-        remove_labels: str_list(&o, "remove_labels")?,
-        estimate_hours: opt_f64(&o, "estimate_hours")?,
-        if_version,
-    };
+    let u = ops::task_update(&body_object(body)?)?;
     let e = blocking(&app, move |s| tasks::update(s, &id, &u)).await?;
     Ok(keyed(StatusCode::OK, "task", &e))
 }
@@ -156,50 +99,17 @@ pub(super) async fn task_action(
 ) -> ApiResult {
     let o = body_object(body)?;
     let agent = agent_of(&app, &headers)?;
-    let e = match action.as_str() {
-        "claim" => {
-            only(&o, &["lease"])?;
-            let lease = lease_of(&o)?;
-            blocking(&app, move |s| tasks::claim(s, &id, &agent, lease)).await?
-        }
-        "release" => {
-            only(&o, &["force"])?;
-            let force = opt_bool(&o, "force")?;
-            blocking(&app, move |s| tasks::release(s, &id, &agent, force)).await?
-        }
-        "start" => {
-            only(&o, &[])?;
-            blocking(&app, move |s| tasks::start(s, &id, &agent)).await?
-        }
-        "complete" => {
-            only(&o, &["retrospective"])?;
-            let r = opt_str(&o, "retrospective")?;
-            blocking(&app, move |s| tasks::complete(s, &id, &agent, r.as_deref())).await?
-        }
-        "block" => {
-            only(&o, &["reason"])?;
-            let reason = opt_str(&o, "reason")?.ok_or_else(|| invalid("\"reason\" is needed"))?;
-            blocking(&app, move |s| tasks::block(s, &id, &reason)).await?
-        }
-        "unblock" => {
-            only(&o, &[])?;
-            blocking(&app, move |s| tasks::unblock(s, &id)).await?
-        }
-        "note" => {
-            only(&o, &["text"])?;
-            let text = opt_str(&o, "text")?.ok_or_else(|| invalid("\"text\" is needed"))?;
-            blocking(&app, move |s| tasks::note(s, &id, &agent, &text)).await?
-        }
-        other => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!(
-                    "no route POST /v1/tasks/{{id}}/{other} (known: claim, release, start, complete, block, unblock, note)"
-                ),
-            ))
-        }
-    };
+    let op = ops::find(&ops::TASK_ACTIONS, &action).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!(
+                "no route POST /v1/tasks/{{id}}/{action} (known: {})",
+                ops::actions(&ops::TASK_ACTIONS)
+            ),
+        )
+    })?;
+    let e = blocking(&app, move |s| op(s, &agent, &id, &o)).await?;
     Ok(keyed(StatusCode::OK, "task", &e))
 }
 
@@ -210,19 +120,13 @@ pub(super) async fn next_task(
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let o = body_object(body)?;
-    only(&o, &["lease"])?;
     let claim = match q.get("claim").map(String::as_str) {
         None | Some("false") => false,
         Some("true") => true,
         Some(v) => return Err(invalid(format!("claim must be true or false, got {v:?}"))),
     };
     let agent = agent_of(&app, &headers)?;
-    let lease = lease_of(&o)?;
-    let t = if claim {
-        blocking(&app, move |s| tasks::next_claim(s, &agent, lease)).await?
-    } else {
-        blocking(&app, tasks::next).await?
-    };
+    let t = blocking(&app, move |s| ops::next(s, &agent, claim, &o)).await?;
     match t {
         Some(t) => Ok(keyed(StatusCode::OK, "task", &t)),
         None => Err(ApiError::new(
@@ -257,11 +161,16 @@ pub(super) async fn blocked(State(app): State<Shared>) -> ApiResult {
     Ok(Json(crate::json::blocked_json(&b)).into_response())
 }
 
+pub(super) async fn dashboard(State(app): State<Shared>) -> ApiResult {
+    let d = blocking(&app, |s| crate::board::Dashboard::gather(&mut s.begin()?)).await?;
+    Ok(Json(d.to_json()).into_response())
+}
+
 pub(super) async fn export(State(app): State<Shared>) -> ApiResult {
     let bytes = blocking(&app, |s| {
         let mut out = Vec::new();
         crate::transfer::export(s, &mut out)?;
-        Ok(out)
+        Ok::<_, crate::Error>(out)
     })
     .await?;
     Ok((

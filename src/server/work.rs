@@ -3,6 +3,7 @@
 //! epic …`).
 
 use super::api::*;
+use super::ops;
 use crate::json::{task_json, TASK_SCHEMA_VERSION};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -19,16 +20,8 @@ pub(super) async fn create_handoff(
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let o = body_object(body)?;
-    only(&o, &["task", "to", "instructions", "context"])?;
-    let task = opt_str(&o, "task")?.ok_or_else(|| invalid("\"task\" is needed"))?;
-    let to = opt_str(&o, "to")?.ok_or_else(|| invalid("\"to\" is needed"))?;
-    let instructions = opt_str(&o, "instructions")?.unwrap_or_default();
-    let context = opt_object(&o, "context")?;
     let from = agent_of(&app, &headers)?;
-    let h = blocking(&app, move |s| {
-        crate::handoffs::initiate(s, &task, &from, &to, &instructions, context)
-    })
-    .await?;
+    let h = blocking(&app, move |s| ops::handoff_initiate(s, &from, &o)).await?;
     Ok(keyed(StatusCode::CREATED, "handoff", &h))
 }
 
@@ -72,38 +65,17 @@ pub(super) async fn handoff_action(
 ) -> ApiResult {
     let o = body_object(body)?;
     let agent = agent_of(&app, &headers)?;
-    let h = match action.as_str() {
-        "accept" => {
-            only(&o, &[])?;
-            blocking(&app, move |s| crate::handoffs::accept(s, &id, &agent)).await?
-        }
-        "complete" => {
-            only(&o, &["result", "artifacts"])?;
-            let result = opt_object(&o, "result")?;
-            let artifacts = str_list(&o, "artifacts")?;
-            blocking(&app, move |s| {
-                crate::handoffs::complete(s, &id, &agent, result, &artifacts)
-            })
-            .await?
-        }
-        "reject" => {
-            only(&o, &["reason"])?;
-            let reason = opt_str(&o, "reason")?.ok_or_else(|| invalid("\"reason\" is needed"))?;
-            blocking(&app, move |s| {
-                crate::handoffs::reject(s, &id, &agent, &reason)
-            })
-            .await?
-        }
-        other => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!(
-                    "no route POST /v1/handoffs/{{id}}/{other} (known: accept, complete, reject)"
-                ),
-            ))
-        }
-    };
+    let op = ops::find(&ops::HANDOFF_ACTIONS, &action).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!(
+                "no route POST /v1/handoffs/{{id}}/{action} (known: {})",
+                ops::actions(&ops::HANDOFF_ACTIONS)
+            ),
+        )
+    })?;
+    let h = blocking(&app, move |s| op(s, &agent, &id, &o)).await?;
     Ok(keyed(StatusCode::OK, "handoff", &h))
 }
 
@@ -113,16 +85,8 @@ pub(super) async fn create_decision(
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let o = body_object(body)?;
-    only(&o, &["title", "rationale", "alternatives", "affects"])?;
-    let title = opt_str(&o, "title")?.ok_or_else(|| invalid("\"title\" is needed"))?;
-    let rationale = opt_str(&o, "rationale")?.unwrap_or_default();
-    let alternatives = str_list(&o, "alternatives")?;
-    let affects = str_list(&o, "affects")?;
     let agent = agent_of(&app, &headers)?;
-    let d = blocking(&app, move |s| {
-        crate::decisions::log(s, &agent, &title, &rationale, &alternatives, &affects)
-    })
-    .await?;
+    let d = blocking(&app, move |s| ops::log_decision(s, &agent, &o)).await?;
     Ok(keyed(StatusCode::CREATED, "decision", &d))
 }
 
@@ -148,7 +112,7 @@ pub(super) async fn show_decision(State(app): State<Shared>, Path(id): Path<Stri
         let mut tx = s.begin()?;
         let d = crate::decisions::get(&mut tx, &id)?;
         let a = crate::decisions::affected(&mut tx, &d.id)?;
-        Ok((d, a))
+        Ok::<_, crate::Error>((d, a))
     })
     .await?;
     Ok(Json(json!({
@@ -168,7 +132,7 @@ pub(super) async fn list_groups(app: Shared, kind: &'static str, key: &'static s
             let p = crate::plans::progress(&mut tx, &g.id)?;
             rows.push((g, p));
         }
-        Ok(rows)
+        Ok::<_, crate::Error>(rows)
     })
     .await?;
     Ok(Json(crate::json::groups_json(key, &rows)).into_response())
@@ -185,7 +149,7 @@ pub(super) async fn show_group(
         let g = crate::plans::get(&mut tx, &id, kind)?;
         let members = crate::plans::members(&mut tx, &g.id)?;
         let p = crate::plans::progress(&mut tx, &g.id)?;
-        Ok(crate::json::group_json(key, &g, &members, &p))
+        Ok::<_, crate::Error>(crate::json::group_json(key, &g, &members, &p))
     })
     .await?;
     Ok(Json(j).into_response())
