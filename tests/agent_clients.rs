@@ -366,3 +366,229 @@ fn two_mcp_servers_racing_for_one_task_one_gets_it() {
     assert!(a.close().success());
     assert!(b.close().success());
 }
+
+/// Runs `got setup ARGS…` in `dir` (no store needed).
+fn setup_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_got"))
+        .arg("setup")
+        .args(args)
+        .current_dir(dir)
+        .env_remove("GOT_DIR")
+        .output()
+        .unwrap()
+}
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+#[test]
+fn setup_claude_merges_into_the_users_files_and_what_it_registers_runs() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    std::fs::create_dir(p.join(".claude")).unwrap();
+    let settings = json!({
+        "permissions": {"allow": ["Bash(ls)"]},
+        "hooks": {"SessionStart": [{"hooks": [{"type": "command", "command": "echo hello"}]}]},
+    });
+    std::fs::write(p.join(".claude/settings.json"), settings.to_string()).unwrap();
+    std::fs::write(
+        p.join(".mcp.json"),
+        r#"{"mcpServers": {"other": {"command": "x"}}}"#,
+    )
+    .unwrap();
+    std::fs::write(p.join("AGENTS.md"), "# Rules\n\nBe kind.\n").unwrap();
+
+    // --print writes nothing.
+    let before = std::fs::read(p.join(".mcp.json")).unwrap();
+    let printed = ok(setup_in(p, &["claude", "--print"]));
+    assert!(printed.contains("got prime"), "{printed}");
+    assert_eq!(std::fs::read(p.join(".mcp.json")).unwrap(), before);
+
+    ok(setup_in(p, &["claude"]));
+    let mcp = read_json(&p.join(".mcp.json"));
+    assert_eq!(
+        mcp["mcpServers"]["got"],
+        json!({"command": "got", "args": ["mcp"]})
+    );
+    assert_eq!(mcp["mcpServers"]["other"], json!({"command": "x"}));
+    let s = read_json(&p.join(".claude/settings.json"));
+    assert_eq!(s["permissions"], settings["permissions"]);
+    let starts = s["hooks"]["SessionStart"].as_array().unwrap();
+    assert_eq!(starts.len(), 2, "{s}");
+    assert_eq!(starts[0]["hooks"][0]["command"], "echo hello");
+    assert_eq!(starts[1]["hooks"][0]["command"], "got prime");
+    let agents = std::fs::read_to_string(p.join("AGENTS.md")).unwrap();
+    assert!(agents.starts_with("# Rules\n\nBe kind.\n"), "{agents}");
+    assert!(agents.contains("got task next --claim"), "{agents}");
+
+    // Again: every file byte for byte as it was.
+    let files = [".mcp.json", ".claude/settings.json", "AGENTS.md"];
+    let snapshot: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(p.join(f)).unwrap())
+        .collect();
+    let again = ok(setup_in(p, &["claude", "--json"]));
+    let again: Value = serde_json::from_str(&again).unwrap();
+    assert!(
+        again["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["action"] == "unchanged"),
+        "{again}"
+    );
+    for (f, b) in files.iter().zip(&snapshot) {
+        assert_eq!(&std::fs::read(p.join(f)).unwrap(), b, "{f}");
+    }
+
+    // What it registered works: the MCP command answers the handshake, and
+    // the hook's command primes, in the project.
+    let (_sd, store) = store();
+    let server = &mcp["mcpServers"]["got"];
+    assert_eq!(server["command"], "got");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_got"))
+        .args(
+            server["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap()),
+        )
+        .env("GOT_DIR", &store)
+        .current_dir(p)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut m = Mcp {
+        stdin: child.stdin.take(),
+        stdout: BufReader::new(child.stdout.take().unwrap()),
+        child,
+        lines: Vec::new(),
+        next_id: 1,
+    };
+    assert_eq!(
+        m.initialize("2025-11-25")["result"]["serverInfo"]["name"],
+        "got"
+    );
+    assert!(m.close().success());
+    let hook = starts[1]["hooks"][0]["command"].as_str().unwrap();
+    let mut words = hook.split_whitespace();
+    assert_eq!(words.next(), Some("got"));
+    let primed = Command::new(env!("CARGO_BIN_EXE_got"))
+        .args(words)
+        .env("GOT_DIR", &store)
+        .env("GOT_AGENT", "agent-1")
+        .current_dir(p)
+        .output()
+        .unwrap();
+    let primed = ok(primed);
+    assert!(primed.contains("you are agent-1"), "{primed}");
+}
+
+#[test]
+fn setup_refuses_to_overwrite_without_force_and_writes_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    std::fs::write(
+        p.join(".mcp.json"),
+        r#"{"mcpServers": {"got": {"command": "/opt/got/bin/got", "args": ["mcp"]}, "other": {"command": "x"}}}"#,
+    )
+    .unwrap();
+    let before = std::fs::read(p.join(".mcp.json")).unwrap();
+    let r = setup_in(p, &["claude"]);
+    assert_eq!(r.status.code(), Some(4), "{}", text(&r));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("--force") && err.contains(".mcp.json"),
+        "{err}"
+    );
+    // Nothing written: not the refused file, nor the others.
+    assert_eq!(std::fs::read(p.join(".mcp.json")).unwrap(), before);
+    assert!(!p.join(".claude").exists());
+    assert!(!p.join("AGENTS.md").exists());
+
+    ok(setup_in(p, &["claude", "--force"]));
+    let mcp = read_json(&p.join(".mcp.json"));
+    assert_eq!(mcp["mcpServers"]["got"]["command"], "got");
+    assert_eq!(mcp["mcpServers"]["other"], json!({"command": "x"}));
+
+    // An edited block of ours in AGENTS.md: refused, then rewritten with
+    // --force, the text around it kept.
+    let agents = std::fs::read_to_string(p.join("AGENTS.md")).unwrap();
+    let edited = format!(
+        "intro\n{}outro\n",
+        agents.replace("got prime", "got prime --limit 1")
+    );
+    std::fs::write(p.join("AGENTS.md"), &edited).unwrap();
+    assert_eq!(setup_in(p, &["claude"]).status.code(), Some(4));
+    assert_eq!(
+        std::fs::read_to_string(p.join("AGENTS.md")).unwrap(),
+        edited
+    );
+    ok(setup_in(p, &["claude", "--force"]));
+    assert_eq!(
+        std::fs::read_to_string(p.join("AGENTS.md")).unwrap(),
+        format!("intro\n{agents}outro\n")
+    );
+
+    // A file that does not parse is never rewritten, not even with --force.
+    std::fs::write(p.join(".mcp.json"), "{ not json").unwrap();
+    let r = setup_in(p, &["claude", "--force"]);
+    assert_eq!(r.status.code(), Some(4), "{}", text(&r));
+    assert_eq!(
+        std::fs::read_to_string(p.join(".mcp.json")).unwrap(),
+        "{ not json"
+    );
+}
+
+#[test]
+fn setup_codex_edits_config_toml_as_text_and_cursor_writes_its_mcp_json() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    std::fs::create_dir(p.join(".codex")).unwrap();
+    let user = "model = \"o4\"\n\n[mcp_servers.docs]\ncommand = \"docs-mcp\"\n";
+    std::fs::write(p.join(".codex/config.toml"), user).unwrap();
+    ok(setup_in(p, &["codex"]));
+    let toml = std::fs::read_to_string(p.join(".codex/config.toml")).unwrap();
+    assert_eq!(
+        toml,
+        format!("{user}\n[mcp_servers.got]\ncommand = \"got\"\nargs = [\"mcp\"]\n")
+    );
+    let hooks = read_json(&p.join(".codex/hooks.json"));
+    assert_eq!(
+        hooks["hooks"]["SessionStart"][0]["hooks"][0]["command"],
+        "got prime"
+    );
+    ok(setup_in(p, &["codex"]));
+    assert_eq!(
+        std::fs::read_to_string(p.join(".codex/config.toml")).unwrap(),
+        toml
+    );
+
+    // A different [mcp_servers.got]: refused; --force replaces that table
+    // alone, the tables after it kept.
+    let other = format!(
+        "{user}\n[mcp_servers.got]\ncommand = \"/usr/local/bin/got\"\nargs = [\"mcp\"]\n\n[profiles.fast]\nmodel = \"mini\"\n"
+    );
+    std::fs::write(p.join(".codex/config.toml"), &other).unwrap();
+    assert_eq!(setup_in(p, &["codex"]).status.code(), Some(4));
+    assert_eq!(
+        std::fs::read_to_string(p.join(".codex/config.toml")).unwrap(),
+        other
+    );
+    ok(setup_in(p, &["codex", "--force"]));
+    assert_eq!(
+        std::fs::read_to_string(p.join(".codex/config.toml")).unwrap(),
+        format!("{user}\n[mcp_servers.got]\ncommand = \"got\"\nargs = [\"mcp\"]\n\n[profiles.fast]\nmodel = \"mini\"\n")
+    );
+
+    ok(setup_in(p, &["cursor"]));
+    let mcp = read_json(&p.join(".cursor/mcp.json"));
+    assert_eq!(
+        mcp["mcpServers"]["got"],
+        json!({"command": "got", "args": ["mcp"]})
+    );
+    assert!(!p.join(".cursor/hooks.json").exists());
+}

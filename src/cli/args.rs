@@ -63,6 +63,36 @@ pub enum Command {
         after_help = "Example (what a client runs):\n  got mcp\nSee docs/server.md for the tools."
     )]
     Mcp,
+    /// Wire an agent client up to got in this project: register `got mcp` where
+    /// the client looks for MCP servers, run `got prime` at session start where
+    /// it has a hook, and add the agent loop to AGENTS.md. Merges into the
+    /// user's files (other servers, hooks and keys stay); an existing `got`
+    /// entry that differs is replaced only with --force; nothing is written if
+    /// any file refuses.
+    ///
+    /// claude: .mcp.json, .claude/settings.json (SessionStart hook), AGENTS.md.
+    ///
+    /// codex: .codex/config.toml ([mcp_servers.got]), .codex/hooks.json, AGENTS.md.
+    ///
+    /// cursor: .cursor/mcp.json, AGENTS.md (Cursor's session-start hook is not
+    /// dependable; AGENTS.md tells the agent to run `got prime`).
+    #[command(
+        after_help = "Examples:\n  got setup claude --print     # show what would be written\n  got setup claude\n  got setup codex --force      # replace a different [mcp_servers.got]"
+    )]
+    Setup {
+        /// The agent client to wire up.
+        #[arg(value_enum)]
+        client: Client,
+        /// Print each file as it would be written, and write nothing.
+        #[arg(long)]
+        print: bool,
+        /// Replace an existing `got` entry (or an edited AGENTS.md block) that differs.
+        #[arg(long)]
+        force: bool,
+        /// The project's directory (default: the current one).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Turn the GoT system's JSON store in this project's .got into a got store,
     /// in place. The original files are kept byte for byte under .got/got-json;
     /// a crash leaves the original or the finished store, and running it again
@@ -228,6 +258,17 @@ pub enum ImportFormat {
     Beads,
     /// The GoT system's JSON store: a directory with `entities/*.json`.
     GotJson,
+}
+
+/// An agent client `got setup` knows.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq)]
+pub enum Client {
+    /// Claude Code.
+    Claude,
+    /// OpenAI's Codex CLI.
+    Codex,
+    /// Cursor.
+    Cursor,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

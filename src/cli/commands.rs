@@ -161,6 +161,12 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Serve { listen, token_file } => super::serve::serve(&ctx, listen, token_file),
         #[cfg(feature = "server")]
         Command::Mcp => super::serve::mcp(&ctx),
+        Command::Setup {
+            client,
+            print,
+            force,
+            dir,
+        } => super::setup::setup(&ctx, client, dir, print, force),
         Command::Demo { threads } => demo(&ctx, threads),
         Command::Entity(c) => entity(&ctx, c),
         Command::Edge(c) => edge(&ctx, c),

@@ -5,6 +5,7 @@ mod board;
 mod commands;
 mod progress;
 mod serve;
+mod setup;
 mod sync;
 mod tasks;
 mod transfer;
