@@ -684,3 +684,100 @@ fn sprints_and_epics_work_as_in_the_cli() {
     assert_eq!(r.body["members"][0]["id"], task.as_str(), "{r:?}");
     assert_eq!(r.body["progress"]["tasks"], 1);
 }
+
+/// Reads what the server sent on a connection it has closed, without
+/// waiting: `None` if it is still open.
+fn closed_by_server(s: &mut TcpStream) -> Option<Vec<u8>> {
+    s.set_nonblocking(true).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
+            // A reset is a close too.
+            Err(_) => return Some(got),
+        }
+    }
+}
+
+#[test]
+fn stalled_clients_are_cut_off_and_a_slow_one_holds_up_nobody() {
+    let d = tempfile::tempdir().unwrap();
+    let store = new_store(d.path());
+    let srv = Server::start(
+        &store,
+        &["--max-connections", "2", "--header-timeout", "1s"],
+        &[],
+    );
+    // Two clients stall halfway through their headers, holding both
+    // connection slots; a third waits in the backlog.
+    let mut stalled: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = TcpStream::connect(srv.addr).unwrap();
+            s.write_all(b"POST /v1/tasks HTTP/1.1\r\nHost: test\r\nContent-Le")
+                .unwrap();
+            s
+        })
+        .collect();
+    let mut third = TcpStream::connect(srv.addr).unwrap();
+    // A bound on a hang, not a measurement: the header timeout is 1 s.
+    third
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let r = request_on(
+        &mut third,
+        "POST",
+        "/v1/tasks",
+        Some(br#"{"title": "after the stall"}"#),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(r.status, 201, "{r:?}");
+    // The third was served because the stalled ones were cut off: by the
+    // time its answer came both are closed.
+    for (i, s) in stalled.iter_mut().enumerate() {
+        let sent =
+            closed_by_server(s).unwrap_or_else(|| panic!("stalled connection {i} is still open"));
+        let sent = String::from_utf8_lossy(&sent);
+        assert!(
+            sent.is_empty() || sent.starts_with("HTTP/1.1 408"),
+            "{sent:?}"
+        );
+    }
+
+    // A slow client: its request in one-byte segments, then a pause in the
+    // middle of its body; another client is served meanwhile.
+    let (paused_tx, paused_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let addr = srv.addr;
+    let slow = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_nodelay(true).unwrap();
+        let body = br#"{"title": "slowly"}"#;
+        let head = format!(
+            "POST /v1/tasks HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        for b in head.as_bytes().iter().chain(&body[..8]) {
+            s.write_all(std::slice::from_ref(b)).unwrap();
+        }
+        paused_tx.send(()).unwrap();
+        go_rx.recv().unwrap();
+        s.write_all(&body[8..]).unwrap();
+        read_response(&mut s).unwrap()
+    });
+    paused_rx.recv().unwrap();
+    let other = http(
+        srv.addr,
+        "POST",
+        "/v1/tasks",
+        Some(json!({"title": "quick"})),
+    );
+    assert_eq!(other.status, 201, "{other:?}");
+    go_tx.send(()).unwrap();
+    let r = slow.join().unwrap();
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.body["task"]["title"], "slowly");
+}

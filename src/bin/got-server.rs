@@ -24,6 +24,7 @@ fn main() {
         ),
     }
     let (mut store, mut agent, mut listen, mut token_file) = (None, None, None, None);
+    let (mut max_connections, mut header_timeout) = (None, None);
     let mut it = args[1..].iter();
     while let Some(a) = it.next() {
         let v = it
@@ -39,6 +40,22 @@ fn main() {
                 )
             }
             "--token-file" => token_file = Some(PathBuf::from(v)),
+            "--max-connections" => {
+                max_connections = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .unwrap_or_else(|| fail(2, format!("--max-connections {v:?}"))),
+                )
+            }
+            "--header-timeout-ms" => {
+                header_timeout = Some(std::time::Duration::from_millis(
+                    v.parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .unwrap_or_else(|| fail(2, format!("--header-timeout-ms {v:?}"))),
+                ))
+            }
             _ => fail(2, format!("unknown argument {a}")),
         }
     }
@@ -59,6 +76,12 @@ fn main() {
     .filter(|t| !t.is_empty());
     let mut opts = ServeOptions::new(listen, agent);
     opts.token = token;
+    if let Some(n) = max_connections {
+        opts.max_connections = n;
+    }
+    if let Some(d) = header_timeout {
+        opts.header_timeout = d;
+    }
     // Refused before the store is opened (no lock taken, nothing replayed).
     if opts.token.is_none() && !listen.ip().is_loopback() {
         fail(2, ServeError::TokenNeeded(listen));

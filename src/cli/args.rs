@@ -52,6 +52,15 @@ pub enum Command {
         /// Bearer <token>` (else GOT_TOKEN); needed to listen beyond loopback.
         #[arg(long, value_name = "FILE")]
         token_file: Option<PathBuf>,
+        /// Connections open at once; more wait in the kernel's backlog until one
+        /// closes.
+        #[arg(long, default_value_t = 1024, value_name = "N")]
+        max_connections: usize,
+        /// Close a connection whose request headers have not all arrived this
+        /// long after it opened or after its last response (slow, stalled and
+        /// idle clients), like 30s or 2m.
+        #[arg(long, default_value = "30s", value_name = "DURATION")]
+        header_timeout: String,
     },
     /// Serve got's tools over MCP on stdin and stdout (for agent clients: Claude
     /// Code, Codex, Cursor; `got setup` registers it). Speaks the initialize

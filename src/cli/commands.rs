@@ -158,7 +158,12 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Migrate {
             accept_bad_checksums,
         } => super::transfer::migrate(&ctx, accept_bad_checksums),
-        Command::Serve { listen, token_file } => super::serve::serve(&ctx, listen, token_file),
+        Command::Serve {
+            listen,
+            token_file,
+            max_connections,
+            header_timeout,
+        } => super::serve::serve(&ctx, listen, token_file, max_connections, &header_timeout),
         #[cfg(feature = "server")]
         Command::Mcp => super::serve::mcp(&ctx),
         Command::Setup {

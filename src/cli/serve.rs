@@ -6,8 +6,40 @@ use super::commands::Ctx;
 use super::{exit, CmdResult, Failure};
 use std::path::PathBuf;
 
-pub fn serve(ctx: &Ctx, listen: std::net::SocketAddr, token_file: Option<PathBuf>) -> CmdResult {
-    let mut args = vec!["--listen".to_string(), listen.to_string()];
+pub fn serve(
+    ctx: &Ctx,
+    listen: std::net::SocketAddr,
+    token_file: Option<PathBuf>,
+    max_connections: usize,
+    header_timeout: &str,
+) -> CmdResult {
+    let header_timeout = got::tasks::parse_duration(header_timeout)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            Failure::new(
+                "invalid",
+                exit::USAGE,
+                format!(
+                    "--header-timeout {header_timeout:?}: not a duration above zero (like 30s, 2m)"
+                ),
+            )
+        })?;
+    if max_connections == 0 {
+        return Err(Failure::new(
+            "invalid",
+            exit::USAGE,
+            "--max-connections must be at least 1",
+        ));
+    }
+    let mut args = vec![
+        "--listen".to_string(),
+        listen.to_string(),
+        "--max-connections".to_string(),
+        max_connections.to_string(),
+        "--header-timeout-ms".to_string(),
+        header_timeout.as_millis().to_string(),
+    ];
     if let Some(f) = token_file {
         args.push("--token-file".into());
         args.push(f.to_string_lossy().into_owned());

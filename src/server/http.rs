@@ -39,6 +39,11 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// A request not answered by then gets 503 (`timeout`).
     pub request_timeout: Duration,
+    /// A connection whose request headers have not all arrived by then
+    /// (counted from its start, or from its previous response: an idle
+    /// keep-alive connection too) is closed, so slow or stalled clients
+    /// cannot hold every connection slot.
+    pub header_timeout: Duration,
 }
 
 impl ServeOptions {
@@ -51,6 +56,7 @@ impl ServeOptions {
             max_in_flight: 256,
             max_connections: 1024,
             request_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -322,11 +328,39 @@ pub fn serve(
             slots: Arc::new(tokio::sync::Semaphore::new(opts.max_connections)),
         };
         listening(addr);
-        axum::serve(listener, routes)
-            .with_graceful_shutdown(stop_signal())
-            .await
-            .map_err(ServeError::Io)
+        accept_until_stopped(listener, routes, opts.header_timeout).await;
+        Ok(())
     })
+}
+
+/// Accepts connections and serves each on its own task until SIGTERM or
+/// SIGINT; then stops accepting and waits for the connections to finish the
+/// requests in flight (each is told to close after its current response).
+async fn accept_until_stopped(mut listener: Limited, routes: Router, header_timeout: Duration) {
+    use axum::serve::Listener;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            (io, _) = listener.accept() => {
+                let service = hyper_util::service::TowerToHyperService::new(routes.clone());
+                let conn = graceful.watch(http.serve_connection(TokioIo::new(io), service));
+                tokio::spawn(async move {
+                    // A connection's error (reset, timeout) ends that
+                    // connection only.
+                    let _ = conn.await;
+                });
+            }
+            _ = &mut stop => break,
+        }
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 async fn stop_signal() {
