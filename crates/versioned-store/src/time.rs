@@ -13,12 +13,17 @@ pub struct Utc {
     pub milli: i64,
 }
 
-/// The latest and earliest millisecond jiff represents; times beyond are
-/// clamped to them (a store's times are well inside).
+/// `ms` as a jiff time; times beyond the latest and earliest jiff represents
+/// are clamped to them (a store's times are well inside, but a lease of
+/// `u64::MAX` seconds saturates to `i64::MAX` ms). Not clamped to
+/// `Timestamp::MAX.as_millisecond()`: that is 999 ms past the last
+/// millisecond `from_millisecond` takes, and panicked.
 fn timestamp(ms: i64) -> jiff::Timestamp {
-    let lo = jiff::Timestamp::MIN.as_millisecond();
-    let hi = jiff::Timestamp::MAX.as_millisecond();
-    jiff::Timestamp::from_millisecond(ms.clamp(lo, hi)).expect("clamped into range")
+    jiff::Timestamp::from_millisecond(ms).unwrap_or(if ms < 0 {
+        jiff::Timestamp::MIN
+    } else {
+        jiff::Timestamp::MAX
+    })
 }
 
 /// Unix milliseconds as UTC fields.
@@ -69,6 +74,10 @@ mod tests {
         assert_eq!((leap.year, leap.month, leap.day), (2000, 2, 29));
         let before = utc(-1);
         assert_eq!((before.year, before.second, before.milli), (1969, 59, 999));
+        // Beyond what jiff represents: clamped (a lease that saturated).
+        assert_eq!(utc(i64::MAX).year, 9999);
+        assert_eq!(utc(i64::MIN).year, -9999);
+        assert_eq!(utc(253_402_207_200_999).year, 9999);
     }
 
     #[test]
