@@ -18,6 +18,9 @@ mod common;
 mod corpus;
 #[path = "fuzz_decoders/harness.rs"]
 mod harness;
+#[cfg(feature = "server")]
+#[path = "fuzz_decoders/mcp_messages.rs"]
+mod mcp_messages;
 #[path = "fuzz_decoders/reseal.rs"]
 mod reseal;
 
@@ -33,7 +36,7 @@ use got::versioned_store::{backup, manifest, Props, Value};
 use got::wal::frame::{self, FrameKind, HeaderCheck};
 use got::wal::{durable, segment, ProcessLock, SimVfs, Vfs, Wal, WalOptions};
 use got::{Direction, Store};
-use harness::{run, run_with, Target, Verdict};
+use harness::{run, run_mutated_with, run_with, Target, Verdict};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -1380,4 +1383,400 @@ fn server_requests_are_answered_or_refused_never_a_panic() {
             Verdict::Rejected
         }
     });
+}
+
+/// Byte tokens of MCP messages, for the byte mutations of the MCP target.
+#[cfg(feature = "server")]
+const MCP_TOKENS: &[&[u8]] = &[
+    b"\"",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b":",
+    b",",
+    b"null",
+    b"true",
+    b"-1",
+    b"1.0",
+    b"1e999",
+    b"9223372036854775808",
+    b"\\u0000",
+    b"\\ud800",
+    "\u{10348}".as_bytes(),
+    b"\xEF\xBB\xBF",
+    b"\r",
+    b"\n",
+    b"\"id\":",
+    b"\"method\":",
+    b"\"params\":",
+    b"\"arguments\":",
+    b"\"_meta\":",
+    b"\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\"",
+    b"\"io.modelcontextprotocol/clientCapabilities\":{}",
+    b"\"tools/call\"",
+    b"\"notifications/cancelled\"",
+];
+
+/// What `got mcp` does with the lines a client writes to its stdin, through
+/// rmcp's real transport, lifecycle and dispatch and got's handler (the
+/// in-process driver, `got::server::mcp::InProcessMcp`). Seeds are real
+/// client messages: `initialize` at 2025-06-18 and 2025-11-25,
+/// `notifications/initialized`, `tools/list`, `ping`, `tools/call` of every
+/// tool with valid arguments, and the handshake-free 2026-07-28 flow
+/// (`server/discover`, `tools/call` with the `_meta` keys). They are mutated
+/// as bytes and as JSON (`fuzz_decoders/mcp_messages.rs`) and sent to a
+/// session already initialized, or (the openers) to a new one.
+///
+/// Checked for each input: nothing panics; every line the server writes is a
+/// JSON-RPC 2.0 response (a result, or an error with an integer code); every
+/// request gets exactly one response; a `tools/call` is answered with a
+/// result with `isError` (a failure with its message as text, never a panic
+/// in the library) or a JSON-RPC error; and the server keeps answering: a
+/// valid tool call after the input gets its result. The one exception is
+/// rmcp's: a session whose first message is not a request ends (stdout
+/// closes, as `got mcp` exits), so a new session's end is allowed when the
+/// input held a notification, response or error.
+#[cfg(feature = "server")]
+#[test]
+fn mcp_messages_are_answered_or_refused_never_a_panic() {
+    use got::server::mcp::{InProcessMcp, McpLine};
+    use mcp_messages::{check_line, check_tool_response, meta_2026, TOOLS};
+    use serde_json::{json, Value as Json};
+    use std::cell::RefCell;
+
+    // The store every server starts from: tasks for the tools to act on, and
+    // handoffs to the server's agent. Exported once, imported for each server
+    // (the same ids, so the seeds stay valid when the store is renewed).
+    let new_store = || {
+        Store::open_with_vfs(SimVfs::new() as Arc<dyn Vfs>, "/mcp/.got", corpus::opts()).unwrap()
+    };
+    let (export, [a, b, c, d, h1, h2]) = {
+        let s = new_store();
+        let task = |title: &str, labels: &[&str]| {
+            got::tasks::create(
+                &s,
+                "fuzz",
+                &got::tasks::NewTask {
+                    title: title.into(),
+                    labels: labels.iter().map(|l| l.to_string()).collect(),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+            .id
+        };
+        let (a, b, c, d) = (
+            task("a", &["a"]),
+            task("b", &[]),
+            task("c", &[]),
+            task("d", &[]),
+        );
+        let handoff = |task: &str| {
+            got::handoffs::initiate(&s, task, "other", "fuzz", "take it", None)
+                .unwrap()
+                .id
+        };
+        let (h1, h2) = (handoff(&a), handoff(&b));
+        let mut text = Vec::new();
+        got::transfer::export(&s, &mut text).unwrap();
+        (String::from_utf8(text).unwrap(), [a, b, c, d, h1, h2])
+    };
+    let new_server = || {
+        let s = new_store();
+        let items = got::transfer::parse(&s, &export).unwrap();
+        got::transfer::import(&s, &items, 50, |_, _| {}).unwrap();
+        InProcessMcp::new(s, "fuzz".into()).unwrap()
+    };
+
+    let req = |id: Json, method: &str, params: Json| {
+        json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string()
+    };
+    let call = |id: Json, name: &str, args: Json| {
+        req(id, "tools/call", json!({"name": name, "arguments": args}))
+    };
+    let init_params = |version: &str| {
+        json!({
+            "protocolVersion": version,
+            "capabilities": {"roots": {"listChanged": true}, "sampling": {}, "elicitation": {}},
+            "clientInfo": {"name": "fuzz-client", "version": "1.0"},
+        })
+    };
+    const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    // The openers: what a client sends first.
+    let openers = vec![
+        req(json!(0), "initialize", init_params("2025-06-18")),
+        format!(
+            "{}\n{INITIALIZED}",
+            req(json!("init"), "initialize", init_params("2025-11-25"))
+        ),
+        req(json!(1), "server/discover", json!({"_meta": meta_2026()})),
+        req(
+            json!("inline"),
+            "tools/call",
+            json!({"name": "create_task", "arguments": {"title": "inline"}, "_meta": meta_2026()}),
+        ),
+        req(json!(2), "tools/list", json!({"_meta": meta_2026()})),
+    ];
+    let opener_count = openers.len();
+    let calls = [
+        (
+            "create_task",
+            json!({"title": "write the parser", "description": "d", "priority": "high",
+            "category": "feature", "labels": ["mcp"], "estimate_hours": 1.5, "depends_on": [a],
+            "blocks": [], "parent": a, "part_of": []}),
+        ),
+        ("show_task", json!({"id": a})),
+        (
+            "list_tasks",
+            json!({"status": ["pending", "in_progress"], "priority": "high", "label": "a",
+            "category": "feature", "assignee": "fuzz", "limit": 5, "after": a}),
+        ),
+        (
+            "update_task",
+            json!({"id": a, "title": "renamed", "description": "more", "priority": "low",
+            "category": "docs", "add_labels": ["b"], "remove_labels": ["a"], "estimate_hours": 2,
+            "if_version": 1}),
+        ),
+        ("claim_task", json!({"id": b, "lease": "30m"})),
+        ("release_task", json!({"id": b, "force": true})),
+        (
+            "next_task",
+            json!({"claim": true, "lease": "1h", "agent": "agent-7"}),
+        ),
+        (
+            "complete_task",
+            json!({"id": c, "retrospective": "done", "agent": "fuzz"}),
+        ),
+        (
+            "block_task",
+            json!({"id": d, "reason": "waiting on review"}),
+        ),
+        ("unblock_task", json!({"id": d})),
+        ("add_note", json!({"id": a, "text": "the grammar is LL(1)"})),
+        ("ready", json!({"limit": 5})),
+        ("blocked", json!({})),
+        (
+            "handoff_initiate",
+            json!({"task": a, "to": "fuzz", "instructions": "take it",
+            "context": {"k": [1, 2]}}),
+        ),
+        ("handoff_accept", json!({"id": h1})),
+        (
+            "handoff_complete",
+            json!({"id": h1, "result": {"ok": true}, "artifacts": ["src/a.rs"]}),
+        ),
+        ("handoff_reject", json!({"id": h2, "reason": "busy"})),
+        (
+            "log_decision",
+            json!({"title": "use rmcp", "rationale": "the official SDK",
+            "alternatives": ["our own"], "affects": [a]}),
+        ),
+        ("dashboard", json!({})),
+    ];
+    for t in TOOLS {
+        assert!(calls.iter().any(|(n, _)| *n == t), "no seed calls {t}");
+    }
+    let mut seeds = openers;
+    seeds.extend([
+        INITIALIZED.to_string(),
+        req(json!("list"), "tools/list", json!({})),
+        req(json!(7), "ping", json!({})),
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+            "params": {"requestId": 3, "reason": "no longer needed"}})
+        .to_string(),
+        req(
+            json!(8),
+            "tools/call",
+            json!({"name": "next_task", "arguments": {"claim": true}, "_meta": meta_2026()}),
+        ),
+    ]);
+    for (i, (name, args)) in calls.iter().enumerate() {
+        // Ids as numbers and as strings.
+        let id = if i % 2 == 0 {
+            json!(100 + i)
+        } else {
+            json!(format!("call-{i}"))
+        };
+        seeds.push(call(id, name, args.clone()));
+    }
+    let corpus: Vec<Vec<u8>> = seeds.into_iter().map(String::into_bytes).collect();
+
+    #[derive(Clone, Copy, PartialEq, Debug)]
+    enum Phase {
+        /// A new session: the input is its first message.
+        Fresh,
+        /// After `initialize` and `notifications/initialized`.
+        Initialized,
+        /// Whatever the last input left.
+        Unknown,
+    }
+    struct Fuzzed {
+        mcp: InProcessMcp,
+        phase: Phase,
+        inputs: u64,
+    }
+    // A new server (on a new store) every so many inputs: a store that only
+    // grows would make every list longer and every input slower.
+    const RENEW_EVERY: u64 = 2_000;
+    let state = RefCell::new(Fuzzed {
+        mcp: new_server(),
+        phase: Phase::Unknown,
+        inputs: 0,
+    });
+    let t = Target {
+        name: "mcp_messages_are_answered_or_refused_never_a_panic",
+        quick_inputs: 4_000,
+        corpus,
+        tokens: MCP_TOKENS,
+        reseal: None,
+        // The store the server reads: a list or the dashboard answers with
+        // up to 100 tasks whatever the request's size.
+        context_len: 256 << 10,
+    };
+    // Which session an input goes to (not counted): the openers to a new
+    // session half the time (which half depends on the input only, so a
+    // replayed input goes to the same), everything else to one initialized
+    // at 2025-06-18 or 2025-11-25.
+    let prepare = |base: usize, input: &[u8]| {
+        let mut st = state.borrow_mut();
+        st.inputs += 1;
+        if st.inputs.is_multiple_of(RENEW_EVERY) {
+            st.mcp = new_server();
+            st.phase = Phase::Unknown;
+        }
+        if base < opener_count && input.len().is_multiple_of(2) {
+            st.mcp.restart();
+            st.phase = Phase::Fresh;
+        } else if st.phase != Phase::Initialized || st.mcp.ended() {
+            st.mcp.restart();
+            let version = if input.len().is_multiple_of(2) {
+                "2025-06-18"
+            } else {
+                "2025-11-25"
+            };
+            let r = st.mcp.request("initialize", init_params(version)).unwrap();
+            assert_eq!(r["result"]["protocolVersion"], version, "{r}");
+            let a = st.mcp.send(INITIALIZED.as_bytes()).unwrap();
+            assert!(a.lines.is_empty() && !a.ended, "{a:?}");
+            st.phase = Phase::Initialized;
+        }
+    };
+    run_mutated_with(&t, &mcp_messages::mutate_input, prepare, |input, ()| {
+        let shown = || mcp_messages::shown(input);
+        let mut st = state.borrow_mut();
+        let phase = st.phase;
+        let answer = st
+            .mcp
+            .send(input)
+            .unwrap_or_else(|e| panic!("the server stopped answering ({phase:?} session): {e}"));
+        let responses: Vec<Json> = answer.lines.iter().map(|l| check_line(l, input)).collect();
+        // Requests are answered one at a time, so the n-th response with an
+        // id answers the n-th request with that id.
+        let mut answered = false;
+        let mut seen: Vec<&Json> = Vec::new();
+        for sent in &answer.sent {
+            let McpLine::Request { id, method } = sent else {
+                continue;
+            };
+            let nth = seen.iter().filter(|i| **i == id).count();
+            seen.push(id);
+            let Some(r) = responses.iter().filter(|r| &r["id"] == id).nth(nth) else {
+                // A session that ended did not read what came after its end.
+                assert!(answer.ended, "no response to request {id}\nfor {}", shown());
+                continue;
+            };
+            answered |= if method == "tools/call" {
+                check_tool_response(r, input)
+            } else {
+                r.get("result").is_some()
+            };
+        }
+        let asked = seen.len();
+        let with_ids = responses.iter().filter(|r| !r["id"].is_null()).count();
+        assert!(
+            with_ids == asked || answer.ended && with_ids < asked,
+            "{asked} requests and {with_ids} responses to them\nfor {}",
+            shown()
+        );
+        let verdict = if answered {
+            Verdict::Accepted
+        } else {
+            Verdict::Rejected
+        };
+        if answer.ended {
+            assert!(
+                phase == Phase::Fresh && answer.sent.contains(&McpLine::Message),
+                "the session ended ({phase:?} session, rmcp read {:?})\nfor {}",
+                answer.sent,
+                shown()
+            );
+            st.phase = Phase::Unknown;
+            return verdict;
+        }
+        // The server still answers: a valid call gets its result (with the
+        // request metadata unless the session was initialized).
+        let mut params = json!({"name": "ready", "arguments": {"limit": 1}});
+        if phase != Phase::Initialized {
+            params["_meta"] = meta_2026();
+        }
+        let r = st.mcp.request("tools/call", params).unwrap_or_else(|e| {
+            panic!(
+                "no answer to a valid call after the input ({phase:?} session): {e}\nfor {}",
+                shown()
+            )
+        });
+        check_line(r.to_string().as_bytes(), input);
+        assert!(
+            check_tool_response(&r, input),
+            "a valid call failed after the input ({phase:?} session): {r}\nfor {}",
+            shown()
+        );
+        if phase == Phase::Fresh {
+            st.phase = Phase::Unknown;
+        }
+        verdict
+    });
+}
+
+/// Found by the MCP target: a claim with a lease of `u64::MAX` seconds (its
+/// expiry saturates to `i64::MAX` ms), then a claim by another agent, whose
+/// refusal names when the lease ends: formatting that time panicked (the
+/// calendar's clamp was 999 ms past the last millisecond jiff takes).
+#[cfg(feature = "server")]
+#[test]
+fn a_lease_past_the_calendar_is_a_conflict_not_a_panic() {
+    use got::server::mcp::InProcessMcp;
+    use serde_json::json;
+    let store =
+        Store::open_with_vfs(SimVfs::new() as Arc<dyn Vfs>, "/lease/.got", corpus::opts()).unwrap();
+    let mut mcp = InProcessMcp::new(store, "fuzz".into()).unwrap();
+    let init = json!({
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "fuzz-client", "version": "1.0"},
+    });
+    mcp.request("initialize", init).unwrap();
+    let mut call = |args: serde_json::Value, name: &str| {
+        let r = mcp
+            .request("tools/call", json!({"name": name, "arguments": args}))
+            .unwrap();
+        r["result"].clone()
+    };
+    let t = call(json!({"title": "t"}), "create_task");
+    let id = t["structuredContent"]["task"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let lease = u64::MAX.to_string();
+    let claimed = call(json!({"id": id, "lease": lease}), "claim_task");
+    assert_eq!(claimed["isError"], false, "{claimed}");
+    let lost = call(json!({"id": id, "agent": "other"}), "claim_task");
+    assert_eq!(lost["isError"], true, "{lost}");
+    assert_eq!(
+        lost["structuredContent"]["error"]["code"], "conflict",
+        "{lost}"
+    );
+    let text = lost["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("lease until 9999-"), "{text}");
 }

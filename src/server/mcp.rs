@@ -24,6 +24,8 @@ use rmcp::{ErrorData, ServerHandler, ServiceExt};
 use serde_json::json;
 use std::sync::Arc;
 
+pub use super::mcp_in_process::{InProcessMcp, McpAnswer, McpLine};
+
 /// What the server tells a client about itself (the `instructions` a client
 /// may put before the model).
 const INSTRUCTIONS: &str = "got tracks the work of agents: tasks with dependencies, claims with leases, notes, handoffs between agents, decisions. The loop: next_task with claim=true takes the first ready task for you; add_note records what you find; complete_task finishes it (block_task if stuck, handoff_initiate to pass it on). Every write is on disk before its result returns.";

@@ -10,6 +10,7 @@
 mod api;
 pub mod http;
 pub mod mcp;
+mod mcp_in_process;
 mod mcp_tools;
 mod ops;
 mod tasks;

@@ -501,17 +501,37 @@ pub fn run(t: &Target, decode: impl Fn(&[u8]) -> Verdict) -> Counts {
     run_with(t, |_, _| (), |input, ()| decode(input))
 }
 
-/// Runs target `t`: for each input, `prepare` (not counted: e.g. writing the
-/// bytes into a `SimVfs`; it gets the index of the corpus input the mutation
-/// started from), then `decode` under `catch_unwind` with its allocations
-/// counted and the watchdog watching. Panics with a full report on the first
-/// failure; asserts that both valid and invalid inputs were seen.
+/// Makes one input from a valid one of the corpus (with the other valid
+/// inputs and the tokens at hand); [`run_with`] uses [`mutate`], bytes only.
+pub type Mutator<'a> = &'a dyn Fn(&mut Rng, &[u8], &Donors) -> Vec<u8>;
+
+/// Runs target `t` with inputs made by [`mutate`]: see [`run_mutated_with`].
+pub fn run_with<C>(
+    t: &Target,
+    prepare: impl Fn(usize, &[u8]) -> C,
+    decode: impl Fn(&[u8], &C) -> Verdict,
+) -> Counts {
+    run_mutated_with(
+        t,
+        &|rng, input, donors| mutate(rng, input, donors),
+        prepare,
+        decode,
+    )
+}
+
+/// Runs target `t` with inputs made by `mutator`: for each input, `prepare`
+/// (not counted: e.g. writing the bytes into a `SimVfs`; it gets the index of
+/// the corpus input the mutation started from), then `decode` under
+/// `catch_unwind` with its allocations counted and the watchdog watching.
+/// Panics with a full report on the first failure; asserts that both valid
+/// and invalid inputs were seen.
 ///
 /// `GOT_FUZZ_REPLAY=<file>` decodes only that file's bytes (an input a failure
 /// wrote; the corpus input it started from is in its name) and reports what
 /// happened.
-pub fn run_with<C>(
+pub fn run_mutated_with<C>(
     t: &Target,
+    mutator: Mutator,
     prepare: impl Fn(usize, &[u8]) -> C,
     decode: impl Fn(&[u8], &C) -> Verdict,
 ) -> Counts {
@@ -546,7 +566,7 @@ pub fn run_with<C>(
             None => {
                 let mut rng = Rng::for_input(seed, t.name, index);
                 let base = rng.below(t.corpus.len());
-                let mut input = mutate(&mut rng, &t.corpus[base], &donors);
+                let mut input = mutator(&mut rng, &t.corpus[base], &donors);
                 let reseal = t.reseal.filter(|_| rng.one_in(2));
                 if let Some(f) = reseal {
                     f(&mut rng, base, &mut input);
