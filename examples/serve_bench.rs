@@ -57,9 +57,66 @@ impl Client {
     }
 }
 
+/// CPU time (user + system) this process has used.
+fn own_cpu() -> Duration {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes the struct it is given.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// CPU time (user + system) process `pid` has used, from /proc.
+fn cpu_of(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command's closing parenthesis; utime and stime are
+    // the 14th and 15th of the whole line, in clock ticks.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    let t = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    Duration::from_micros(t * 1_000_000 / ticks.max(1))
+}
+
 fn pct(v: &mut [Duration], p: f64) -> Duration {
     v.sort();
     v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Starts `got serve` on a new store under `root`; returns it and its address.
+fn start_server(
+    bin: &std::path::Path,
+    store: &std::path::Path,
+) -> (std::process::Child, SocketAddr) {
+    assert!(Command::new(bin)
+        .arg("--store")
+        .arg(store)
+        .arg("init")
+        .output()
+        .unwrap()
+        .status
+        .success());
+    let mut child = Command::new(bin)
+        .arg("--store")
+        .arg(store)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .parse()
+        .unwrap();
+    (child, addr)
 }
 
 fn main() {
@@ -76,34 +133,12 @@ fn main() {
         .parent()
         .unwrap()
         .join("got");
-    let store = tmp.path().join("served");
-    assert!(Command::new(&bin)
-        .arg("--store")
-        .arg(&store)
-        .arg("init")
-        .output()
-        .unwrap()
-        .status
-        .success());
-    let mut child = Command::new(&bin)
-        .arg("--store")
-        .arg(&store)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: SocketAddr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap()
-        .parse()
-        .unwrap();
     println!("serve_bench: {secs} s per row, durable creates");
     for clients in [1usize, 8, 32] {
+        // Each row on a new store, as the in-process row is: the same
+        // amount of checkpointing for the same number of commits.
+        let (mut child, addr) = start_server(&bin, &tmp.path().join(format!("served-{clients}")));
+        let (server_cpu0, client_cpu0) = (cpu_of(child.id()), own_cpu());
         let lat: Vec<Vec<Duration>> = std::thread::scope(|sc| {
             let hs: Vec<_> = (0..clients)
                 .map(|c| {
@@ -125,13 +160,19 @@ fn main() {
                 .collect();
             hs.into_iter().map(|h| h.join().unwrap()).collect()
         });
+        let (server_cpu, client_cpu) = (cpu_of(child.id()) - server_cpu0, own_cpu() - client_cpu0);
         let mut all: Vec<Duration> = lat.into_iter().flatten().collect();
+        let n = all.len() as u32;
         let rate = all.len() as f64 / secs as f64;
         let (p50, p99) = (pct(&mut all, 0.5), pct(&mut all, 0.99));
-        println!("  HTTP, {clients:2} clients: {rate:8.0} creates/s  p50 {p50:.2?}  p99 {p99:.2?}");
+        println!(
+            "  HTTP, {clients:2} clients: {rate:8.0} creates/s  p50 {p50:.2?}  p99 {p99:.2?}  CPU per create: server {:.0?}, clients {:.0?}",
+            server_cpu / n.max(1),
+            client_cpu / n.max(1)
+        );
+        let _ = child.kill();
+        let _ = child.wait();
     }
-    let _ = child.kill();
-    let _ = child.wait();
     // got in process, 32 threads creating tasks on the same disk.
     let direct = Store::open(
         tmp.path().join("direct"),
@@ -141,6 +182,7 @@ fn main() {
         },
     )
     .unwrap();
+    let cpu0 = own_cpu();
     let counts: Vec<usize> = std::thread::scope(|sc| {
         let hs: Vec<_> = (0..32)
             .map(|c| {
@@ -162,6 +204,8 @@ fn main() {
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let rate = counts.iter().sum::<usize>() as f64 / secs as f64;
-    println!("  in process, 32 threads: {rate:8.0} creates/s");
+    let total = counts.iter().sum::<usize>();
+    let rate = total as f64 / secs as f64;
+    let cpu = (own_cpu() - cpu0) / (total as u32).max(1);
+    println!("  in process, 32 threads: {rate:8.0} creates/s  CPU per create {cpu:.0?}");
 }
