@@ -22,7 +22,8 @@
 use crate::error::{io_at, Error, Result};
 use crate::manifest::{self, Manifest};
 use crate::run;
-use crate::store::{now_ms, random_u64, Store};
+use crate::store::Store;
+use crate::util::{now_ms, random_u64};
 use std::path::{Path, PathBuf};
 use wal::{OpenMode, Vfs, WalOptions};
 

@@ -9,12 +9,14 @@ pub mod maintenance;
 pub mod manifest;
 pub mod memtable;
 pub mod model;
+pub mod options;
 pub mod record;
 pub mod run;
 pub mod state;
 pub mod store;
 pub mod time;
 pub mod txn;
+pub mod util;
 pub mod value;
 
 pub use clock::{Clock, ManualClock, SystemClock};

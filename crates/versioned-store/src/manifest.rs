@@ -76,7 +76,7 @@ pub fn write(vfs: &dyn Vfs, dir: &Path, m: &Manifest) -> Result<()> {
     let tmp = dir.join(format!(
         "CURRENT.{}.{:016x}.tmp",
         std::process::id(),
-        crate::store::random_u64()
+        crate::util::random_u64()
     ));
     let dst = dir.join("CURRENT");
     let r = (|| {

@@ -150,7 +150,7 @@ pub fn write_run(
     let tmp = runs_dir.join(format!(
         "{name}.{}.{:016x}.tmp",
         std::process::id(),
-        crate::store::random_u64()
+        crate::util::random_u64()
     ));
     let dst = runs_dir.join(name);
     let f = vfs.open(&tmp, OpenMode::CreateNew).map_err(io_at(&tmp))?;

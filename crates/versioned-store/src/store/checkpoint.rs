@@ -1,0 +1,249 @@
+//! Checkpoints: the delta written as a run (merged with the newest runs,
+//! size-tiered), the manifest swapped, the log retired through it.
+
+use super::*;
+
+impl Inner {
+    /// A checkpoint in three steps, so writers wait only for the two short ones:
+    /// under the lock, reach the end of the log and take a copy of the delta; without
+    /// it, write and verify the run (merging the newest runs when size-tiering says
+    /// so); under the lock again, switch CURRENT unless another process checkpointed
+    /// meanwhile (then the new run is dropped and nothing changes).
+    pub(super) fn checkpoint(&self) -> Result<CheckpointInfo> {
+        let lock = self.lock.as_ref().ok_or(Error::ReadOnly)?;
+        if self.wal.is_poisoned() {
+            return Err(wal::Error::Poisoned.into());
+        }
+        let _one_at_a_time = self.checkpointing.lock();
+        let runs_dir = self.dir.join("runs");
+        // Derive what is already applied before taking the lock, so that other
+        // processes' writers wait only for what the catch-up below adds.
+        self.ensure_derived()?;
+        let (old, ckpt, hint, delta, inputs) = {
+            let held = lock.acquire(self.opts.lock_timeout)?;
+            let wcur = self.sync_with_log(&held)?;
+            if self.opts.durability == Durability::None {
+                // Runs must never hold what the log could still lose.
+                self.wal.sync_tail(&held, &wcur)?;
+            }
+            // The run holds derived entries for everything up to the checkpoint.
+            self.ensure_derived()?;
+            let st = self.state.read();
+            let ckpt = st.applied_lsn;
+            // Where the log continues after the checkpoint LSN, for opens.
+            let hint =
+                (wcur.last_lsn() == ckpt && wcur.last_frame > 0).then_some(manifest::WalHint {
+                    segment: wcur.segment,
+                    last_frame: wcur.last_frame,
+                    offset: wcur.offset,
+                });
+            if ckpt == st.manifest.checkpoint_lsn {
+                return Ok(CheckpointInfo {
+                    checkpoint_lsn: ckpt,
+                    generation: st.manifest.generation,
+                    ..Default::default()
+                });
+            }
+            let sizes: Vec<u64> = std::iter::once(st.mem.approx_bytes() as u64)
+                .chain(st.runs.iter().map(|r| r.meta.bytes))
+                .collect();
+            // The delta plus the `merge - 1` newest runs become one run; all of
+            // them while some run lacks this process's derived entries (they were
+            // rebuilt in memory, and only a run holding them makes that last).
+            let merge = if st
+                .runs
+                .iter()
+                .any(|r| r.derived_version != self.derived_version() || r.derived_damaged())
+            {
+                st.runs.len() + 1
+            } else {
+                runs_to_merge(&sizes, self.opts.max_runs)
+            };
+            // Under the lock nothing newer than `ckpt` can be applied: the copy
+            // holds exactly the versions at or below it.
+            (
+                st.manifest.clone(),
+                ckpt,
+                hint,
+                st.mem.clone(),
+                st.runs[..merge - 1].to_vec(),
+            )
+        };
+        let merged = inputs.len();
+        let gen = old.generation + 1;
+        // A random part keeps names unique even if two processes checkpoint the same
+        // LSN at once (only one of them can switch CURRENT).
+        let name = format!(
+            "{ckpt:020}-{gen:08}{}-{:08x}.run",
+            if merged > 0 { "m" } else { "" },
+            random_u64() as u32
+        );
+        let new_meta = run::write_run(
+            self.vfs.as_ref(),
+            &runs_dir,
+            &name,
+            self.store_id,
+            self.derived_version(),
+            merge_versions(&inputs, delta),
+        )?;
+        let held = lock.acquire(self.opts.lock_timeout)?;
+        let now = manifest::read(self.vfs.as_ref(), &self.dir)?;
+        if now.generation != old.generation {
+            // Another process checkpointed meanwhile; its CURRENT stands.
+            let p = runs_dir.join(&name);
+            self.vfs.remove_file(&p).map_err(io_at(&p))?;
+            return Ok(CheckpointInfo {
+                checkpoint_lsn: now.checkpoint_lsn,
+                generation: now.generation,
+                ..Default::default()
+            });
+        }
+        // Commits may have landed while the run was written: publish the end of
+        // the log, not the checkpoint LSN, with the new generation.
+        let wcur = self.sync_with_log(&held)?;
+        let mut runs = vec![new_meta.clone()];
+        runs.extend(old.runs.iter().skip(merged).cloned());
+        let compacted = merged > 0;
+        let m = Manifest {
+            store_id: self.store_id,
+            generation: old.generation + 1,
+            checkpoint_lsn: ckpt,
+            runs,
+            created_at_ms: old.created_at_ms,
+            wal_hint: hint,
+        };
+        manifest::write(self.vfs.as_ref(), &self.dir, &m)?;
+        // From here the new CURRENT is durable; publish its generation.
+        self.wal.set_generation(m.generation);
+        self.wal.publish(&held, wcur.last_lsn())?;
+        {
+            let mut rd = self.reader.lock();
+            let reuse = self.state.read().runs.clone();
+            let runs = open_runs(self.vfs.as_ref(), &self.dir, &m, &reuse)?;
+            let mut st = self.state.write();
+            st.mem.prune_through(ckpt);
+            st.runs = runs;
+            st.manifest = m.clone();
+            rd.generation = m.generation;
+            rd.tail_bytes = 0;
+        }
+        let retired = self.wal.retire_through(&held, ckpt)?;
+        let live: Vec<&str> = m.runs.iter().map(|r| r.name.as_str()).collect();
+        let mut removed = false;
+        for r in &old.runs {
+            if !live.contains(&r.name.as_str()) {
+                let p = runs_dir.join(&r.name);
+                self.vfs.remove_file(&p).map_err(io_at(&p))?;
+                removed = true;
+            }
+        }
+        if removed {
+            self.vfs.sync_dir(&runs_dir).map_err(io_at(&runs_dir))?;
+        }
+        Ok(CheckpointInfo {
+            checkpoint_lsn: ckpt,
+            generation: m.generation,
+            run: Some(new_meta),
+            compacted,
+            segments_retired: retired,
+        })
+    }
+}
+
+/// How many of the newest sources (the delta first, then the runs newest first,
+/// with their sizes in `sizes`) a checkpoint merges into its one new run: the
+/// newest sources while each next one is at most twice the size gathered so far.
+/// Size-tiered: a large old run is rewritten only once the newer ones have grown to
+/// match it, so run sizes grow geometrically with age, a store of N bytes has about
+/// log2(N / delta) runs, and each byte is rewritten about that many times. Beyond
+/// `max_runs` runs, enough of the newest are merged to get back to it.
+pub(super) fn runs_to_merge(sizes: &[u64], max_runs: usize) -> usize {
+    let n = sizes.len();
+    let mut k = 1;
+    let mut acc = sizes[0];
+    while k < n && sizes[k] <= acc.saturating_mul(2) {
+        acc += sizes[k];
+        k += 1;
+    }
+    k.max((n + 1).saturating_sub(max_runs.max(1)))
+}
+
+pub(super) type Entry = Result<(Vec<u8>, Versions)>;
+
+/// Every version of every key in `runs` (newest first, as a manifest lists them)
+/// and the delta, merged in key order as a stream: one block per run in memory,
+/// not the whole merge.
+pub(super) fn merge_versions(runs: &[Arc<Run>], mem: MemTable) -> impl Iterator<Item = Entry> {
+    // Oldest source first, so concatenated versions come out in LSN order.
+    let mut sources: Vec<std::iter::Peekable<Box<dyn Iterator<Item = Entry>>>> = runs
+        .iter()
+        .rev()
+        .map(|r| (Box::new(r.entries()) as Box<dyn Iterator<Item = Entry>>).peekable())
+        .collect();
+    sources
+        .push((Box::new(mem.into_entries().map(Ok)) as Box<dyn Iterator<Item = Entry>>).peekable());
+    std::iter::from_fn(move || {
+        let mut min: Option<Vec<u8>> = None;
+        for s in sources.iter_mut() {
+            match s.peek() {
+                Some(Err(_)) => return s.next(),
+                Some(Ok((k, _))) if min.as_ref().is_none_or(|m| k < m) => min = Some(k.clone()),
+                _ => {}
+            }
+        }
+        let key = min?;
+        let mut versions: Versions = Vec::new();
+        for s in sources.iter_mut() {
+            if matches!(s.peek(), Some(Ok((k, _))) if *k == key) {
+                if let Some(Ok((_, vs))) = s.next() {
+                    versions.extend(vs);
+                }
+            }
+        }
+        // Sources hold disjoint LSN ranges; keep the order strict regardless.
+        versions.dedup_by_key(|(l, _)| *l);
+        Some(Ok((key, versions)))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs_to_merge;
+
+    #[test]
+    fn merging_is_size_tiered_and_keeps_the_run_count_bounded() {
+        // Under the limit: only the delta is written.
+        assert_eq!(runs_to_merge(&[10, 100, 1000], 8), 1);
+        // Similar sizes merge even under the limit.
+        assert_eq!(runs_to_merge(&[10, 10, 1000], 8), 2);
+        // Over it: small new runs merge, the big old one is left alone.
+        assert_eq!(runs_to_merge(&[10, 10, 20, 1000], 3), 3);
+        // Over it, with nothing size-similar: merge just enough.
+        assert_eq!(runs_to_merge(&[1, 100, 10_000, 1_000_000], 3), 2);
+        // Everything similar: merge it all.
+        assert_eq!(runs_to_merge(&[5, 5, 5, 5], 3), 4);
+    }
+
+    #[test]
+    fn repeated_checkpoints_rewrite_far_less_than_everything() {
+        // Simulate 1,000 checkpoints of equal deltas: the bytes rewritten stay
+        // near n log2 n, not n^2, and the run count near log2 n.
+        let mut runs: Vec<u64> = Vec::new();
+        let mut written = 0u64;
+        for _ in 0..1000 {
+            let mut sizes = vec![1u64];
+            sizes.extend(&runs);
+            let k = runs_to_merge(&sizes, 16);
+            let merged: u64 = sizes[..k].iter().sum();
+            written += merged;
+            runs = std::iter::once(merged)
+                .chain(runs[k - 1..].iter().copied())
+                .collect();
+            assert!(runs.len() <= 11, "{} runs: {runs:?}", runs.len());
+        }
+        assert!(
+            written < 1000 * 12,
+            "rewrote {written} units for 1000 deltas"
+        );
+    }
+}
