@@ -158,6 +158,7 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Migrate {
             accept_bad_checksums,
         } => super::transfer::migrate(&ctx, accept_bad_checksums),
+        #[cfg(feature = "server")]
         Command::Serve {
             listen,
             token_file,

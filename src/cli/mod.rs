@@ -4,6 +4,7 @@ mod args;
 mod board;
 mod commands;
 mod progress;
+#[cfg(feature = "server")]
 mod serve;
 mod setup;
 mod sync;

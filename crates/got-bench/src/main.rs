@@ -159,7 +159,9 @@ fn run(args: args::Args) -> Result<()> {
     let mut got_build_seconds = 0.0;
     // The CLI binary for the memory rows, built (if stale) before any measurement.
     if ctx.wants("mem") {
-        ctx.progress("building the got binary (cargo build --release --bin got)");
+        ctx.progress(
+            "building the got binary (cargo build --release --bin got --no-default-features)",
+        );
         let t = Instant::now();
         ctx.got_bin = Some(sys::got_binary().map_err(|e| format!("{e:#}")));
         got_build_seconds = t.elapsed().as_secs_f64();

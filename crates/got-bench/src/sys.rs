@@ -241,7 +241,12 @@ pub fn own_memory_kib() -> (u64, u64) {
 }
 
 /// The `got` binary: next to this executable, built (or brought up to date) with
-/// `cargo build --release --bin got` when cargo is at hand.
+/// `cargo build --release --bin got --no-default-features` when cargo is at
+/// hand. Without the `server` feature the got library is built as this
+/// harness already has it, so only the binary is linked (with the feature, the
+/// build compiled the library and the HTTP and MCP stack again: over 3 minutes
+/// of CI); the servers live in `got-server`, so the `got` binary is the same
+/// program either way but for the `serve` and `mcp` subcommands.
 pub fn got_binary() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let dir = exe.parent().context("executable has no directory")?;
@@ -251,8 +256,15 @@ pub fn got_binary() -> Result<PathBuf> {
     let profile_release = dir.file_name().is_some_and(|n| n == "release");
     if manifest.exists() {
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "--bin", "got", "--manifest-path"])
-            .arg(&manifest);
+        cmd.args([
+            "build",
+            "--quiet",
+            "--bin",
+            "got",
+            "--no-default-features",
+            "--manifest-path",
+        ])
+        .arg(&manifest);
         if profile_release {
             cmd.arg("--release");
         }
