@@ -7,7 +7,7 @@
 //! stdin closes — and `got setup`, which wires a client up.
 #![cfg(feature = "server")]
 
-mod common;
+use crate::common;
 
 use common::cli::{got_as, ok, ok_json, text};
 use serde_json::{json, Value};

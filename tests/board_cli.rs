@@ -2,7 +2,7 @@
 //! hold what the store holds, with no colour when piped; the graph in DOT,
 //! Mermaid and JSON has the tasks and their dependencies, limited by depth.
 
-mod common;
+use crate::common;
 
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! The entity cache is exact: after any commit, by this process or another, `get`
 //! never returns the entity as it was before.
 
-mod common;
+use crate::common;
 
 use got::wal::{SimVfs, Vfs};
 use got::{props, Options, Store, Value};

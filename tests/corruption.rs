@@ -5,7 +5,7 @@
 //! the cut bytes in `quarantine/`. Damaged runs and a damaged CURRENT are reported
 //! as corruption naming the file, never a panic.
 
-mod common;
+use crate::common;
 
 use common::cli::text;
 use common::store_dir::{contents, copy_dir, quarantine_files, snapshot};

@@ -14,7 +14,7 @@
 //! it too). LOCK is empty, `next.prealloc` is not kept, and `.keep` files hold the
 //! empty `quarantine/` and `backups/` directories in git.
 
-mod common;
+use crate::common;
 
 use common::cli::text;
 use common::store_dir::{copy_dir, snapshot};

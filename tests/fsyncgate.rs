@@ -10,7 +10,7 @@
 //! The frame of the failed commit may land or not, but not land for one reader
 //! and vanish for the next.
 
-mod common;
+use crate::common;
 
 use common::seed::seed;
 use got::wal::sim::{FaultError, OpFilter, SyncFailure};

@@ -1,6 +1,6 @@
 //! Graph queries against brute force on random graphs.
 
-mod common;
+use crate::common;
 
 use got::graph::{self, EdgeFilter};
 use got::wal::{SimVfs, Vfs};

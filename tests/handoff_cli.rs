@@ -2,7 +2,7 @@
 //! enforced (only the target agent steps it, no step twice, none out of order,
 //! racing steps: one wins), and decisions answer "why" for a task.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -6,7 +6,7 @@
 //! `parent-child` as membership or parenthood, the rest as typed edges — and a
 //! second import changes nothing; a file cut short is refused whole.
 
-mod common;
+use crate::common;
 
 use common::cli::{got_as, ok, ok_json, text};
 use serde_json::Value as Json;

@@ -4,7 +4,7 @@
 //! history as earlier versions, checksums verified, dangling edges listed — and
 //! a second import changes nothing.
 
-mod common;
+use crate::common;
 
 use common::cli::{got_as, ok, ok_json, text};
 use serde_json::Value as Json;

@@ -2,7 +2,7 @@
 //! checkpoints, compactions, reopens and other processes' commits; stores whose
 //! runs have no indexes get them rebuilt.
 
-mod common;
+use crate::common;
 
 use got::query::{Filter, Query};
 use got::wal::{SimVfs, Vfs};

@@ -5,7 +5,7 @@
 //! space (no random ids), so a printed case replays the same way (only wall-clock
 //! `created_at` differs, and every comparison reads it from the store).
 
-mod common;
+use crate::common;
 
 use got::query::{Filter, Query};
 use got::wal::{SimVfs, Vfs};

@@ -18,7 +18,7 @@
 //! `target:prefix:filter:error:once|persistent:nth`.
 //! `GOT_LONG_TESTS=1` covers many more store states (prefix lengths).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -4,7 +4,7 @@
 //! place with the original files kept byte for byte — killed at any step, it
 //! leaves the original or the finished store, and a second run finishes.
 
-mod common;
+use crate::common;
 
 use common::cli::{ok, ok_json, text};
 use std::collections::BTreeMap;

@@ -1,7 +1,7 @@
 //! Sprints and epics through the `got` binary: membership, progress, goals,
 //! status transitions, and a claim that exactly one of racing agents wins.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

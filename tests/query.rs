@@ -1,7 +1,7 @@
 //! Queries: filters, sorts and paging agree with a brute-force reading of the data,
 //! and pages joined are the whole answer.
 
-mod common;
+use crate::common;
 
 use got::query::{words, Filter, Query, SortKey};
 use got::wal::{SimVfs, Vfs};

@@ -2,7 +2,7 @@
 //! built binary, on a small graph whose answers are worked out by hand: JSON and
 //! text output, kinds, directions, depth and limits.
 
-mod common;
+use crate::common;
 
 use common::cli::{ok, ok_json, text};
 use serde_json::{json, Value as Json};

@@ -1,6 +1,6 @@
 //! The ready queue equals a brute-force computation after every change.
 
-mod common;
+use crate::common;
 
 use got::wal::{SimVfs, Vfs};
 use got::{Options, Props, Store};

@@ -18,7 +18,7 @@
 //! their seed from `GOT_SEED` (else fresh, printed); `GOT_REPAIR_CASE=<case>`
 //! replays one printed case; `GOT_LONG_TESTS=1` runs more crash seeds per cut.
 
-mod common;
+use crate::common;
 
 use common::wal_bytes::{frames, FrameLoc, FRAME_HEADER};
 use got::versioned_store::manifest;

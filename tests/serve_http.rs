@@ -6,7 +6,7 @@
 //! finishes the request in flight and exits 0.
 #![cfg(feature = "server")]
 
-mod common;
+use crate::common;
 
 use common::cli::{got_as, ok, text};
 use serde_json::{json, Value};

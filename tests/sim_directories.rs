@@ -6,7 +6,7 @@
 //!
 //! Seeds: each crash is seeded from `GOT_SEED` (printed) and the operation index.
 
-mod common;
+use crate::common;
 
 use common::seed::seed;
 use got::versioned_store::backup::{self, list_backups};

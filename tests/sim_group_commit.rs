@@ -19,7 +19,7 @@
 //! replayed in distribution, not byte for byte. `GOT_LONG_TESTS=1` runs 20 times
 //! as many seeds.
 
-mod common;
+use crate::common;
 
 use common::seed::seed;
 use got::wal::{SimVfs, Vfs};

@@ -12,7 +12,7 @@
 //! `GOT_SEED=<n> cargo test --test sim_power_loss <test name> -- --nocapture`.
 //! `GOT_LONG_TESTS=1` runs many more seeds; `GOT_SEEDS=<count>` sets the count.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};

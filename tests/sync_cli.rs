@@ -2,7 +2,7 @@
 //! `git rebase` and `git cherry-pick`, and `got sync` between clones of one bare
 //! remote — against the machine's `git`, in a sandboxed `HOME`.
 
-mod common;
+use crate::common;
 
 use common::cli::text;
 use common::git::Sandbox;

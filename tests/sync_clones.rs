@@ -7,7 +7,7 @@
 //! `got sync` SIGKILLed at each of its steps, then run again: converged, nothing
 //! lost. Real `git` in a sandboxed `HOME`; seeds printed (GOT_SEED replays).
 
-mod common;
+use crate::common;
 
 use common::cli::text;
 use common::git::Sandbox;

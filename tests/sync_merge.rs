@@ -4,7 +4,7 @@
 //! between replicas at random). Replicas that have seen the same edits hold the
 //! same bytes, whatever order they merged in. Seeds printed; GOT_SEED replays.
 
-mod common;
+use crate::common;
 
 use common::mutate::Rng;
 use common::seed::seed;

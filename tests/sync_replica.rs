@@ -3,7 +3,7 @@
 //! field (an older file changes nothing), and two stores that exchange their
 //! files converge — claims to one claimant, deletions winning, notes kept.
 
-mod common;
+use crate::common;
 
 use got::sync::exchange::{export, import};
 use got::sync::Doc;

@@ -16,7 +16,7 @@
 //! frame. One template store is built once and the frame is rewritten in place
 //! before each reopen, so no run re-creates a store.
 
-mod common;
+use crate::common;
 
 use common::cli::text;
 use common::seed::seed;

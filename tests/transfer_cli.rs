@@ -3,7 +3,7 @@
 //! higher version of each entity, never rewinds, reports equal-version conflicts;
 //! a beads issues.jsonl maps to tasks and dependencies.
 
-mod common;
+use crate::common;
 
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! written around them (raw entity and edge writes) are each reported, exit 5;
 //! expired leases and orphans are warnings; completions print a script.
 
-mod common;
+use crate::common;
 
 use serde_json::Value as Json;
 use std::path::Path;

@@ -4,7 +4,7 @@
 //! in separate worktrees then claim atomically from one store. Run against the
 //! machine's `git` in a sandboxed `HOME`.
 
-mod common;
+use crate::common;
 
 use common::cli::text;
 use common::git::Sandbox;

@@ -1,5 +1,6 @@
-//! Helpers shared by the integration tests. Each test file is its own crate and
-//! declares `mod common;` to compile this module into itself.
+//! Helpers shared by the integration tests: a module of `tests/suite.rs` (whose
+//! files reach it as `crate::common`), and of `fuzz_decoders`, `lock` and
+//! `multi_process`, which declare `mod common;` for themselves.
 
 // Each test binary uses a different subset of these helpers (io_errors and
 // sim_power_loss use `model`, lock and multi_process `child`, corruption, torn_tail
