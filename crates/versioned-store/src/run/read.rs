@@ -1,0 +1,659 @@
+//! An open run: opening and checking it, reading blocks through the
+//! process-wide block cache, point reads, prefix scans, iteration, verify.
+
+use super::*;
+
+/// An open run: header, footer and index in memory; blocks read (and verified) on
+/// first touch and kept in a small cache.
+#[derive(Debug)]
+pub struct Run {
+    pub meta: RunMeta,
+    /// Which derived entries (indexes) the run holds; 0 for none.
+    pub derived_version: u32,
+    path: PathBuf,
+    file: Arc<dyn VfsFile>,
+    index: Index,
+    /// Header field: the first derived-only block + 1 (0: not recorded).
+    derived_from: u32,
+    /// Set when a derived-only block failed its checks: this run's derived keys
+    /// are no longer read, and the store rebuilds them from the entities.
+    derived_damaged: AtomicBool,
+    /// This open run's key in the block cache.
+    uid: u64,
+    /// Where the blocks end (the index begins): no block lies past it.
+    blocks_end: u64,
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        self.forget_blocks();
+    }
+}
+
+/// Checked blocks of every open run in the process, least recently used dropped
+/// first: memory for reads stays within [`BLOCK_CACHE_BYTES`] however many runs
+/// and however large the store.
+pub(super) struct BlockCache {
+    /// (run uid, block number) → (block, its cost in bytes).
+    lru: lru::LruCache<(u64, usize), (Arc<Block>, usize)>,
+    bytes: usize,
+}
+
+pub(super) static BLOCK_CACHE: std::sync::LazyLock<Mutex<BlockCache>> =
+    std::sync::LazyLock::new(|| {
+        Mutex::new(BlockCache {
+            lru: lru::LruCache::unbounded(),
+            bytes: 0,
+        })
+    });
+
+pub(super) static NEXT_RUN_UID: AtomicU64 = AtomicU64::new(1);
+
+impl Run {
+    pub fn open(vfs: &dyn Vfs, runs_dir: &Path, meta: &RunMeta, store_id: [u8; 16]) -> Result<Run> {
+        let path = runs_dir.join(&meta.name);
+        let file = vfs.open(&path, OpenMode::Read).map_err(io_at(&path))?;
+        let corrupt = |d: String| Error::CorruptFile {
+            file: path.clone(),
+            detail: d,
+        };
+        let len = file.len().map_err(io_at(&path))?;
+        if len < HEADER_BYTES + FOOTER_BYTES {
+            return Err(corrupt(format!("{len} bytes is shorter than a run")));
+        }
+        let mut h = [0u8; HEADER_BYTES as usize];
+        file.read_exact_at(&mut h, 0).map_err(io_at(&path))?;
+        if &h[0..8] != RUN_MAGIC {
+            return Err(corrupt("bad magic".into()));
+        }
+        if crc32fast::hash(&h[0..60]) != u32::from_le_bytes(h[60..64].try_into().unwrap()) {
+            return Err(corrupt("header checksum mismatch".into()));
+        }
+        let version = u32::from_le_bytes(h[8..12].try_into().unwrap());
+        if version > RUN_FORMAT_VERSION {
+            return Err(Error::Wal(wal::Error::TooNew {
+                file: path.clone(),
+                found: version,
+                supported: RUN_FORMAT_VERSION,
+            }));
+        }
+        if h[16..32] != store_id {
+            return Err(corrupt("belongs to another store".into()));
+        }
+        let mut ft = [0u8; FOOTER_BYTES as usize];
+        file.read_exact_at(&mut ft, len - FOOTER_BYTES)
+            .map_err(io_at(&path))?;
+        if &ft[44..48] != b"RUNF"
+            || crc32fast::hash(&ft[0..40]) != u32::from_le_bytes(ft[40..44].try_into().unwrap())
+        {
+            return Err(corrupt("footer damaged (checksum or magic)".into()));
+        }
+        let u64at = |o: usize| u64::from_le_bytes(ft[o..o + 8].try_into().unwrap());
+        let u32at = |o: usize| u32::from_le_bytes(ft[o..o + 4].try_into().unwrap());
+        let (index_off, index_len) = (u64at(0), u64at(8));
+        let part_len = if version >= 2 { u32at(32) as u64 } else { 0 };
+        if index_off
+            .checked_add(index_len)
+            .and_then(|x| x.checked_add(part_len))
+            != Some(len - FOOTER_BYTES)
+        {
+            return Err(corrupt(
+                "index position disagrees with the file length".into(),
+            ));
+        }
+        let index = if version >= 2 {
+            let mut pb = vec![0u8; part_len as usize];
+            file.read_exact_at(&mut pb, index_off + index_len)
+                .map_err(io_at(&path))?;
+            if crc32fast::hash(&pb) != u32at(36) {
+                return Err(corrupt("index partitions checksum mismatch".into()));
+            }
+            let parts: Vec<Partition> = crate::model::decode(&pb, "run index partitions")?;
+            let blocks = u32at(28) as usize;
+            // The slices must tile the index after its count, in order.
+            let mut at = None;
+            let fits = parts.len() == blocks.div_ceil(PARTITION_BLOCKS)
+                && parts.iter().all(|p| {
+                    let ok = at.is_none_or(|a| a == p.start)
+                        && p.start.checked_add(p.len).is_some_and(|e| e <= index_len);
+                    at = Some(p.start + p.len);
+                    ok
+                })
+                && at.is_none_or(|a| a == index_len);
+            if !fits {
+                return Err(corrupt("index partitions do not tile the index".into()));
+            }
+            Index::Parted {
+                blocks,
+                loaded: (0..parts.len())
+                    .map(|_| std::sync::OnceLock::new())
+                    .collect(),
+                parts,
+                index_off,
+                index_len,
+                index_crc: u32at(24),
+            }
+        } else {
+            let mut ib = vec![0u8; index_len as usize];
+            file.read_exact_at(&mut ib, index_off)
+                .map_err(io_at(&path))?;
+            if crc32fast::hash(&ib) != u32at(24) {
+                return Err(corrupt("index checksum mismatch".into()));
+            }
+            Index::Whole(BlockIndex::parse(ib).ok_or_else(|| Error::Decode("run index".into()))?)
+        };
+        Ok(Run {
+            derived_version: u32::from_le_bytes(h[12..16].try_into().unwrap()),
+            meta: meta.clone(),
+            path,
+            file,
+            index,
+            derived_from: u32::from_le_bytes(h[48..52].try_into().unwrap()),
+            derived_damaged: AtomicBool::new(false),
+            uid: NEXT_RUN_UID.fetch_add(1, Ordering::Relaxed),
+            blocks_end: index_off,
+        })
+    }
+
+    /// How many blocks the run holds.
+    pub(super) fn blocks(&self) -> usize {
+        match &self.index {
+            Index::Whole(ix) => ix.len(),
+            Index::Parted { blocks, .. } => *blocks,
+        }
+    }
+
+    /// Partition `p` of a format-2 index, read and checked on first use.
+    pub(super) fn partition(&self, p: usize) -> Result<&BlockIndex> {
+        let Index::Parted {
+            blocks,
+            parts,
+            loaded,
+            index_off,
+            ..
+        } = &self.index
+        else {
+            unreachable!("only format-2 runs have partitions");
+        };
+        if let Some(ix) = loaded[p].get() {
+            return Ok(ix);
+        }
+        let part = &parts[p];
+        let mut raw = vec![0u8; part.len as usize];
+        self.file
+            .read_exact_at(&mut raw, index_off + part.start)
+            .map_err(io_at(&self.path))?;
+        let count = (blocks - p * PARTITION_BLOCKS).min(PARTITION_BLOCKS);
+        let ix = (crc32fast::hash(&raw) == part.crc)
+            .then(|| BlockIndex::parse_entries(raw, Some(count)))
+            .flatten()
+            .filter(|ix| ix.len() == count && ix.last_key(count - 1) == part.last_key)
+            .ok_or_else(|| Error::CorruptFile {
+                file: self.path.clone(),
+                detail: format!("index partition {p} fails its checksum or does not parse"),
+            })?;
+        // Two threads may both read it; either copy is the same.
+        let _ = loaded[p].set(ix);
+        Ok(loaded[p].get().expect("just set"))
+    }
+
+    /// Where block `i` lies in the file: `(offset, length)`.
+    pub(super) fn block_pos(&self, i: usize) -> Result<(u64, u32)> {
+        match &self.index {
+            Index::Whole(ix) => Ok((ix.offset(i), ix.block_len(i))),
+            Index::Parted { .. } => {
+                let ix = self.partition(i / PARTITION_BLOCKS)?;
+                let j = i % PARTITION_BLOCKS;
+                Ok((ix.offset(j), ix.block_len(j)))
+            }
+        }
+    }
+
+    /// The first block whose last key is at or after `key`: where `key` (or the
+    /// first key under it as a prefix) would be; [`Run::blocks`] if none.
+    pub(super) fn first_block_for(&self, key: &[u8]) -> Result<usize> {
+        match &self.index {
+            Index::Whole(ix) => Ok(ix.first_block_for(key)),
+            Index::Parted { blocks, parts, .. } => {
+                let p = parts.partition_point(|part| part.last_key.as_slice() < key);
+                if p == parts.len() {
+                    return Ok(*blocks);
+                }
+                Ok(p * PARTITION_BLOCKS + self.partition(p)?.first_block_for(key))
+            }
+        }
+    }
+
+    pub(super) fn block(&self, i: usize) -> Result<Arc<Block>> {
+        if let Some((b, _)) = BLOCK_CACHE.lock().lru.get(&(self.uid, i)) {
+            return Ok(b.clone());
+        }
+        let b = Arc::new(self.read_block(i)?);
+        let cost = b.cost();
+        let mut cache = BLOCK_CACHE.lock();
+        if let Some((_, old)) = cache.lru.put((self.uid, i), (b.clone(), cost)) {
+            cache.bytes -= old;
+        }
+        cache.bytes += cost;
+        while cache.bytes > BLOCK_CACHE_BYTES {
+            let Some((_, (_, c))) = cache.lru.pop_lru() else {
+                break;
+            };
+            cache.bytes -= c;
+        }
+        Ok(b)
+    }
+
+    /// Drops this run's blocks from the block cache: a pass over the cache
+    /// (a few thousand blocks at most), not over the run's blocks (80k in a
+    /// 650 MB run, which made every process's exit pay for them).
+    pub(super) fn forget_blocks(&self) {
+        let mut cache = BLOCK_CACHE.lock();
+        let mine: Vec<(u64, usize)> = cache
+            .lru
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|(uid, _)| *uid == self.uid)
+            .collect();
+        for k in mine {
+            if let Some((_, c)) = cache.lru.pop(&k) {
+                cache.bytes -= c;
+            }
+        }
+    }
+
+    /// Whether block `i` holds only derived keys (index entries).
+    pub fn derived_only(&self, i: usize) -> bool {
+        if self.derived_from > 0 {
+            return i + 1 >= self.derived_from as usize;
+        }
+        // Runs written since the header field existed (every format-2 run)
+        // record it whenever they hold derived keys.
+        match &self.index {
+            Index::Whole(ix) => i > 0 && ix.last_key(i - 1).first() == Some(&DERIVED_TAG),
+            Index::Parted { .. } => false,
+        }
+    }
+
+    /// Whether a derived-only block of this run was found damaged.
+    pub fn derived_damaged(&self) -> bool {
+        self.derived_damaged.load(Ordering::Acquire)
+    }
+
+    /// Each block's position in the file: `(offset, length, derived_only)`, for
+    /// tools and tests that inspect or damage runs.
+    pub fn block_spans(&self) -> Result<Vec<(u64, u32, bool)>> {
+        (0..self.blocks())
+            .map(|i| {
+                let (offset, len) = self.block_pos(i)?;
+                Ok((offset, len, self.derived_only(i)))
+            })
+            .collect()
+    }
+
+    /// Reads block `i` from the file and checks it. A derived-only block that
+    /// fails marks the run's derived keys damaged (see [`Run::derived_damaged`]).
+    pub(super) fn read_block(&self, i: usize) -> Result<Block> {
+        let r = self.read_block_unmarked(i);
+        if r.is_err() && self.derived_only(i) {
+            self.derived_damaged.store(true, Ordering::Release);
+        }
+        r
+    }
+
+    pub(super) fn read_block_unmarked(&self, i: usize) -> Result<Block> {
+        let (offset, len) = self.block_pos(i)?;
+        // A block lies between the header and the index and holds at least its
+        // length and checksum: an index entry that says otherwise is damage,
+        // refused before room for the block is allocated.
+        if len < 8
+            || offset < HEADER_BYTES
+            || offset
+                .checked_add(len as u64)
+                .is_none_or(|e| e > self.blocks_end)
+        {
+            return Err(Error::CorruptFile {
+                file: self.path.clone(),
+                detail: format!(
+                    "block {i}: the index places it at offset {offset}, {len} bytes, outside the blocks"
+                ),
+            });
+        }
+        let mut buf = vec![0u8; len as usize];
+        self.file
+            .read_exact_at(&mut buf, offset)
+            .map_err(io_at(&self.path))?;
+        let len = u32::from_le_bytes(buf[0..4].try_into().unwrap()) as usize;
+        let crc = u32::from_le_bytes(buf[4..8].try_into().unwrap());
+        if len + 8 != buf.len() || crc32fast::hash(&buf[8..]) != crc {
+            let what = if self.derived_only(i) {
+                "index block"
+            } else {
+                "block"
+            };
+            return Err(Error::CorruptFile {
+                file: self.path.clone(),
+                detail: format!("{what} {i} at offset {} fails its checksum", offset),
+            });
+        }
+        buf.drain(..8);
+        Block::parse(buf).ok_or_else(|| Error::Decode(format!("run block {i}")))
+    }
+
+    /// Whether `key` is a derived key this run no longer answers for.
+    pub(super) fn shunned(&self, key: &[u8]) -> bool {
+        key.first() == Some(&DERIVED_TAG) && self.derived_damaged()
+    }
+
+    /// All versions of `key`, oldest first.
+    pub fn get(&self, key: &[u8]) -> Result<Option<StoredVersions>> {
+        if self.shunned(key) {
+            return Ok(None);
+        }
+        let i = self.first_block_for(key)?;
+        if i >= self.blocks() {
+            return Ok(None);
+        }
+        let b = self.block(i)?;
+        Ok(b.find(key)
+            .ok()
+            .map(|j| b.versions(j).map(|(l, v)| (l, v.to_vec())).collect()))
+    }
+
+    /// The newest version of `key` at or below `lsn` (without copying the others:
+    /// a hot key may have a long history).
+    pub fn get_at(&self, key: &[u8], lsn: u64) -> Result<Option<crate::state::Version>> {
+        if self.shunned(key) {
+            return Ok(None);
+        }
+        let i = self.first_block_for(key)?;
+        if i >= self.blocks() {
+            return Ok(None);
+        }
+        let b = self.block(i)?;
+        Ok(b.find(key)
+            .ok()
+            .and_then(|j| b.version_at(j, lsn).map(|(l, v)| (l, Arc::from(v)))))
+    }
+
+    /// Calls `f` with each key starting with `prefix` and its versions, in order.
+    pub fn scan_prefix(
+        &self,
+        prefix: &[u8],
+        mut f: impl FnMut(&[u8], BlockVersions<'_>),
+    ) -> Result<()> {
+        let mut i = self.first_block_for(prefix)?;
+        while i < self.blocks() && !(self.derived_damaged() && self.derived_only(i)) {
+            let b = self.block(i)?;
+            for j in 0..b.len() {
+                let key = b.key(j);
+                if key < prefix || self.shunned(key) {
+                    continue;
+                }
+                if !key.starts_with(prefix) {
+                    return Ok(());
+                }
+                f(key, b.versions(j));
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// The newest version at or below `lsn` of each key starting with `prefix`, in
+    /// key order, lazily: blocks are read (through the block cache) only as the
+    /// iteration reaches them, so a caller that stops early reads little.
+    pub fn iter_prefix(
+        self: &Arc<Self>,
+        prefix: &[u8],
+        lsn: u64,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, crate::state::Version)>> {
+        self.iter_from(prefix, prefix, lsn)
+    }
+
+    /// [`Run::iter_prefix`], from the first key at or after `from`.
+    pub fn iter_from(
+        self: &Arc<Self>,
+        prefix: &[u8],
+        from: &[u8],
+        lsn: u64,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, crate::state::Version)>> {
+        let run = self.clone();
+        let prefix = prefix.to_vec();
+        let from = from.max(prefix.as_slice()).to_vec();
+        // Found on the first call (it may read a partition of the index).
+        let mut block_i: Option<usize> = None;
+        let mut block: Option<Arc<Block>> = None;
+        let mut pos = 0usize;
+        let mut done = false;
+        std::iter::from_fn(move || loop {
+            if done {
+                return None;
+            }
+            if block.as_ref().is_none_or(|b| pos >= b.len()) {
+                let block_i = match block_i {
+                    Some(ref mut i) => {
+                        *i += 1;
+                        *i
+                    }
+                    None => match run.first_block_for(&from) {
+                        Ok(i) => *block_i.insert(i),
+                        Err(e) => {
+                            done = true;
+                            return Some(Err(e));
+                        }
+                    },
+                };
+                if block_i >= run.blocks() || (run.derived_damaged() && run.derived_only(block_i)) {
+                    done = true;
+                    return None;
+                }
+                match run.block(block_i) {
+                    Ok(b) => {
+                        // The first block may start below `from`.
+                        pos = b.find(&from).unwrap_or_else(|p| p);
+                        block = Some(b);
+                    }
+                    Err(e) => {
+                        done = true;
+                        return Some(Err(e));
+                    }
+                }
+                // Nothing at or after `from` in it (an index that does not
+                // match its blocks can say otherwise): on to the next block.
+                continue;
+            }
+            let b = block.as_ref().expect("loaded");
+            let (j, key) = (pos, b.key(pos));
+            pos += 1;
+            if !key.starts_with(&prefix) {
+                done = true;
+                return None;
+            }
+            if run.shunned(key) {
+                continue;
+            }
+            if let Some((l, v)) = b.version_at(j, lsn) {
+                return Some(Ok((key.to_vec(), (l, Arc::from(v)))));
+            }
+        })
+    }
+
+    /// Every entry in key order, reading each block once (bypassing the block
+    /// cache, so that a merge does not evict what readers use). Once the run's
+    /// derived keys are damaged, they are left out (the store rebuilt them).
+    pub fn entries(self: &Arc<Self>) -> impl Iterator<Item = Result<(Vec<u8>, Versions)>> {
+        let run = self.clone();
+        let skip_derived = self.derived_damaged();
+        (0..self.blocks()).flat_map(move |i| {
+            if skip_derived && run.derived_only(i) {
+                return Vec::new();
+            }
+            let block: Vec<Result<(Vec<u8>, Versions)>> = match run.read_block(i) {
+                Ok(b) => (0..b.len())
+                    .filter(|&j| !(skip_derived && b.key(j).first() == Some(&DERIVED_TAG)))
+                    .map(|j| {
+                        Ok((
+                            b.key(j).to_vec(),
+                            b.versions(j).map(|(l, v)| (l, Arc::from(v))).collect(),
+                        ))
+                    })
+                    .collect(),
+                Err(e) => vec![Err(e)],
+            };
+            block
+        })
+    }
+
+    /// Reads and checks every block (bypassing the block cache).
+    pub fn verify(&self) -> Result<()> {
+        if let Index::Parted {
+            index_off,
+            index_len,
+            index_crc,
+            parts,
+            ..
+        } = &self.index
+        {
+            // The whole index against its checksum, then every partition.
+            let mut ib = vec![0u8; *index_len as usize];
+            self.file
+                .read_exact_at(&mut ib, *index_off)
+                .map_err(io_at(&self.path))?;
+            if crc32fast::hash(&ib) != *index_crc {
+                return Err(Error::CorruptFile {
+                    file: self.path.clone(),
+                    detail: "index checksum mismatch".into(),
+                });
+            }
+            for p in 0..parts.len() {
+                self.partition(p)?;
+            }
+        }
+        let mut keys = 0u64;
+        for i in 0..self.blocks() {
+            keys += self.read_block(i)?.len() as u64;
+        }
+        if keys != self.meta.keys {
+            return Err(Error::CorruptFile {
+                file: self.path.clone(),
+                detail: format!("holds {keys} keys, manifest says {}", self.meta.keys),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod partition_tests {
+    use super::*;
+    use wal::SimVfs;
+
+    fn entries(n: usize) -> Vec<(Vec<u8>, Versions)> {
+        (0..n)
+            .map(|i| {
+                let key = format!("e{i:06}").into_bytes();
+                let v: Arc<[u8]> = Arc::from(vec![(i % 251) as u8; 900]);
+                (key, vec![(i as u64 + 1, v)])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_index_encodes_as_postcard_does_and_its_partitions_tile_it() {
+        let index: Vec<IndexEntry> = (0..300u64)
+            .map(|i| IndexEntry {
+                last_key: format!("k{i:04}").into_bytes(),
+                offset: 64 + i * 9000,
+                len: 9000 + i as u32,
+            })
+            .collect();
+        let (bytes, parts) = encode_index(&index);
+        assert_eq!(bytes, crate::model::encode(&index));
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[2].last_key, b"k0299");
+        assert_eq!(parts[0].start + parts[0].len, parts[1].start);
+        assert_eq!(parts[2].start + parts[2].len, bytes.len() as u64);
+    }
+
+    /// A run of several partitions answers every key, in order, reads only the
+    /// partitions it needs, and a damaged partition fails the lookups under it
+    /// (and `verify`) with a corruption error while the others still answer.
+    #[test]
+    fn a_partitioned_index_is_read_as_needed_and_checked() {
+        let vfs = SimVfs::new();
+        let dir = Path::new("/p/runs");
+        vfs.create_dir_all(dir).unwrap();
+        let id = [7u8; 16];
+        let n = 3000;
+        let meta = write_run(
+            vfs.as_ref(),
+            dir,
+            "r.run",
+            id,
+            0,
+            entries(n).into_iter().map(Ok),
+        )
+        .unwrap();
+        let run = Arc::new(Run::open(vfs.as_ref(), dir, &meta, id).unwrap());
+        let Index::Parted { parts, loaded, .. } = &run.index else {
+            panic!("a new run has a partitioned index");
+        };
+        assert!(parts.len() >= 3, "{} partitions", parts.len());
+        assert!(
+            loaded.iter().all(|p| p.get().is_none()),
+            "nothing read at open"
+        );
+        let (_, v) = run.get_at(b"e000005", u64::MAX).unwrap().unwrap();
+        assert_eq!(&v[..], &[5u8; 900][..]);
+        assert_eq!(
+            loaded.iter().filter(|p| p.get().is_some()).count(),
+            1,
+            "one lookup reads one partition"
+        );
+        for i in (0..n).step_by(97) {
+            let key = format!("e{i:06}").into_bytes();
+            assert_eq!(run.get_at(&key, u64::MAX).unwrap().unwrap().0, i as u64 + 1);
+        }
+        assert!(run.get_at(b"e999999", u64::MAX).unwrap().is_none());
+        assert!(run.get_at(b"a", u64::MAX).unwrap().is_none());
+        let all: Vec<Vec<u8>> = run
+            .iter_prefix(b"e", u64::MAX)
+            .map(|r| r.unwrap().0)
+            .collect();
+        assert_eq!(all.len(), n);
+        assert!(all.windows(2).all(|w| w[0] < w[1]));
+        let tail: Vec<Vec<u8>> = run
+            .iter_from(b"e", b"e002990", u64::MAX)
+            .map(|r| r.unwrap().0)
+            .collect();
+        assert_eq!(tail.len(), 10);
+        run.verify().unwrap();
+
+        // Damage the last partition's bytes of the index.
+        let (index_off, last) = match &run.index {
+            Index::Parted {
+                index_off, parts, ..
+            } => (*index_off, parts.last().unwrap().clone()),
+            Index::Whole(_) => unreachable!(),
+        };
+        let f = vfs.open(&dir.join("r.run"), OpenMode::ReadWrite).unwrap();
+        let at = index_off + last.start + 1;
+        let mut b = [0u8; 1];
+        f.read_exact_at(&mut b, at).unwrap();
+        f.write_at(&[b[0] ^ 0x40], at).unwrap();
+        let run = Arc::new(Run::open(vfs.as_ref(), dir, &meta, id).unwrap());
+        let last_key = format!("e{:06}", n - 1).into_bytes();
+        let e = run.get_at(&last_key, u64::MAX).unwrap_err();
+        assert!(
+            matches!(&e, Error::CorruptFile { detail, .. } if detail.contains("partition")),
+            "{e}"
+        );
+        assert!(run.get_at(b"e000005", u64::MAX).unwrap().is_some());
+        assert!(run.verify().is_err());
+    }
+}
