@@ -2,12 +2,12 @@
 //! dependency graph as DOT, Mermaid or JSON).
 
 use super::args::GraphFormat;
-use super::commands::Ctx;
-use super::tasks::SCHEMA_VERSION;
+use super::ctx::Ctx;
 use super::CmdResult;
 use got::board::{Dashboard, Prime};
 use got::graph::{bfs, EdgeFilter};
 use got::json::format_ms;
+use got::json::TASK_SCHEMA_VERSION as SCHEMA_VERSION;
 use got::tasks::{self, prop_str};
 use got::{handoffs, Direction, Entity};
 use serde_json::json;

@@ -3,10 +3,14 @@
 mod args;
 mod board;
 mod commands;
+mod ctx;
+mod demo;
+mod entities;
 mod progress;
 #[cfg(feature = "server")]
 mod serve;
 mod setup;
+mod store;
 mod sync;
 mod tasks;
 mod transfer;

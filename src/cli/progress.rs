@@ -2,7 +2,7 @@
 //! drawn only when stderr is a terminal and neither `--json` nor `--quiet` is
 //! given, at most about 20 times a second, and ended with a newline.
 
-use super::commands::Ctx;
+use super::ctx::Ctx;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! does, then run `got-server` (installed beside `got`) in this process's place, so that the
 //! `got` binary carries no server code (docs/server.md, "Two binaries").
 
-use super::commands::Ctx;
+use super::ctx::Ctx;
 use super::{exit, CmdResult, Failure};
 use std::path::PathBuf;
 
@@ -60,7 +60,7 @@ fn run_server(ctx: &Ctx, mode: &str, args: &[String]) -> CmdResult {
     // What opening the store would refuse (a GoT JSON store, no store at
     // all), said before the server starts; got-server opens it once.
     if got::locate::holds_got_json(&located.dir) {
-        return Err(super::commands::got_json_found(&located.dir));
+        return Err(super::ctx::got_json_found(&located.dir));
     }
     if !located.dir.join("CURRENT").is_file() {
         return Err(Failure::new(

@@ -10,7 +10,7 @@
 //! is written, so a refusal leaves every file as it was.
 
 use super::args::Client;
-use super::commands::Ctx;
+use super::ctx::Ctx;
 use super::{exit, CmdResult, Failure};
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! git work tree: parsing and printing; the work is in `got::sync`.
 
 use super::args::{HooksCmd, SyncArgs};
-use super::commands::{cwd, Ctx};
+use super::ctx::{cwd, Ctx};
 use super::{exit, CmdResult, Failure};
 use got::sync::cycle::{self, Changes, Report, SyncError, SyncOptions};
 use got::sync::{exchange, git};

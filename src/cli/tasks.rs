@@ -5,7 +5,7 @@
 //! `created_at` and `updated_at`.
 
 use super::args::{TaskCmd, TaskFields};
-use super::commands::Ctx;
+use super::ctx::Ctx;
 use super::{exit, CmdResult, Failure};
 use got::json::format_ms;
 use got::tasks::{self, NewTask, TaskFilter, TaskUpdate};

@@ -1,10 +1,10 @@
 //! `got export` and `got import`.
 
 use super::args::ImportFormat;
-use super::commands::Ctx;
+use super::ctx::Ctx;
 use super::progress::Bar;
-use super::tasks::SCHEMA_VERSION;
 use super::{exit, CmdResult, Failure};
+use got::json::TASK_SCHEMA_VERSION as SCHEMA_VERSION;
 use got::transfer;
 use serde_json::json;
 use std::io::Write;
@@ -263,7 +263,7 @@ pub fn import_got_json(ctx: &Ctx, dir: &Path, accept_bad_checksums: bool) -> Cmd
 pub fn migrate(ctx: &Ctx, accept_bad_checksums: bool) -> CmdResult {
     use got::locate::Found;
     use got::transfer::migrate::{self as m, Outcome, Refusal};
-    let cwd = super::commands::cwd()?;
+    let cwd = super::ctx::cwd()?;
     let dot_got = match &ctx.store_flag {
         Some(d) => d.clone(),
         None => match got::locate::find(&cwd) {

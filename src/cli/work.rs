@@ -1,10 +1,10 @@
 //! `got handoff …`, `got decision …`, `got sprint …`, `got epic …`.
 
 use super::args::{DecisionCmd, EpicCmd, GoalCmd, HandoffCmd, SprintCmd};
-use super::commands::Ctx;
-use super::tasks::{task_json as flat_json, SCHEMA_VERSION};
+use super::ctx::Ctx;
 use super::{exit, CmdResult, Failure};
 use got::json::{format_ms, from_json, to_json};
+use got::json::{task_json as flat_json, TASK_SCHEMA_VERSION as SCHEMA_VERSION};
 use got::tasks::prop_str;
 use got::{decisions, handoffs, plans, Entity, Value};
 use serde_json::{json, Value as Json};
