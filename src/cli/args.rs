@@ -1,7 +1,18 @@
-//! Flags and subcommands.
+//! Flags and subcommands: the top-level commands here, the graph's
+//! subcommands in `args/graph.rs`, the work's in `args/work.rs`.
+
+mod graph;
+mod work;
+
+pub use graph::*;
+pub use work::*;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+
+/// The heading of the options every command takes: a command's help lists its
+/// own options first, these after them.
+const GLOBAL: &str = "Global options";
 
 /// got: a transactional graph store on disk, for agents and people.
 ///
@@ -17,16 +28,16 @@ use std::path::PathBuf;
 )]
 pub struct Cli {
     /// The store directory (the one holding LOCK, CURRENT and wal/).
-    #[arg(long, global = true, value_name = "DIR", env = "GOT_DIR")]
+    #[arg(long, global = true, value_name = "DIR", env = "GOT_DIR", help_heading = GLOBAL)]
     pub store: Option<PathBuf>,
     /// Print machine-readable JSON (errors as {"error": {"code", "message"}}).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
     /// Who is acting, recorded on every write (default: $GOT_AGENT, else the user name).
-    #[arg(long, global = true, value_name = "NAME", env = "GOT_AGENT")]
+    #[arg(long, global = true, value_name = "NAME", env = "GOT_AGENT", help_heading = GLOBAL)]
     pub agent: Option<String>,
     /// Print only ids (one a line), for scripts.
-    #[arg(long, short, global = true, conflicts_with = "json")]
+    #[arg(long, short, global = true, conflicts_with = "json", help_heading = GLOBAL)]
     pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
@@ -127,7 +138,10 @@ pub enum Command {
     #[command(subcommand)]
     Edge(EdgeCmd),
     /// Every committed version of an entity, with who made it and when.
-    History { id: String },
+    History {
+        /// The entity's id (a task, a handoff, anything).
+        id: String,
+    },
     /// Graph queries: neighbors, path, reach, cycles, topo.
     #[command(subcommand)]
     Query(QueryCmd),
@@ -147,6 +161,7 @@ pub enum Command {
     /// The ready queue: pending, unassigned tasks whose dependencies are all
     /// completed, by priority, then age.
     Ready {
+        /// At most this many tasks.
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
@@ -244,16 +259,19 @@ pub enum Command {
     Validate,
     /// Print a shell completion script: `got completions bash > /etc/bash_completion.d/got`.
     Completions {
+        /// The shell to complete for.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
     /// The dependency graph (all tasks, or around ID) as a picture source.
     #[command(after_help = "Example:\n  got graph --format dot | dot -Tsvg > tasks.svg")]
     Graph {
+        /// Show only what depends_on edges reach from this task, either way (default: every task).
         id: Option<String>,
         /// How many depends_on edges away from ID (default: all).
         #[arg(long)]
         depth: Option<usize>,
+        /// dot (Graphviz), mermaid, or json (--json picks json too).
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
     },
@@ -328,453 +346,6 @@ pub struct RepairArgs {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum EntityCmd {
-    /// Create or replace an entity; prints its id and new version.
-    Put {
-        /// The entity's kind, e.g. `task`.
-        kind: String,
-        /// Use this id (default: a new random one).
-        #[arg(long)]
-        id: Option<String>,
-        /// The properties, a JSON object: '{"title": "x", "priority": 2}'.
-        #[arg(long, default_value = "{}")]
-        props: String,
-        /// Only if the entity is at this version (0: must not exist); else conflict.
-        #[arg(long, value_name = "N")]
-        if_version: Option<u64>,
-    },
-    /// Print one entity.
-    Get { id: String },
-    /// List entities: filter, sort, page.
-    ///
-    /// Repeating --where on one property matches any of its values; different
-    /// properties must all match. Page on with --after set to the last id shown.
-    List {
-        /// Only entities of this kind (answered from the indexes; without it,
-        /// every entity is read).
-        #[arg(long)]
-        kind: Option<String>,
-        /// PROP=VALUE; VALUE is JSON when it parses (2, true, "x"), else a string.
-        #[arg(long = "where", value_name = "PROP=VALUE")]
-        wheres: Vec<String>,
-        /// The `labels` list contains this (repeatable: all of them).
-        #[arg(long = "label")]
-        labels: Vec<String>,
-        /// Every word appears in `title` or `description` (case-insensitive).
-        #[arg(long)]
-        text: Option<String>,
-        /// id (default), version, created, updated, or a property; prefix - to reverse.
-        #[arg(long, default_value = "id", allow_hyphen_values = true)]
-        sort: String,
-        #[arg(long)]
-        limit: Option<usize>,
-        /// Start after the entity with this id (the last of the previous page).
-        #[arg(long, value_name = "ID")]
-        after: Option<String>,
-    },
-    /// Delete an entity and its edges.
-    Delete { id: String },
-}
-
-/// Which edges a graph query follows.
-#[derive(Args, Debug)]
-pub struct Follow {
-    /// Follow edges of this kind (repeatable; default: every kind).
-    #[arg(long = "kind", value_name = "KIND")]
-    pub kinds: Vec<String>,
-    #[arg(long, value_enum, default_value_t = Dir::Out)]
-    pub direction: Dir,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum QueryCmd {
-    /// The entities one edge away.
-    Neighbors {
-        id: String,
-        #[command(flatten)]
-        follow: Follow,
-    },
-    /// A shortest path FROM ... TO (fewest edges).
-    Path {
-        from: String,
-        to: String,
-        #[command(flatten)]
-        follow: Follow,
-    },
-    /// Everything reachable from an entity, breadth first, with its distance.
-    Reach {
-        from: String,
-        /// Stop after this many steps.
-        #[arg(long)]
-        depth: Option<usize>,
-        #[command(flatten)]
-        follow: Follow,
-    },
-    /// Cycles: the strongly connected components that hold one (exit 0 either way).
-    Cycles {
-        /// Only entities of this kind.
-        #[arg(long = "of", value_name = "ENTITY_KIND")]
-        of: Option<String>,
-        /// Follow edges of this kind (repeatable; default: every kind).
-        #[arg(long = "kind", value_name = "KIND")]
-        kinds: Vec<String>,
-    },
-    /// Tasks ready to start: pending, unassigned, every depends_on target
-    /// completed; by priority (critical first), then age, then id.
-    Ready {
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
-    },
-    /// A topological order, dependencies first (an edge a -> b puts b before a);
-    /// exits 4 (conflict) naming a cycle if there is one.
-    Topo {
-        /// Only entities of this kind.
-        #[arg(long = "of", value_name = "ENTITY_KIND")]
-        of: Option<String>,
-        /// Follow edges of this kind (repeatable; default: every kind).
-        #[arg(long = "kind", value_name = "KIND")]
-        kinds: Vec<String>,
-    },
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Dir {
-    Out,
-    In,
-    Both,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum EdgeCmd {
-    /// Add edge FROM -KIND-> TO (both must exist).
-    Add {
-        /// The source entity's id.
-        from: String,
-        /// The edge kind, e.g. `depends_on`.
-        kind: String,
-        /// The target entity's id.
-        to: String,
-        /// Edge properties, a JSON object.
-        #[arg(long, default_value = "{}")]
-        props: String,
-    },
-    /// Remove edge FROM -KIND-> TO.
-    Rm {
-        from: String,
-        kind: String,
-        to: String,
-    },
-    /// The edges of an entity.
-    List {
-        id: String,
-        /// Only edges of this kind, e.g. `depends_on`.
-        #[arg(long)]
-        kind: Option<String>,
-        #[arg(long, value_enum, default_value_t = Dir::Both)]
-        direction: Dir,
-    },
-}
-
-/// Task fields shared by `create` and `update`.
-#[derive(Args, Debug, Default)]
-pub struct TaskFields {
-    /// critical, high, medium (the default for new tasks) or low.
-    #[arg(long)]
-    pub priority: Option<String>,
-    /// arch, feature, bugfix, test, docs, refactor, debt, devex, security or
-    /// performance.
-    #[arg(long)]
-    pub category: Option<String>,
-    #[arg(long)]
-    pub description: Option<String>,
-    /// Estimated hours of work.
-    #[arg(long, value_name = "HOURS", allow_negative_numbers = true)]
-    pub estimate: Option<f64>,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum TaskCmd {
-    /// Create a task; prints its id.
-    #[command(
-        after_help = "Example:\n  got task create \"Cut the torn tail\" --priority high --label wal --depends-on T-4k2m"
-    )]
-    Create {
-        title: String,
-        #[command(flatten)]
-        fields: TaskFields,
-        /// A label (repeatable).
-        #[arg(long = "label", value_name = "LABEL")]
-        labels: Vec<String>,
-        /// A task this one waits for (repeatable).
-        #[arg(long = "depends-on", value_name = "ID")]
-        depends_on: Vec<String>,
-        /// A task that waits for this one (repeatable): it gets a depends_on edge.
-        #[arg(long, value_name = "ID")]
-        blocks: Vec<String>,
-        /// The parent task.
-        #[arg(long, value_name = "ID")]
-        parent: Option<String>,
-        /// The sprint this task is part of.
-        #[arg(long, value_name = "ID")]
-        sprint: Option<String>,
-        /// The epic this task is part of.
-        #[arg(long, value_name = "ID")]
-        epic: Option<String>,
-    },
-    /// List tasks (id order), from the indexes.
-    List {
-        /// pending, in_progress, blocked or completed (repeatable: any of them).
-        #[arg(long)]
-        status: Vec<String>,
-        /// Repeatable: any of them.
-        #[arg(long)]
-        priority: Vec<String>,
-        #[arg(long)]
-        category: Option<String>,
-        /// Repeatable: all of them.
-        #[arg(long)]
-        label: Vec<String>,
-        #[arg(long)]
-        assignee: Option<String>,
-        /// Only the ready queue (as `got ready`).
-        #[arg(long, conflicts_with_all = ["status", "blocked"])]
-        ready: bool,
-        /// Only tasks that cannot proceed (as `got blocked`).
-        #[arg(long)]
-        blocked: bool,
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-        /// Start after this id (the last one of the previous page).
-        #[arg(long, value_name = "ID")]
-        after: Option<String>,
-    },
-    /// One task with its dependencies, dependents, notes and history count.
-    Show { id: String },
-    /// Start work: in progress, assigned to you.
-    Start { id: String },
-    /// Complete a task.
-    Complete {
-        id: String,
-        /// What went well, what did not.
-        #[arg(long)]
-        retrospective: Option<String>,
-    },
-    /// Block a task by hand.
-    Block {
-        id: String,
-        #[arg(long)]
-        reason: String,
-    },
-    /// Unblock a task blocked by hand.
-    Unblock { id: String },
-    /// Change fields of a task.
-    Update {
-        id: String,
-        #[arg(long)]
-        title: Option<String>,
-        #[command(flatten)]
-        fields: TaskFields,
-        /// Add a label (repeatable).
-        #[arg(long = "add-label", value_name = "LABEL")]
-        add_labels: Vec<String>,
-        /// Remove a label (repeatable).
-        #[arg(long = "remove-label", value_name = "LABEL")]
-        remove_labels: Vec<String>,
-        /// Refuse (exit 4) unless the task is at this version.
-        #[arg(long, value_name = "N")]
-        if_version: Option<u64>,
-    },
-    /// Delete a task and its edges (refused while others depend on it).
-    Delete {
-        id: String,
-        #[arg(long)]
-        force: bool,
-    },
-    /// Append a timestamped note.
-    Note { id: String, text: String },
-    /// Make ID depend on OTHER (refused, naming the cycle, if it would close one).
-    Depends {
-        id: String,
-        #[arg(long, value_name = "OTHER")]
-        on: String,
-        /// Remove the dependency instead.
-        #[arg(long)]
-        remove: bool,
-    },
-    /// Claim a ready task, atomically: of racing agents exactly one wins; the
-    /// others exit 4 naming the winner.
-    Claim {
-        id: String,
-        /// How long the claim holds without renewal (90s, 30m, 2h; 0: forever).
-        #[arg(long, default_value = "1h")]
-        lease: String,
-    },
-    /// Give a claimed task back (pending, unassigned).
-    Release {
-        id: String,
-        /// Release a task someone else holds.
-        #[arg(long)]
-        force: bool,
-    },
-    /// Release every claim whose lease has run out.
-    Reclaim {
-        /// Required: what to reclaim (expired leases).
-        #[arg(long, required = true)]
-        stale: bool,
-    },
-    /// The first task of the ready queue; with --claim, claim it (N agents asking
-    /// at once get N different tasks). Exit 3 when nothing is ready.
-    Next {
-        #[arg(long)]
-        claim: bool,
-        #[arg(long, default_value = "1h")]
-        lease: String,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum HandoffCmd {
-    /// Hand TASK to another agent.
-    #[command(
-        after_help = "Example:\n  got handoff initiate T-4k2m --to agent-3 --instructions \"finish the tests\" --context '{\"branch\": \"wal-tail\"}'"
-    )]
-    Initiate {
-        task: String,
-        /// The agent taking it over.
-        #[arg(long)]
-        to: String,
-        /// The agent handing it over (default: --agent).
-        #[arg(long)]
-        from: Option<String>,
-        #[arg(long)]
-        instructions: String,
-        /// A JSON object: branch, files_modified, files_to_review, blockers, notes.
-        #[arg(long, value_name = "JSON")]
-        context: Option<String>,
-    },
-    /// Accept a handoff made to you.
-    Accept { id: String },
-    /// Complete a handoff you accepted.
-    Complete {
-        id: String,
-        /// A JSON object: success, summary, next_steps, commits.
-        #[arg(long, value_name = "JSON")]
-        result: Option<String>,
-        /// A file or link produced (repeatable).
-        #[arg(long = "artifact", value_name = "PATH")]
-        artifacts: Vec<String>,
-    },
-    /// Reject a handoff made to you (before accepting it).
-    Reject {
-        id: String,
-        #[arg(long)]
-        reason: String,
-    },
-    /// Handoffs, optionally by status and target agent.
-    List {
-        /// initiated, accepted, completed or rejected.
-        #[arg(long)]
-        status: Option<String>,
-        #[arg(long)]
-        to: Option<String>,
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-    },
-    /// One handoff.
-    Show { id: String },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum DecisionCmd {
-    /// Record a decision.
-    #[command(
-        after_help = "Example:\n  got decision log \"Zero-fill segments\" --rationale \"fallocate extents journal on first write\" --alternative fallocate --affects T-4k2m"
-    )]
-    Log {
-        title: String,
-        #[arg(long)]
-        rationale: String,
-        /// An option considered and not taken (repeatable).
-        #[arg(long = "alternative", value_name = "TEXT")]
-        alternatives: Vec<String>,
-        /// A task or other entity the decision bears on (repeatable).
-        #[arg(long, value_name = "ID")]
-        affects: Vec<String>,
-    },
-    /// Decisions, newest first.
-    List {
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-    },
-    /// One decision with what it affects.
-    Show { id: String },
-    /// The decisions that affect a task (or any entity), oldest first.
-    Why { id: String },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum SprintCmd {
-    /// Create a sprint (numbered one past the highest unless --number).
-    Create {
-        title: String,
-        #[arg(long)]
-        number: Option<i64>,
-        /// The epic it belongs to.
-        #[arg(long, value_name = "ID")]
-        epic: Option<String>,
-        /// A goal (repeatable).
-        #[arg(long = "goal", value_name = "TEXT")]
-        goals: Vec<String>,
-    },
-    /// Sprints with their progress.
-    List,
-    /// One sprint: goals, tasks, progress.
-    Show { id: String },
-    /// available or blocked -> in_progress.
-    Start { id: String },
-    /// -> completed.
-    Complete { id: String },
-    /// Claim a sprint (exactly one of racing agents wins; the others exit 4).
-    Claim { id: String },
-    /// Give a claimed sprint back.
-    Release {
-        id: String,
-        #[arg(long)]
-        force: bool,
-    },
-    /// Put a task in a sprint.
-    Add { sprint: String, task: String },
-    /// Sprint goals.
-    #[command(subcommand)]
-    Goal(GoalCmd),
-}
-
-#[derive(Subcommand, Debug)]
-pub enum GoalCmd {
-    /// Add a goal.
-    Add { sprint: String, description: String },
-    /// The goals, numbered.
-    List { sprint: String },
-    /// Mark goal N (as `goal list` numbers it) done.
-    Complete { sprint: String, n: usize },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum EpicCmd {
-    /// Create an epic.
-    Create {
-        title: String,
-        /// A phase (repeatable, in order).
-        #[arg(long = "phase", value_name = "TEXT")]
-        phases: Vec<String>,
-    },
-    /// Epics with their progress.
-    List,
-    /// One epic: sprints, tasks, progress.
-    Show { id: String },
-}
-
-#[derive(Subcommand, Debug)]
 pub enum BackupCmd {
     /// Take a backup: every file copied and verified, none linked; no lock held.
     Create {
@@ -785,8 +356,63 @@ pub enum BackupCmd {
     /// The backups, oldest first.
     List,
     /// Check a backup as `got verify` checks a store.
-    Verify { name: String },
+    Verify {
+        /// The backup's name, as `got backup list` shows it.
+        name: String,
+    },
     /// Replace the store's contents with a backup, after backing up the current
     /// state. Refused while another process holds the store (stop agents first).
-    Restore { name: String },
+    Restore {
+        /// The backup's name, as `got backup list` shows it.
+        name: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every option and argument of every command, with its command's path.
+    fn all_args(cmd: &clap::Command, path: &str, out: &mut Vec<(String, clap::Arg)>) {
+        for a in cmd.get_arguments() {
+            out.push((path.to_string(), a.clone()));
+        }
+        for sub in cmd.get_subcommands() {
+            all_args(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_option_of_every_command_has_one_line_of_help() {
+        let mut args = Vec::new();
+        all_args(&Cli::command(), "got", &mut args);
+        let missing: Vec<String> = args
+            .iter()
+            .filter(|(_, a)| {
+                a.get_help().is_none() && a.get_id() != "help" && a.get_id() != "version"
+            })
+            .map(|(p, a)| format!("{p} {}", a.get_id()))
+            .collect();
+        assert!(missing.is_empty(), "options without help: {missing:#?}");
+    }
+
+    #[test]
+    fn a_commands_own_options_come_before_the_global_ones() {
+        let mut cmd = Cli::command();
+        // Global options reach the subcommands when the command is built.
+        cmd.build();
+        let help = cmd
+            .find_subcommand_mut("task")
+            .and_then(|t| t.find_subcommand_mut("update"))
+            .expect("got task update")
+            .render_long_help()
+            .to_string();
+        let own = help.find("--title").expect("--title in the help");
+        let global = help
+            .find("Global options")
+            .expect("a Global options heading");
+        assert!(own < global, "{help}");
+        assert!(help[global..].contains("--store"), "{help}");
+    }
 }
