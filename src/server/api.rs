@@ -290,3 +290,33 @@ pub(super) fn limit_of(
             .ok_or_else(|| invalid("\"limit\" must be a number from 1 to 10000")),
     }
 }
+
+/// `POST /v1/{collection}/{id}/{action}`: the action's operation from `table`
+/// (404 naming the known ones), run for the acting agent; answered with the
+/// entity under `key`.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn entity_action(
+    app: &Shared,
+    headers: &HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+    table: &'static [(&'static str, super::ops::Op)],
+    collection: &str,
+    key: &str,
+    id: String,
+    action: &str,
+) -> ApiResult {
+    let o = body_object(body)?;
+    let agent = agent_of(app, headers)?;
+    let op = super::ops::find(table, action).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!(
+                "no route POST /v1/{collection}/{{id}}/{action} (known: {})",
+                super::ops::actions(table)
+            ),
+        )
+    })?;
+    let e = blocking(app, move |s| op(s, &agent, &id, &o)).await?;
+    Ok(keyed(StatusCode::OK, key, &e))
+}

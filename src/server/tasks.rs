@@ -97,20 +97,17 @@ pub(super) async fn task_action(
     headers: HeaderMap,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let o = body_object(body)?;
-    let agent = agent_of(&app, &headers)?;
-    let op = ops::find(&ops::TASK_ACTIONS, &action).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!(
-                "no route POST /v1/tasks/{{id}}/{action} (known: {})",
-                ops::actions(&ops::TASK_ACTIONS)
-            ),
-        )
-    })?;
-    let e = blocking(&app, move |s| op(s, &agent, &id, &o)).await?;
-    Ok(keyed(StatusCode::OK, "task", &e))
+    entity_action(
+        &app,
+        &headers,
+        body,
+        &ops::TASK_ACTIONS,
+        "tasks",
+        "task",
+        id,
+        &action,
+    )
+    .await
 }
 
 pub(super) async fn next_task(

@@ -63,20 +63,17 @@ pub(super) async fn handoff_action(
     headers: HeaderMap,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let o = body_object(body)?;
-    let agent = agent_of(&app, &headers)?;
-    let op = ops::find(&ops::HANDOFF_ACTIONS, &action).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!(
-                "no route POST /v1/handoffs/{{id}}/{action} (known: {})",
-                ops::actions(&ops::HANDOFF_ACTIONS)
-            ),
-        )
-    })?;
-    let h = blocking(&app, move |s| op(s, &agent, &id, &o)).await?;
-    Ok(keyed(StatusCode::OK, "handoff", &h))
+    entity_action(
+        &app,
+        &headers,
+        body,
+        &ops::HANDOFF_ACTIONS,
+        "handoffs",
+        "handoff",
+        id,
+        &action,
+    )
+    .await
 }
 
 pub(super) async fn create_decision(
