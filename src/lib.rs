@@ -81,23 +81,24 @@ pub use versioned_store::{
     HistoryEntry, Options, Props, Result, Transaction, Value,
 };
 
-pub mod board;
-pub mod decisions;
-pub mod graph;
-pub mod handoffs;
-pub mod index;
+// The layers, bottom up: the store facade (`store`, with `locate`), the domain
+// (`domain`: tasks, handoffs, decisions, plans, validate), queries and indexes
+// (`queries`: index, query, ready, graph, board), JSON values (`json`), then what
+// carries the store beyond one process: `transfer` (export, import, foreign
+// formats), `sync` (git) and `server` (HTTP, MCP). The domain's and the
+// queries' modules are re-exported at the root, where they have always been.
+mod domain;
 pub mod json;
-pub mod locate;
-pub mod plans;
-pub mod query;
-pub mod ready;
+mod queries;
 #[cfg(feature = "server")]
 pub mod server;
 mod store;
 pub mod sync;
-pub mod tasks;
 pub mod transfer;
-pub mod validate;
+
+pub use domain::{decisions, handoffs, plans, tasks, validate};
+pub use queries::{board, graph, index, query, ready};
+pub use store::locate;
 
 pub use cache::CacheStats;
 pub use store::{verify, verify_indexes, verify_with_progress, EntityCache, Store};

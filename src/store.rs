@@ -1,6 +1,8 @@
 //! The store as the `got` layer offers it: the versioned store plus one entity
 //! cache per open store, kept exact by the store's change notifications.
 
+pub mod locate;
+
 use crate::{Entity, Options, Result, Value};
 use cache::{Cache, CacheConfig, CacheStats};
 use std::path::Path;

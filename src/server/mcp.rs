@@ -2,7 +2,7 @@
 //! pinned in Cargo.toml). The SDK speaks the lifecycle: the `initialize`
 //! handshake (protocol 2025-06-18, 2025-11-25) and the handshake-free flow of
 //! 2026-07-28 (`server/discover`, per-request `_meta`). This file is the
-//! handler: the server's identity, `tools/list` from [`super::mcp_tools`], and
+//! handler: the server's identity, `tools/list` from `mcp_tools`, and
 //! `tools/call`, which runs the tool on the blocking pool and answers once its
 //! transaction is durable.
 //!

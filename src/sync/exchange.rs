@@ -16,7 +16,7 @@ fn write<T>(store: &Store, f: impl FnMut(&mut Transaction<'_>) -> Result<T>) -> 
 }
 
 /// At most this many records per transaction when a merge writes many (and at
-/// most a quarter of a segment's bytes, see [`chunk_bytes`]): one transaction of
+/// most a quarter of a segment's bytes, see `chunk_bytes`): one transaction of
 /// the whole of a large store would not fit in one WAL frame. Each record's
 /// data and its base commit together, so any prefix of the chunks is a
 /// consistent state (entities go before edges, which need their ends).
