@@ -143,3 +143,18 @@ fn clock_from_env() -> Result<Option<Arc<dyn got::versioned_store::Clock>>, Fail
     })?;
     Ok(Some(got::versioned_store::ManualClock::new(ms)))
 }
+
+/// What `got init` and `got migrate` do in a git work tree once the store
+/// exists (see `got::sync::cycle::init_in_work_tree`), warning when git could
+/// not be run.
+pub(super) fn init_in_work_tree(
+    ctx: &Ctx,
+    top: &Path,
+    store_dir: &Path,
+) -> Result<got::sync::cycle::WorkTreeInit, Failure> {
+    let init = got::sync::cycle::init_in_work_tree(top, store_dir, ctx.options()?)?;
+    if let Some(e) = &init.no_git {
+        eprintln!("got: warning: git could not be run ({e}): the merge driver is not registered; run got init again once git is installed");
+    }
+    Ok(init)
+}

@@ -1,7 +1,7 @@
 //! The store's own commands: `got init`, `checkpoint`, `stats`, `backup`,
 //! `validate`, `verify`, `repair`.
 
-use super::ctx::{cwd, Ctx};
+use super::ctx::{cwd, init_in_work_tree, Ctx};
 use super::{exit, CmdResult, Failure};
 use serde_json::json;
 use std::path::Path;
@@ -43,7 +43,8 @@ pub(super) fn init(ctx: &Ctx) -> CmdResult {
         });
         return Ok(());
     };
-    let (setup, incoming) = super::sync::init_in_work_tree(ctx, &top, &dir)?;
+    let init = init_in_work_tree(ctx, &top, &dir)?;
+    let (setup, incoming) = (init.setup, init.imported);
     ctx.print(
         json!({
             "store": shown,

@@ -256,34 +256,3 @@ fn set_executable(p: &Path) -> std::io::Result<()> {
     perm.set_mode(0o755);
     std::fs::set_permissions(p, perm)
 }
-
-/// What `got init` does in a git work tree once the store exists: the git
-/// setup, and an import of the tracked file a clone brought.
-pub(super) fn init_in_work_tree(
-    ctx: &Ctx,
-    top: &Path,
-    store_dir: &Path,
-) -> Result<(git::Setup, Option<Changes>), Failure> {
-    let setup = match git::setup(top) {
-        Ok(s) => s,
-        // The store is made; sync will need git, and says so then.
-        Err(git::GitError::NoGit(e)) => {
-            eprintln!("got: warning: git could not be run ({e}): the merge driver is not registered; run got init again once git is installed");
-            git::Setup::default()
-        }
-        Err(e) => return Err(SyncError::from(e).into()),
-    };
-    let incoming = match cycle::read_tracked(top)? {
-        Some(doc) => {
-            let store = got::Store::open(store_dir, ctx.options()?)?;
-            let (a, _) = exchange::import(&store, &doc)?;
-            Some(Changes {
-                created: a.created,
-                changed: a.changed,
-                deleted: a.deleted,
-            })
-        }
-        None => None,
-    };
-    Ok((setup, incoming))
-}

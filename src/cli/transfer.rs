@@ -1,7 +1,7 @@
 //! `got export` and `got import`.
 
 use super::args::ImportFormat;
-use super::ctx::Ctx;
+use super::ctx::{init_in_work_tree, Ctx};
 use super::progress::Bar;
 use super::{exit, CmdResult, Failure};
 use got::json::TASK_SCHEMA_VERSION as SCHEMA_VERSION;
@@ -319,7 +319,7 @@ pub fn migrate(ctx: &Ctx, accept_bad_checksums: bool) -> CmdResult {
     // In a git work tree the store gets what got init gives it there.
     let work_tree = got::locate::git_top(&cwd).filter(|t| t.join(".got") == dot_got);
     if let Some(top) = &work_tree {
-        super::sync::init_in_work_tree(ctx, top, &dot_got)?;
+        init_in_work_tree(ctx, top, &dot_got)?;
     }
     let git_hint = if work_tree.is_some() {
         "\nin git: the GoT system's files moved under .got/got-json, which .got/.gitignore leaves out; `git add -A .got && git commit -m \"got migrate\"` records that (got sync commits got's own files only)"

@@ -155,6 +155,44 @@ fn failpoint(step: &str) {
     crate::failpoint("sync", step);
 }
 
+/// What `got init` (and `got migrate`) did in a git work tree once the store
+/// existed.
+#[derive(Debug, Default)]
+pub struct WorkTreeInit {
+    /// The git setup: `.gitignore`, `.gitattributes`, the merge driver.
+    pub setup: Setup,
+    /// Set when git could not be run: the store is made, the merge driver is
+    /// not registered (sync will need git, and says so then).
+    pub no_git: Option<String>,
+    /// What the tracked file a clone brought added to the store.
+    pub imported: Option<Changes>,
+}
+
+/// The git setup of work tree `top` for the store at `store_dir` (opened with
+/// `options`), and an import of the tracked file a clone brought.
+pub fn init_in_work_tree(
+    top: &Path,
+    store_dir: &Path,
+    options: crate::Options,
+) -> Result<WorkTreeInit, SyncError> {
+    let mut init = WorkTreeInit::default();
+    match git::setup(top) {
+        Ok(s) => init.setup = s,
+        Err(GitError::NoGit(e)) => init.no_git = Some(e),
+        Err(e) => return Err(e.into()),
+    }
+    if let Some(doc) = read_tracked(top)? {
+        let store = Store::open(store_dir, options)?;
+        let (a, _) = exchange::import(&store, &doc)?;
+        init.imported = Some(Changes {
+            created: a.created,
+            changed: a.changed,
+            deleted: a.deleted,
+        });
+    }
+    Ok(init)
+}
+
 /// Reads the tracked file of work tree `top` (`None`: there is none yet).
 pub fn read_tracked(top: &Path) -> Result<Option<Doc>, SyncError> {
     let path = top.join(git::TRACKED_PATH);
