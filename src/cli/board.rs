@@ -4,43 +4,13 @@
 use super::args::GraphFormat;
 use super::ctx::Ctx;
 use super::CmdResult;
-use got::board::{Dashboard, Prime};
+use got::board::Prime;
 use got::graph::{bfs, EdgeFilter};
-use got::json::format_ms;
 use got::json::TASK_SCHEMA_VERSION as SCHEMA_VERSION;
 use got::tasks::{self, prop_str};
-use got::{handoffs, Direction, Entity};
+use got::{Direction, Entity};
 use serde_json::json;
 use std::collections::BTreeSet;
-use std::io::IsTerminal;
-
-/// ANSI styling, only on a terminal and only without `NO_COLOR`.
-struct Paint(bool);
-
-impl Paint {
-    fn detect() -> Paint {
-        Paint(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-    }
-    fn code(&self, code: &str, s: &str) -> String {
-        if self.0 {
-            format!("\x1b[{code}m{s}\x1b[0m")
-        } else {
-            s.to_string()
-        }
-    }
-    fn head(&self, s: &str) -> String {
-        self.code("1", s)
-    }
-    fn status(&self, st: &str) -> String {
-        let c = match st {
-            "completed" => "32",
-            "in_progress" => "36",
-            "blocked" => "31",
-            _ => "33",
-        };
-        self.code(c, st)
-    }
-}
 
 fn title(e: &Entity) -> &str {
     prop_str(e, "title").unwrap_or("")
@@ -55,132 +25,7 @@ pub fn dashboard(ctx: &Ctx) -> CmdResult {
         }
         return Ok(());
     }
-    let Dashboard {
-        counts,
-        ready,
-        in_progress: wip,
-        blocked,
-        handoffs: pending_handoffs,
-        decisions: recent,
-        sprints,
-    } = &d;
-    let paint = Paint::detect();
-    ctx.print(d.to_json(), || {
-        let mut s = String::new();
-        let line = |s: &mut String, l: String| {
-            s.push_str(&l);
-            s.push('\n');
-        };
-        line(
-            &mut s,
-            format!(
-                "{}  {}",
-                paint.head("TASKS"),
-                counts
-                    .iter()
-                    .map(|(st, n)| format!("{} {n}", paint.status(st)))
-                    .collect::<Vec<_>>()
-                    .join("  ")
-            ),
-        );
-        line(&mut s, paint.head("\nREADY"));
-        if ready.is_empty() {
-            line(&mut s, "  (nothing ready)".into());
-        }
-        for t in ready.iter() {
-            line(
-                &mut s,
-                format!(
-                    "  {}  {:<8}  {}",
-                    t.id,
-                    prop_str(t, "priority").unwrap_or("-"),
-                    title(t)
-                ),
-            );
-        }
-        line(&mut s, paint.head("\nIN PROGRESS"));
-        if wip.is_empty() {
-            line(&mut s, "  (none)".into());
-        }
-        for (agent, ts) in wip.iter() {
-            for t in ts {
-                let lease = tasks::lease_expires_at(t)
-                    .map(|ms| format!("  lease until {}", format_ms(ms)))
-                    .unwrap_or_default();
-                line(
-                    &mut s,
-                    format!("  {agent:<14}  {}  {}{lease}", t.id, title(t)),
-                );
-            }
-        }
-        line(&mut s, paint.head("\nBLOCKED"));
-        if blocked.by_hand.is_empty() && blocked.waiting.is_empty() {
-            line(&mut s, "  (none)".into());
-        }
-        for t in blocked.by_hand.iter() {
-            line(
-                &mut s,
-                format!(
-                    "  {}  {}  — {}",
-                    t.id,
-                    title(t),
-                    prop_str(t, "blocked_reason").unwrap_or("?")
-                ),
-            );
-        }
-        for (t, open) in blocked.waiting.iter() {
-            let on: Vec<&str> = open.iter().map(|d| d.id.as_str()).collect();
-            line(
-                &mut s,
-                format!("  {}  {}  — waits on {}", t.id, title(t), on.join(", ")),
-            );
-        }
-        line(&mut s, paint.head("\nHANDOFFS"));
-        if pending_handoffs.is_empty() {
-            line(&mut s, "  (none pending)".into());
-        }
-        for h in pending_handoffs.iter() {
-            line(
-                &mut s,
-                format!(
-                    "  {}  {:<9}  {} -> {}  {}",
-                    h.id,
-                    handoffs::status(h),
-                    prop_str(h, "from").unwrap_or("?"),
-                    prop_str(h, "to").unwrap_or("?"),
-                    prop_str(h, "task").unwrap_or("?")
-                ),
-            );
-        }
-        line(&mut s, paint.head("\nDECISIONS"));
-        if recent.is_empty() {
-            line(&mut s, "  (none)".into());
-        }
-        for d in recent.iter() {
-            line(&mut s, format!("  {}  {}", d.id, title(d)));
-        }
-        line(&mut s, paint.head("\nSPRINTS"));
-        if sprints.is_empty() {
-            line(&mut s, "  (none open)".into());
-        }
-        for (sp, p) in sprints.iter() {
-            let bar_len = 20;
-            let filled = (p.percent() as usize * bar_len) / 100;
-            line(
-                &mut s,
-                format!(
-                    "  {}  {:<11}  [{}{}] {:>3}%  {}",
-                    sp.id,
-                    prop_str(sp, "status").unwrap_or("-"),
-                    "#".repeat(filled),
-                    ".".repeat(bar_len - filled),
-                    p.percent(),
-                    title(sp)
-                ),
-            );
-        }
-        s.trim_end().to_string()
-    });
+    ctx.print(d.to_json(), || super::render::dashboard(&d));
     Ok(())
 }
 

@@ -99,9 +99,11 @@ impl Ctx {
         if self.json {
             println!("{j}");
         } else {
+            // anstream drops the styles of `render` off a terminal and
+            // under NO_COLOR (CLICOLOR_FORCE forces them).
             let t = text();
             if !t.is_empty() {
-                println!("{t}");
+                anstream::println!("{t}");
             }
         }
     }

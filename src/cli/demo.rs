@@ -140,13 +140,8 @@ pub(super) fn demo(ctx: &Ctx, threads: usize) -> CmdResult {
         "{from} handed {} to {to} ({}), who accepted it.\n",
         polish.id, h.id
     );
-    let view = Ctx {
-        store_flag: Some(dir.clone()),
-        json: false,
-        quiet: false,
-        agent: None,
-    };
-    super::board::dashboard(&view)?;
+    let board = got::board::Dashboard::gather(&mut store.begin()?)?;
+    anstream::println!("{}", super::render::dashboard(&board));
     println!(
         "\ntry: got --store {} task list   (or dashboard, graph, blocked, decision why {})",
         shell_quote(&dir),

@@ -7,6 +7,7 @@ mod ctx;
 mod demo;
 mod entities;
 mod progress;
+mod render;
 #[cfg(feature = "server")]
 mod serve;
 mod setup;

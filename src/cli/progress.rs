@@ -1,94 +1,46 @@
-//! A progress bar on stderr for long work (import, export, backup, verify):
-//! drawn only when stderr is a terminal and neither `--json` nor `--quiet` is
-//! given, at most about 20 times a second, and ended with a newline.
+//! A progress bar on stderr for long work (import, export, backup, verify),
+//! drawn by indicatif: only when stderr is a terminal (indicatif hides it
+//! otherwise) and neither `--json` nor `--quiet` is given, at most 20 times a
+//! second, and left on its line when the work ends.
 
 use super::ctx::Ctx;
-use std::io::IsTerminal;
-use std::time::{Duration, Instant};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub struct Bar {
-    enabled: bool,
-    drawn: bool,
-    last: Option<Instant>,
+    bar: ProgressBar,
+    what: String,
 }
 
 impl Bar {
     pub fn new(ctx: &Ctx) -> Bar {
+        let target = if ctx.json || ctx.quiet {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr_with_hz(20)
+        };
+        let style = ProgressStyle::with_template("{msg:<10} [{bar:30}] {pos}/{len}")
+            .expect("a valid template")
+            .progress_chars("##.");
         Bar {
-            enabled: std::io::stderr().is_terminal() && !ctx.json && !ctx.quiet,
-            drawn: false,
-            last: None,
+            bar: ProgressBar::with_draw_target(None, target).with_style(style),
+            what: String::new(),
         }
     }
 
     /// Shows `done` of `total` for `what` (a phase name such as "runs").
     pub fn update(&mut self, what: &str, done: u64, total: u64) {
-        if !self.enabled {
-            return;
+        if self.what != what {
+            self.what = what.to_string();
+            self.bar.set_message(self.what.clone());
         }
-        let now = Instant::now();
-        let finished = done >= total;
-        if !finished
-            && self
-                .last
-                .is_some_and(|t| now - t < Duration::from_millis(50))
-        {
-            return;
-        }
-        self.last = Some(now);
-        self.drawn = true;
-        eprint!("\r\x1b[2K{}", line(what, done, total));
+        self.bar.set_length(total);
+        self.bar.set_position(done);
     }
 
-    /// Ends the bar's line (if one was drawn), so that output starts afresh.
+    /// Ends the bar, leaving its last state on its line.
     pub fn finish(&mut self) {
-        if self.drawn {
-            eprintln!();
-            self.drawn = false;
+        if !self.bar.is_finished() {
+            self.bar.finish();
         }
-    }
-}
-
-impl Drop for Bar {
-    fn drop(&mut self) {
-        self.finish();
-    }
-}
-
-/// `what [#####.....] done/total`, 30 cells wide; a zero total reads as done.
-fn line(what: &str, done: u64, total: u64) -> String {
-    const WIDTH: u64 = 30;
-    let filled = (done.min(total) * WIDTH)
-        .checked_div(total)
-        .unwrap_or(WIDTH);
-    format!(
-        "{what:<10} [{}{}] {done}/{total}",
-        "#".repeat(filled as usize),
-        ".".repeat((WIDTH - filled) as usize)
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::line;
-
-    #[test]
-    fn the_bar_fills_in_proportion_and_never_overflows() {
-        assert_eq!(
-            line("runs", 0, 10),
-            format!("runs       [{}] 0/10", ".".repeat(30))
-        );
-        assert_eq!(
-            line("runs", 5, 10),
-            format!("runs       [{}{}] 5/10", "#".repeat(15), ".".repeat(15))
-        );
-        assert_eq!(
-            line("x", 12, 10),
-            format!("x          [{}] 12/10", "#".repeat(30))
-        );
-        assert_eq!(
-            line("x", 0, 0),
-            format!("x          [{}] 0/0", "#".repeat(30))
-        );
     }
 }

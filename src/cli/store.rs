@@ -267,10 +267,10 @@ pub(super) fn backup(ctx: &Ctx, c: super::args::BackupCmd) -> CmdResult {
                     if all.is_empty() {
                         return "(no backups; `got backup create` takes one)".into();
                     }
-                    all.iter()
-                        .map(|b| format!("{}  LSN {:>8}  {:>3} runs  {:>12} bytes", b.name, b.lsn, b.runs, b.bytes))
-                        .collect::<Vec<_>>()
-                        .join("\n")
+                    let rows = all.iter().map(|b| {
+                        [b.name.clone(), b.lsn.to_string(), b.runs.to_string(), b.bytes.to_string()]
+                    });
+                    super::render::table("", Some(&["NAME", "LSN", "RUNS", "BYTES"]), rows)
                 },
             );
         }

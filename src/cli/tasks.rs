@@ -6,6 +6,7 @@
 
 use super::args::{TaskCmd, TaskFields};
 use super::ctx::Ctx;
+use super::render::{self, clip};
 use super::{exit, CmdResult, Failure};
 use got::json::format_ms;
 use got::tasks::{self, NewTask, TaskFilter, TaskUpdate};
@@ -39,36 +40,24 @@ fn title(t: &Entity) -> &str {
     tasks::prop_str(t, "title").unwrap_or("")
 }
 
-/// Cuts `s` to `n` characters, marking the cut.
-fn clip(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        let mut c: String = s.chars().take(n.saturating_sub(1)).collect();
-        c.push('…');
-        c
-    }
-}
-
 fn table(ts: &[Entity]) -> String {
     if ts.is_empty() {
         return "(no tasks)".into();
     }
-    let mut out = format!(
-        "{:<12}  {:<11}  {:<8}  {:<14}  TITLE",
-        "ID", "STATUS", "PRIORITY", "ASSIGNEE"
-    );
-    for t in ts {
-        out.push_str(&format!(
-            "\n{:<12}  {:<11}  {:<8}  {:<14}  {}",
-            t.id,
-            tasks::status(t),
-            tasks::prop_str(t, "priority").unwrap_or("-"),
+    let rows = ts.iter().map(|t| {
+        [
+            t.id.clone(),
+            tasks::status(t).to_string(),
+            tasks::prop_str(t, "priority").unwrap_or("-").to_string(),
             clip(tasks::assignee(t).unwrap_or("-"), 14),
-            clip(title(t), 60)
-        ));
-    }
-    out
+            clip(title(t), 60),
+        ]
+    });
+    render::table(
+        "",
+        Some(&["ID", "STATUS", "PRIORITY", "ASSIGNEE", "TITLE"]),
+        rows,
+    )
 }
 
 fn print_list(ctx: &Ctx, ts: &[Entity]) {

@@ -2,6 +2,7 @@
 
 use super::args::{DecisionCmd, EpicCmd, GoalCmd, HandoffCmd, SprintCmd};
 use super::ctx::Ctx;
+use super::render;
 use super::{exit, CmdResult, Failure};
 use got::json::{format_ms, from_json, to_json};
 use got::json::{task_json as flat_json, TASK_SCHEMA_VERSION as SCHEMA_VERSION};
@@ -39,7 +40,9 @@ fn print_one(ctx: &Ctx, key: &str, e: &Entity, text: impl FnOnce() -> String) {
     }
 }
 
-fn print_many(ctx: &Ctx, key: &str, es: &[Entity], row: impl Fn(&Entity) -> String) {
+/// Prints entities as JSON, ids (`--quiet`), or `text` (`(no KEY)` when there
+/// are none).
+fn print_many(ctx: &Ctx, key: &str, es: &[Entity], text: impl FnOnce() -> String) {
     if ctx.quiet {
         for e in es {
             println!("{}", e.id);
@@ -52,22 +55,24 @@ fn print_many(ctx: &Ctx, key: &str, es: &[Entity], row: impl Fn(&Entity) -> Stri
             if es.is_empty() {
                 format!("(no {key})")
             } else {
-                es.iter().map(&row).collect::<Vec<_>>().join("\n")
+                text()
             }
         },
     );
 }
 
-fn handoff_row(h: &Entity) -> String {
-    format!(
-        "{}  {:<9}  {} -> {}  {}  {}",
-        h.id,
-        handoffs::status(h),
-        prop_str(h, "from").unwrap_or("?"),
-        prop_str(h, "to").unwrap_or("?"),
-        prop_str(h, "task").unwrap_or("?"),
-        prop_str(h, "instructions").unwrap_or("")
-    )
+fn handoff_cells(h: &Entity) -> Vec<String> {
+    vec![
+        h.id.clone(),
+        handoffs::status(h).into(),
+        format!(
+            "{} -> {}",
+            prop_str(h, "from").unwrap_or("?"),
+            prop_str(h, "to").unwrap_or("?")
+        ),
+        prop_str(h, "task").unwrap_or("?").into(),
+        prop_str(h, "instructions").unwrap_or("").into(),
+    ]
 }
 
 pub fn handoff(ctx: &Ctx, c: HandoffCmd) -> CmdResult {
@@ -122,13 +127,15 @@ pub fn handoff(ctx: &Ctx, c: HandoffCmd) -> CmdResult {
                 to.as_deref(),
                 Some(limit),
             )?;
-            print_many(ctx, "handoffs", &hs, handoff_row);
+            print_many(ctx, "handoffs", &hs, || {
+                render::table("", None, hs.iter().map(handoff_cells))
+            });
         }
         HandoffCmd::Show { id } => {
             let store = ctx.open_read_only()?;
             let h = handoffs::get(&mut store.begin()?, &id)?;
             print_one(ctx, "handoff", &h, || {
-                let mut s = handoff_row(&h);
+                let mut s = handoff_cells(&h).join("  ");
                 for (k, label) in [
                     ("initiated_at", "initiated"),
                     ("accepted_at", "accepted"),
@@ -151,13 +158,12 @@ pub fn handoff(ctx: &Ctx, c: HandoffCmd) -> CmdResult {
     Ok(())
 }
 
-fn decision_row(d: &Entity) -> String {
-    format!(
-        "{}  {}  {}",
-        d.id,
+fn decision_cells(d: &Entity) -> Vec<String> {
+    vec![
+        d.id.clone(),
         format_ms(d.created_at),
-        prop_str(d, "title").unwrap_or("")
-    )
+        prop_str(d, "title").unwrap_or("").into(),
+    ]
 }
 
 pub fn decision(ctx: &Ctx, c: DecisionCmd) -> CmdResult {
@@ -183,7 +189,9 @@ pub fn decision(ctx: &Ctx, c: DecisionCmd) -> CmdResult {
         DecisionCmd::List { limit } => {
             let store = ctx.open_read_only()?;
             let ds = decisions::list(&mut store.begin()?, Some(limit))?;
-            print_many(ctx, "decisions", &ds, decision_row);
+            print_many(ctx, "decisions", &ds, || {
+                render::table("", None, ds.iter().map(decision_cells))
+            });
         }
         DecisionCmd::Show { id } => {
             let store = ctx.open_read_only()?;
@@ -197,7 +205,7 @@ pub fn decision(ctx: &Ctx, c: DecisionCmd) -> CmdResult {
             ctx.print(
                 json!({"schema_version": SCHEMA_VERSION, "decision": flat_json(&d), "affects": affects}),
                 || {
-                    let mut s = decision_row(&d);
+                    let mut s = decision_cells(&d).join("  ");
                     s.push_str(&format!(
                         "\nrationale: {}",
                         prop_str(&d, "rationale").unwrap_or("")
@@ -217,12 +225,14 @@ pub fn decision(ctx: &Ctx, c: DecisionCmd) -> CmdResult {
         DecisionCmd::Why { id } => {
             let store = ctx.open_read_only()?;
             let ds = decisions::why(&mut store.begin()?, &id)?;
-            print_many(ctx, "decisions", &ds, |d| {
-                format!(
-                    "{}\n    why: {}",
-                    decision_row(d),
-                    prop_str(d, "rationale").unwrap_or("")
-                )
+            print_many(ctx, "decisions", &ds, || {
+                ds.iter()
+                    .map(|d| {
+                        let why = prop_str(d, "rationale").unwrap_or("");
+                        format!("{}\n    why: {why}", decision_cells(d).join("  "))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
             });
         }
     }
@@ -250,30 +260,24 @@ fn print_groups(ctx: &Ctx, key: &str, store: &got::Store, kind: &str) -> CmdResu
         }
         return Ok(());
     }
-    let mut rows = Vec::new();
-    for g in &gs {
-        rows.push((g, plans::progress(&mut tx, &g.id)?));
+    let mut rows: Vec<(Entity, plans::Progress)> = Vec::new();
+    for g in gs {
+        let p = plans::progress(&mut tx, &g.id)?;
+        rows.push((g, p));
     }
-    let owned: Vec<(Entity, plans::Progress)> = rows
-        .iter()
-        .map(|(g, p)| ((*g).clone(), p.clone()))
-        .collect();
-    ctx.print(got::json::groups_json(key, &owned), || {
+    ctx.print(got::json::groups_json(key, &rows), || {
         if rows.is_empty() {
             return format!("(no {key})");
         }
-        rows.iter()
-            .map(|(g, p)| {
-                format!(
-                    "{}  {:<11}  {}  {}",
-                    g.id,
-                    prop_str(g, "status").unwrap_or("-"),
-                    prop_str(g, "title").unwrap_or(""),
-                    progress_text(p)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        let cells = rows.iter().map(|(g, p)| {
+            vec![
+                g.id.clone(),
+                prop_str(g, "status").unwrap_or("-").into(),
+                prop_str(g, "title").unwrap_or("").into(),
+                progress_text(p),
+            ]
+        });
+        render::table("", None, cells)
     });
     Ok(())
 }

@@ -260,32 +260,18 @@ pub fn add_goal(store: &Store, id: &str, description: &str) -> Result<Entity> {
     if description.trim().is_empty() {
         return Err(invalid("an empty goal"));
     }
-    write(store, |tx| {
-        let s = get(tx, id, SPRINT)?;
-        let mut p = s.props.clone();
-        let mut goals = match p.remove("goals") {
-            Some(Value::List(g)) => g,
-            _ => Vec::new(),
-        };
+    edit_goals(store, id, |_, goals| {
         goals.push(goal(description, false));
-        p.insert("goals".into(), Value::List(goals));
-        tx.put_if_version(&s.id, SPRINT, p, s.version)
+        Ok(())
     })
 }
 
 /// Marks goal number `n` (1-based, as `goal list` shows them) done.
 pub fn complete_goal(store: &Store, id: &str, n: usize) -> Result<Entity> {
-    write(store, |tx| {
-        let s = get(tx, id, SPRINT)?;
-        let mut p = s.props.clone();
-        let mut goals = match p.remove("goals") {
-            Some(Value::List(g)) => g,
-            _ => Vec::new(),
-        };
+    edit_goals(store, id, |sprint, goals| {
         if n == 0 || n > goals.len() {
             return Err(Error::NotFound(format!(
-                "{} has {} goal(s); there is no goal {n}",
-                s.id,
+                "{sprint} has {} goal(s); there is no goal {n}",
                 goals.len()
             )));
         }
@@ -298,6 +284,25 @@ pub fn complete_goal(store: &Store, id: &str, n: usize) -> Result<Entity> {
             _ => String::new(),
         };
         goals[n - 1] = goal(&desc, true);
+        Ok(())
+    })
+}
+
+/// Changes sprint `id`'s list of goals with `f` (given the sprint's id and the
+/// list) in one transaction, conditional on the version read.
+fn edit_goals(
+    store: &Store,
+    id: &str,
+    f: impl Fn(&str, &mut Vec<Value>) -> Result<()>,
+) -> Result<Entity> {
+    write(store, |tx| {
+        let s = get(tx, id, SPRINT)?;
+        let mut p = s.props.clone();
+        let mut goals = match p.remove("goals") {
+            Some(Value::List(g)) => g,
+            _ => Vec::new(),
+        };
+        f(&s.id, &mut goals)?;
         p.insert("goals".into(), Value::List(goals));
         tx.put_if_version(&s.id, SPRINT, p, s.version)
     })
