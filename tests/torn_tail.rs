@@ -21,7 +21,7 @@ use crate::common;
 use common::cli::text;
 use common::seed::seed;
 use common::store_dir::{contents, quarantine_files, snapshot};
-use common::wal_bytes::{frames, u64_at, FrameLoc, FIRST_SEGMENT, FRAME_HEADER};
+use common::wal_bytes::{boot_anew, frames, u64_at, FrameLoc, FIRST_SEGMENT, FRAME_HEADER};
 use got::versioned_store::{verify, VerifyReport};
 use got::wal::{RealVfs, SimVfs, Vfs};
 use got::{props, Durability, Entity, Options, Store, Value};
@@ -192,6 +192,7 @@ fn install_tear(t: &Template, image: &[u8], durable: &[u8]) {
     let f = fs::OpenOptions::new().write(true).open(&t.seg).unwrap();
     f.write_all_at(image, t.last.off as u64).unwrap();
     fs::write(t.store.join("DURABLE"), durable).unwrap();
+    boot_anew(&t.store);
 }
 
 /// What one tear must lead to.
@@ -650,6 +651,7 @@ fn zero_header(seg: &Path, off: usize) {
 fn crash_before_sync(store: &Path, seg: &Path, off: usize, durable_before: &[u8]) {
     zero_header(seg, off);
     fs::write(store.join("DURABLE"), durable_before).unwrap();
+    boot_anew(store);
 }
 
 /// Immediate durability: A committed, B torn in its header (its payload intact on
@@ -766,6 +768,7 @@ fn an_intact_stale_frame_at_the_expected_offset_and_lsn_is_never_resurrected() {
 
     // Power loss: B1's first sector never reached the disk; B2 did.
     zero_header(&seg, b1.off);
+    boot_anew(&store);
     let s = reopen(&store);
     assert_eq!(
         contents(&s).into_keys().collect::<Vec<_>>(),

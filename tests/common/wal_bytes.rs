@@ -60,3 +60,28 @@ pub fn frames(seg: &[u8]) -> Vec<FrameLoc> {
     }
     out
 }
+
+/// `DURABLE`'s record (56 bytes) and the boot token after it (40 bytes:
+/// boot id, device, inode, crc32 of bytes 0..48 and 56..88, reserved).
+pub const DURABLE_RECORD: usize = 56;
+pub const DURABLE_WITH_TOKEN: usize = 96;
+
+/// What a power loss does besides losing writes: the machine boots anew, so
+/// the boot token in `DURABLE` names a boot that is over. A test cannot restart
+/// the machine; it gives the token another boot id (resealed, so that only the
+/// boot differs), which recovery must treat as any earlier boot's. A DURABLE
+/// without a token is left as it is.
+pub fn boot_anew(store: &std::path::Path) {
+    let path = store.join("DURABLE");
+    let mut b = std::fs::read(&path).unwrap();
+    if b.len() < DURABLE_WITH_TOKEN || b[DURABLE_RECORD..DURABLE_RECORD + 16] == [0; 16] {
+        return;
+    }
+    b[DURABLE_RECORD] ^= 0xff;
+    let mut h = crc32fast::Hasher::new();
+    h.update(&b[..48]);
+    h.update(&b[DURABLE_RECORD..DURABLE_RECORD + 32]);
+    let crc = h.finalize();
+    b[DURABLE_RECORD + 32..DURABLE_RECORD + 36].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, b).unwrap();
+}

@@ -21,15 +21,102 @@
 //! 48  4  crc32 of bytes [0, 48)
 //! 52  4  reserved, zero
 //! ```
+//!
+//! A boot token may follow (40 bytes; files without it are 56 bytes long, and
+//! readers of the 56 bytes above ignore it):
+//!
+//! ```text
+//! 56 16  boot id of the machine (Vfs::boot_id)
+//! 72  8  device of DURABLE (u64 LE)
+//! 80  8  inode of DURABLE (u64 LE)
+//! 88  4  crc32 of bytes [0, 48) and [56, 88): the token holds only with the
+//!        record it follows
+//! 92  4  reserved, zero
+//! ```
+//!
+//! A writer writes its token once its recovery has found the log whole up to
+//! its end (or it created the log), and zeros there when its log is poisoned,
+//! truncated or replaced. A token that matches the reader's own boot and file
+//! says: since a writer last found the log whole, every write to it went
+//! through this boot's page cache, which loses nothing short of a power loss,
+//! a crash of the machine or a failed writeback (which poisons the writer);
+//! and DURABLE is the same file, not a copy. With the record saying all it
+//! published is synced, recovery then need not read the zeros past the end of
+//! the log to tell a torn tail from damage (docs/format.md, "When the zeros
+//! past the end need no reading").
 
 use crate::error::{Error, IoContext, Result};
 use crate::vfs::{OpenMode, Vfs, VfsFile};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 pub const DURABLE_MAGIC: &[u8; 8] = b"GOTDUR\r\n";
 pub const DURABLE_BYTES: usize = 56;
 pub const DURABLE_FORMAT_VERSION: u32 = 1;
+/// The boot token after the record.
+pub const TOKEN_BYTES: usize = 40;
+
+/// Who may skip reading past the end of the log: the machine's boot and
+/// DURABLE's own file (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BootToken {
+    pub boot: [u8; 16],
+    pub device: u64,
+    pub inode: u64,
+}
+
+impl BootToken {
+    /// This boot's token for `file`, where the platform knows both.
+    pub fn of(vfs: &dyn Vfs, file: &dyn VfsFile) -> Option<BootToken> {
+        let boot = vfs.boot_id()?;
+        let (device, inode) = file.identity()?;
+        Some(BootToken {
+            boot,
+            device,
+            inode,
+        })
+    }
+}
+
+/// The token bytes that follow `record` (zeros for `None`).
+pub fn encode_token(record: &[u8; DURABLE_BYTES], t: Option<BootToken>) -> [u8; TOKEN_BYTES] {
+    let mut b = [0u8; TOKEN_BYTES];
+    let Some(t) = t else {
+        return b;
+    };
+    b[0..16].copy_from_slice(&t.boot);
+    b[16..24].copy_from_slice(&t.device.to_le_bytes());
+    b[24..32].copy_from_slice(&t.inode.to_le_bytes());
+    let mut h = crc32fast::Hasher::new();
+    h.update(&record[0..48]);
+    h.update(&b[0..32]);
+    b[32..36].copy_from_slice(&h.finalize().to_le_bytes());
+    b
+}
+
+/// The token in `b` (a whole file's bytes), if one is there and checks out
+/// against the record before it.
+pub fn decode_token(b: &[u8]) -> Option<BootToken> {
+    if b.len() < DURABLE_BYTES + TOKEN_BYTES {
+        return None;
+    }
+    let t = &b[DURABLE_BYTES..DURABLE_BYTES + TOKEN_BYTES];
+    let crc = u32::from_le_bytes(t[32..36].try_into().unwrap());
+    // Over the record's fields, not its crc: a crc over a message followed by
+    // its own crc is the same for every message.
+    let mut h = crc32fast::Hasher::new();
+    h.update(&b[0..48]);
+    h.update(&t[0..32]);
+    if t[0..16].iter().all(|&x| x == 0) || h.finalize() != crc {
+        return None;
+    }
+    Some(BootToken {
+        boot: t[0..16].try_into().unwrap(),
+        device: u64::from_le_bytes(t[16..24].try_into().unwrap()),
+        inode: u64::from_le_bytes(t[24..32].try_into().unwrap()),
+    })
+}
 
 /// What `DURABLE` says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -103,6 +190,25 @@ pub struct DurableFile {
     path: PathBuf,
     file: Arc<dyn VfsFile>,
     store_id: [u8; 16],
+    /// This handle's token (writable handles, where the platform has one).
+    token: Option<BootToken>,
+    /// Whether publishes carry the token: this handle found the log whole.
+    vouching: AtomicBool,
+    /// Whether the last read found this handle's token.
+    read_vouched: AtomicBool,
+}
+
+/// The record and its token, as written.
+fn encode_file(
+    p: Published,
+    store_id: &[u8; 16],
+    t: Option<BootToken>,
+) -> [u8; DURABLE_BYTES + TOKEN_BYTES] {
+    let record = encode(p, store_id);
+    let mut b = [0u8; DURABLE_BYTES + TOKEN_BYTES];
+    b[..DURABLE_BYTES].copy_from_slice(&record);
+    b[DURABLE_BYTES..].copy_from_slice(&encode_token(&record, t));
+    b
 }
 
 impl DurableFile {
@@ -110,11 +216,13 @@ impl DurableFile {
         dir.join("DURABLE")
     }
 
-    /// Creates (or overwrites) with `lsn`, synced, directory synced.
+    /// Creates (or overwrites) with LSN 0, synced, directory synced. The log
+    /// was just created, so it is whole: the file carries this boot's token.
     pub fn create(vfs: &dyn Vfs, dir: &Path, store_id: [u8; 16]) -> Result<()> {
         let path = Self::path_in(dir);
         let f = vfs.open(&path, OpenMode::CreateReadWrite).at(&path)?;
-        f.write_at(&encode(Published::default(), &store_id), 0)
+        let t = BootToken::of(vfs, f.as_ref());
+        f.write_at(&encode_file(Published::default(), &store_id, t), 0)
             .at(&path)?;
         f.sync_data().at(&path)?;
         vfs.sync_dir(dir).at(dir)
@@ -128,21 +236,34 @@ impl DurableFile {
             OpenMode::Read
         };
         let file = vfs.open(&path, mode).at(&path)?;
+        let token = if writable {
+            BootToken::of(vfs, file.as_ref())
+        } else {
+            None
+        };
         Ok(DurableFile {
             path,
             file,
             store_id,
+            token,
+            vouching: AtomicBool::new(false),
+            read_vouched: AtomicBool::new(false),
         })
     }
 
     /// Reads the published LSN. A torn read (a concurrent overwrite) fails the
     /// checksum and is retried; a file that never validates is an error.
     pub fn read(&self) -> Result<Published> {
-        let mut b = [0u8; DURABLE_BYTES];
+        self.read_vouched.store(false, Ordering::SeqCst);
+        let mut b = [0u8; DURABLE_BYTES + TOKEN_BYTES];
         for _ in 0..100 {
-            match self.file.read_exact_at(&mut b, 0) {
-                Ok(()) => match decode(&b, &self.store_id) {
-                    Decoded::Ok(p) => return Ok(p),
+            match read_prefix(self.file.as_ref(), &mut b) {
+                Ok(n) if n >= DURABLE_BYTES => match decode(&b[..DURABLE_BYTES], &self.store_id) {
+                    Decoded::Ok(p) => {
+                        let mine = self.token.is_some() && decode_token(&b[..n]) == self.token;
+                        self.read_vouched.store(mine, Ordering::SeqCst);
+                        return Ok(p);
+                    }
                     Decoded::TooNew(found) => {
                         return Err(Error::TooNew {
                             file: self.path.clone(),
@@ -152,7 +273,7 @@ impl DurableFile {
                     }
                     Decoded::Invalid => {}
                 },
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
+                Ok(_) => {}
                 Err(e) => return Err(e).at(&self.path),
             }
             std::thread::yield_now();
@@ -163,10 +284,33 @@ impl DurableFile {
         })
     }
 
+    /// Whether the last [`DurableFile::read`] found this handle's own token:
+    /// this boot, this file (see the module docs).
+    pub fn read_vouched(&self) -> bool {
+        self.read_vouched.load(Ordering::SeqCst)
+    }
+
+    /// From now on, publishes carry this handle's token (`true`: the log was
+    /// found whole) or zeros in its place.
+    pub fn vouch(&self, whole: bool) {
+        self.vouching.store(whole, Ordering::SeqCst);
+    }
+
+    /// Stops vouching and erases the token on disk now, synced, best effort:
+    /// for a log whose writes may have been lost (a failed sync).
+    pub fn withdraw(&self) {
+        self.vouch(false);
+        let _ = self
+            .file
+            .write_at(&[0u8; TOKEN_BYTES], DURABLE_BYTES as u64)
+            .and_then(|_| self.file.sync_data());
+    }
+
     /// Publishes (not synced; see the module docs).
     pub fn publish(&self, p: Published) -> Result<()> {
+        let t = self.token.filter(|_| self.vouching.load(Ordering::SeqCst));
         self.file
-            .write_at(&encode(p, &self.store_id), 0)
+            .write_at(&encode_file(p, &self.store_id, t), 0)
             .at(&self.path)
     }
 
@@ -175,5 +319,59 @@ impl DurableFile {
     pub fn publish_synced(&self, p: Published) -> Result<()> {
         self.publish(p)?;
         self.file.sync_data().at(&self.path)
+    }
+}
+
+/// Reads from offset 0 until `buf` is full or the file ends; returns the count.
+fn read_prefix(f: &dyn VfsFile, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read_at(&mut buf[n..], n as u64)? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STORE: [u8; 16] = [3; 16];
+
+    fn token() -> BootToken {
+        BootToken {
+            boot: [9; 16],
+            device: 7,
+            inode: 42,
+        }
+    }
+
+    fn file(p: Published, t: Option<BootToken>) -> Vec<u8> {
+        encode_file(p, &STORE, t).to_vec()
+    }
+
+    #[test]
+    fn a_token_reads_back_only_with_the_record_it_was_written_with() {
+        let p = Published::synced(5, 1);
+        assert_eq!(decode_token(&file(p, Some(token()))), Some(token()));
+        assert_eq!(decode_token(&file(p, None)), None, "zeros: no token");
+        // The record alone (a DURABLE written before tokens, or by a binary
+        // that writes only the record) has none.
+        assert_eq!(decode_token(&file(p, Some(token()))[..DURABLE_BYTES]), None);
+        // Another record under the token (an older binary rewrote the record
+        // and left the bytes after it): the token does not hold for it.
+        let mut b = file(p, Some(token()));
+        b[..DURABLE_BYTES].copy_from_slice(&encode(Published::synced(6, 1), &STORE));
+        assert_eq!(decode_token(&b), None);
+        // Any flipped bit of the token.
+        for i in DURABLE_BYTES..DURABLE_BYTES + 36 {
+            let mut b = file(p, Some(token()));
+            b[i] ^= 1;
+            assert_eq!(decode_token(&b), None, "byte {i}");
+        }
+        // The record itself decodes as before.
+        assert_eq!(decode(&file(p, Some(token())), &STORE), Decoded::Ok(p));
     }
 }

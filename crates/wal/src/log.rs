@@ -153,7 +153,9 @@ pub struct Wal {
     writable: bool,
     poisoned: AtomicBool,
     /// The first recovery of this handle also checks the bytes past the end of the
-    /// log (a zeroed frame in mid-log would otherwise look like the end).
+    /// log (a zeroed frame in mid-log would otherwise look like the end), unless
+    /// `DURABLE`'s boot token says no write can have been lost since a writer
+    /// last did (see `durable.rs`).
     deep_checked: AtomicBool,
     /// Highest LSN known synced (written into frames as `durable_lsn`).
     synced_lsn: AtomicU64,
@@ -236,6 +238,7 @@ impl Wal {
         self.files.lock().clear();
         self.synced_lsn.store(lsn, Ordering::SeqCst);
         self.deep_checked.store(false, Ordering::SeqCst);
+        self.durable.vouch(false);
     }
 
     pub fn options(&self) -> &WalOptions {
@@ -249,6 +252,15 @@ impl Wal {
     pub fn must_keep_lock(&self) -> bool {
         self.unrevoked_frame.load(Ordering::SeqCst)
     }
+    /// Marks the handle unusable after a failure whose effect on the file is
+    /// unknown (a failed sync may have dropped writes from the cache), and
+    /// withdraws its boot token, so that the next writer reads past the end of
+    /// the log again.
+    fn poison(&self) {
+        self.poisoned.store(true, Ordering::SeqCst);
+        self.durable.withdraw();
+    }
+
     fn check_poisoned(&self) -> Result<()> {
         if self.is_poisoned() {
             Err(Error::Poisoned)
@@ -413,6 +425,9 @@ impl VfsFile for KnownLen {
     fn sync_data(&self) -> std::io::Result<()> {
         self.inner.sync_data()
     }
+    fn identity(&self) -> Option<(u64, u64)> {
+        self.inner.identity()
+    }
 }
 
 #[cfg(test)]
@@ -516,5 +531,84 @@ mod tests {
         assert!(recover(&a, &lock, &mut cur).unwrap());
         assert_eq!(cur.last_lsn(), 1);
         assert_eq!(a.published().unwrap(), Published::synced(1, 0));
+    }
+
+    /// Bytes the first recovery of a new handle on the log at `dir` reads.
+    fn first_recovery_reads(vfs: &Arc<SimVfs>, dir: &str) -> u64 {
+        let v: Arc<dyn Vfs> = vfs.clone();
+        let w = Wal::open(v, Path::new(dir), ID, WalOptions::default(), true).unwrap();
+        let lock = ProcessLock::open(vfs.as_ref(), Path::new(dir)).unwrap();
+        let mut cur = w.position(0).unwrap();
+        let before = vfs.bytes_read();
+        assert!(recover(&w, &lock, &mut cur).unwrap());
+        let read = vfs.bytes_read() - before;
+        append(&w, &lock, &mut cur, b"next");
+        read
+    }
+
+    /// DURABLE's boot token: in the boot that wrote it, on the file it was
+    /// written in, a writer's first recovery reads the end of the log and not
+    /// the zeros after it; after a power loss (a new boot), on a copy of the
+    /// store, or once a failed sync withdrew the token, it reads to the end of
+    /// the segment again, as it must to tell a torn tail from damage.
+    #[test]
+    fn the_zeros_past_the_end_of_the_log_are_read_only_when_writes_may_have_been_lost() {
+        let whole = WalOptions::default().segment_size_bytes / 2;
+        let vfs = new_log();
+        let created = first_recovery_reads(&vfs, DIR);
+        assert!(created < 64 << 10, "a new log: {created} bytes read");
+        let same_boot = first_recovery_reads(&vfs, DIR);
+        assert!(
+            same_boot < 64 << 10,
+            "the same boot: {same_boot} bytes read"
+        );
+
+        vfs.crash_drop_all();
+        let after_power_loss = first_recovery_reads(&vfs, DIR);
+        assert!(
+            after_power_loss > whole,
+            "after a power loss: {after_power_loss} bytes read"
+        );
+        assert!(first_recovery_reads(&vfs, DIR) < 64 << 10);
+
+        // A process crash keeps the cache, and the boot.
+        vfs.crash_keep_all();
+        assert!(first_recovery_reads(&vfs, DIR) < 64 << 10);
+
+        // A copy of the store (other files, other inodes).
+        let copy = "/sim/copy";
+        vfs.create_dir_all(&Path::new(copy).join("wal")).unwrap();
+        for rel in ["DURABLE", "LOCK", "wal/00000000000000000001.wal"] {
+            let from = vfs.open(&Path::new(DIR).join(rel), OpenMode::Read).unwrap();
+            let to = vfs
+                .open(&Path::new(copy).join(rel), OpenMode::CreateReadWrite)
+                .unwrap();
+            to.write_at(&from.read_all().unwrap(), 0).unwrap();
+        }
+        let copied = first_recovery_reads(&vfs, copy);
+        assert!(copied > whole, "a copy: {copied} bytes read");
+
+        // A failed sync poisons the writer and withdraws the token.
+        let w = open(&vfs, Durability::Immediate);
+        let lock = ProcessLock::open(vfs.as_ref(), Path::new(DIR)).unwrap();
+        let mut cur = w.position(0).unwrap();
+        assert!(recover(&w, &lock, &mut cur).unwrap());
+        vfs.fail_op(
+            1,
+            crate::sim::OpFilter::Sync,
+            crate::sim::FaultError::Eio,
+            false,
+        );
+        let held = lock.acquire(Duration::from_secs(5)).unwrap();
+        assert!(w.append(&held, &mut cur, b"lost", 1).is_err());
+        drop(held);
+        drop(w);
+        let durable = vfs.read_current(&Path::new(DIR).join("DURABLE")).unwrap();
+        assert_eq!(crate::durable::decode_token(&durable), None);
+        let after_failed_sync = first_recovery_reads(&vfs, DIR);
+        assert!(
+            after_failed_sync > whole,
+            "after a failed sync: {after_failed_sync} bytes read"
+        );
     }
 }

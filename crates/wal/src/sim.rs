@@ -55,7 +55,9 @@
 //! `ErrorKind::Other` "handle invalidated by simulated crash") and all locks are
 //! released. [`SimVfs::crash_drop_all`] loses every pending operation (only synced
 //! state survives); [`SimVfs::crash_keep_all`] keeps all of them (a process kill: the
-//! page cache survives, but handles die and locks are released).
+//! page cache survives, but handles die and locks are released). A power loss
+//! starts a new boot ([`Vfs::boot_id`] changes); a process kill does not. Each
+//! inode is a file's [`VfsFile::identity`], so a copy is another file.
 //!
 //! **Faults.** [`SimVfs::fail_op`] makes the n-th operation (counted from the call)
 //! matching an [`OpFilter`] fail with EIO or ENOSPC, once or from then on. A failed
@@ -297,6 +299,9 @@ enum CrashMode {
 struct State {
     /// Bumped by every crash; handles from older epochs are dead.
     epoch: u64,
+    /// Bumped by every power loss (not by a process crash, which keeps the
+    /// cache): what [`Vfs::boot_id`] returns.
+    boot: u64,
     next_ino: u64,
     next_owner: u64,
     inodes: BTreeMap<u64, Inode>,
@@ -313,6 +318,8 @@ struct State {
     locks: BTreeMap<u64, u64>,
     faults: Vec<Fault>,
     counts: [u64; 4],
+    /// Bytes returned by `read_at` so far.
+    bytes_read: u64,
     /// Armed silent corruptions: `(path substring, nth matching write, seen)`.
     silent: Vec<(String, u64, u64)>,
 }
@@ -484,6 +491,9 @@ impl State {
         self.dirs = kept.clone();
         self.durable_dirs = kept;
         let keep_cache = matches!(mode, CrashMode::KeepAll);
+        if !keep_cache {
+            self.boot += 1;
+        }
         // Data: each pending op independently applied, dropped or torn.
         for inode in self.inodes.values_mut() {
             inode.handles = 0;
@@ -694,6 +704,11 @@ impl SimVfs {
         self.inner.state.lock().counts.iter().sum()
     }
 
+    /// Bytes all `read_at` calls returned so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.inner.state.lock().bytes_read
+    }
+
     /// Operations matching `filter` so far.
     pub fn ops_matching(&self, filter: OpFilter) -> u64 {
         let st = self.inner.state.lock();
@@ -764,6 +779,12 @@ impl SimVfs {
 }
 
 impl Vfs for SimVfs {
+    fn boot_id(&self) -> Option<[u8; 16]> {
+        // Never all zeros (which DURABLE reads as no token).
+        let mut id = *b"\0\0\0\0\0\0\0\0SIMBOOT!";
+        id[..8].copy_from_slice(&self.inner.state.lock().boot.to_le_bytes());
+        Some(id)
+    }
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn VfsFile>> {
         let path = norm(path);
         self.with_op(OpKind::Metadata, |st| {
@@ -1016,8 +1037,11 @@ impl Drop for SimFile {
 }
 
 impl VfsFile for SimFile {
+    fn identity(&self) -> Option<(u64, u64)> {
+        Some((0, self.ino))
+    }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.with_op(OpKind::Read, |inode| {
+        let n = self.with_op(OpKind::Read, |inode| {
             let len = inode.current.len() as u64;
             if offset >= len {
                 return Ok(0);
@@ -1026,7 +1050,9 @@ impl VfsFile for SimFile {
             let n = buf.len().min(inode.current.len() - start);
             buf[..n].copy_from_slice(&inode.current[start..start + n]);
             Ok(n)
-        })
+        })?;
+        self.inner.state.lock().bytes_read += n as u64;
+        Ok(n)
     }
 
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {

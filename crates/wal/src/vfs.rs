@@ -43,6 +43,13 @@ pub trait VfsFile: Send + Sync + Debug {
     /// returns `Ok`. After an error the outcome of earlier writes is unknown.
     fn sync_data(&self) -> io::Result<()>;
 
+    /// Which file this is, as `(device, inode)`: the same for every handle on
+    /// the file, different for a copy of it. `None` where unknown (then
+    /// nothing that depends on it is trusted; see `DURABLE`'s boot token).
+    fn identity(&self) -> Option<(u64, u64)> {
+        None
+    }
+
     /// Reads exactly `buf.len()` bytes at `offset`, or fails with `UnexpectedEof`.
     fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
         while !buf.is_empty() {
@@ -107,6 +114,14 @@ pub trait Vfs: Send + Sync + Debug + 'static {
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
     /// Opens (creating if needed) a lock file. Taking the lock is a separate step.
     fn open_lock(&self, path: &Path) -> io::Result<Box<dyn VfsLock>>;
+
+    /// An id of the current boot of the machine (of its kernel, with its page
+    /// cache): the same for every process until the machine restarts or loses
+    /// power, then different. `None` where the platform has none; then every
+    /// first recovery reads past the end of the log (`DURABLE`'s boot token).
+    fn boot_id(&self) -> Option<[u8; 16]> {
+        None
+    }
     /// Removes an empty directory. The default does nothing (for file systems
     /// whose directories are implicit).
     fn remove_dir(&self, path: &Path) -> io::Result<()> {
@@ -180,6 +195,39 @@ impl VfsFile for RealFile {
     fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data()
     }
+    fn identity(&self) -> Option<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let m = self.0.metadata().ok()?;
+        Some((m.dev(), m.ino()))
+    }
+}
+
+/// Linux's `/proc/sys/kernel/random/boot_id` (a UUID drawn at each boot), read
+/// once per process. Containers on one kernel share it, as they share its page
+/// cache; another machine, a VM guest and the next boot each have their own.
+fn linux_boot_id() -> Option<[u8; 16]> {
+    static ID: std::sync::OnceLock<Option<[u8; 16]>> = std::sync::OnceLock::new();
+    *ID.get_or_init(|| {
+        let text = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        parse_uuid(text.trim())
+    })
+}
+
+/// A UUID's 32 hex digits (hyphens anywhere) as 16 bytes.
+fn parse_uuid(s: &str) -> Option<[u8; 16]> {
+    let digits: Vec<u8> = s
+        .bytes()
+        .filter(|&b| b != b'-')
+        .map(|b| (b as char).to_digit(16).map(|d| d as u8))
+        .collect::<Option<_>>()?;
+    if digits.len() != 32 {
+        return None;
+    }
+    let mut id = [0u8; 16];
+    for (i, pair) in digits.chunks(2).enumerate() {
+        id[i] = pair[0] << 4 | pair[1];
+    }
+    Some(id)
 }
 
 impl Vfs for RealVfs {
@@ -218,6 +266,9 @@ impl Vfs for RealVfs {
     }
     fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
         fs::hard_link(from, to)
+    }
+    fn boot_id(&self) -> Option<[u8; 16]> {
+        linux_boot_id()
     }
     fn remove_dir(&self, path: &Path) -> io::Result<()> {
         fs::remove_dir(path)
@@ -325,6 +376,41 @@ impl VfsLock for RealLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_uuid_parses_to_its_sixteen_bytes_and_nothing_else_does() {
+        assert_eq!(
+            parse_uuid("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"),
+            Some([
+                0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78, 0x87, 0x96, 0xa5, 0xb4, 0xc3, 0xd2,
+                0xe1, 0xf0
+            ])
+        );
+        assert_eq!(parse_uuid("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1"), None);
+        assert_eq!(parse_uuid("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1fz"), None);
+        assert_eq!(parse_uuid(""), None);
+    }
+
+    /// The real file system's identity of a file: the same through every
+    /// handle and after a rename, another for a copy.
+    #[test]
+    fn a_file_keeps_its_identity_and_a_copy_has_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        fs::write(&a, b"x").unwrap();
+        let id = |p: &Path| RealVfs.open(p, OpenMode::Read).unwrap().identity();
+        let first = id(&a);
+        assert!(first.is_some());
+        assert_eq!(id(&a), first);
+        fs::copy(&a, &b).unwrap();
+        assert_ne!(id(&b), first);
+        fs::rename(&a, dir.path().join("c")).unwrap();
+        assert_eq!(id(&dir.path().join("c")), first);
+        if cfg!(target_os = "linux") {
+            assert!(RealVfs.boot_id().is_some());
+            assert_eq!(RealVfs.boot_id(), RealVfs.boot_id());
+        }
+    }
 
     #[test]
     fn flock_times_out_then_is_granted_and_excludes_the_other_description() {

@@ -46,12 +46,23 @@ impl Wal {
             stop = self.scan(cur, None, out, usize::MAX)?;
         }
         let deep = !self.deep_checked.swap(true, Ordering::SeqCst);
+        // DURABLE (read under the lock by the caller) carries this boot's token
+        // for this file, and says that all it published was synced: every write
+        // since a writer last found the log whole went through this page cache,
+        // and past DURABLE's LSN lies at most the one frame a writer wrote and
+        // died before publishing (which the scan reads whole, or which ends
+        // with zeros after it). A zero header at or above the synced LSN is then
+        // the end of all that was ever written, and the zeros after it need no
+        // reading (docs/format.md, "Recovery"). After `Durability::None`
+        // commits (unsynced frames published) they are read, as before.
+        let vouched = self.durable.read_vouched() && published.is_some_and(|p| p.synced == p.lsn);
+        let past_end = deep && !vouched;
         if deep && !self.newest_name_durable(cur.segment) {
             // A writer whose directory sync failed (or who died before it) may have
             // left segment names that are not durable yet; make them so before
             // building on them.
             self.vfs.sync_dir(&self.wal_dir).map_err(|source| {
-                self.poisoned.store(true, Ordering::SeqCst);
+                self.poison();
                 Error::SyncFailed {
                     path: self.wal_dir.clone(),
                     source,
@@ -65,7 +76,7 @@ impl Wal {
             }
             ScanStop::Bound => unreachable!("unbounded scan"),
             // A clean-looking end, unless frames that were synced should follow.
-            ScanStop::End if !deep && !self.below_synced(cur) => {}
+            ScanStop::End if !past_end && !self.below_synced(cur) => {}
             ScanStop::End => {
                 if let Some(d) = self.classify(cur, "zero header before written bytes")? {
                     return Err(d.into_error());
@@ -108,6 +119,11 @@ impl Wal {
         if self.opts.durability == Durability::Immediate {
             self.synced_lsn.fetch_max(last, Ordering::SeqCst);
         }
+        // The log is whole up to its end: from now on what this handle publishes
+        // carries the token. (Not written here for the token alone: a store that
+        // recovery found unchanged stays byte for byte unchanged; the next commit
+        // publishes it.)
+        self.durable.vouch(true);
         if published != Some(self.to_publish(last)) {
             self.publish_unchecked(last)?;
         }
@@ -381,6 +397,7 @@ impl Wal {
         // them again after a power loss. (A crash between the two leaves damage that
         // nothing proves any more, or a log DURABLE leads: `got repair` again.)
         let keep = d.expected_lsn - 1;
+        self.durable.vouch(false);
         self.synced_lsn.store(keep, Ordering::SeqCst);
         self.durable.publish_synced(self.to_publish(keep))?;
         self.cut(d, &rest)?;

@@ -7,7 +7,7 @@ use super::*;
 impl Wal {
     pub(super) fn sync(&self, f: &Arc<dyn VfsFile>, path: &Path) -> Result<()> {
         f.sync_data().map_err(|source| {
-            self.poisoned.store(true, Ordering::SeqCst);
+            self.poison();
             Error::SyncFailed {
                 path: path.to_path_buf(),
                 source,
@@ -68,7 +68,7 @@ impl Wal {
         }
         if self.opts.durability == Durability::Immediate {
             if let Err(source) = file.sync_data() {
-                self.poisoned.store(true, Ordering::SeqCst);
+                self.poison();
                 self.revoke(&file, cur.offset, true);
                 return Err(Error::SyncFailed { path, source });
             }
@@ -102,7 +102,7 @@ impl Wal {
         let ok = file.write_at(&[0u8; FRAME_HEADER_BYTES], offset).is_ok()
             && (!then_sync || file.sync_data().is_ok());
         if !ok {
-            self.poisoned.store(true, Ordering::SeqCst);
+            self.poison();
             self.unrevoked_frame.store(true, Ordering::SeqCst);
             *self.unrevoked_at.lock() = Some((file.clone(), offset));
         }
@@ -135,11 +135,9 @@ impl Wal {
         );
         file.write_at(&eos, cur.offset)
             .at(&path)
-            .inspect_err(|_| self.poisoned.store(true, Ordering::SeqCst))?;
+            .inspect_err(|_| self.poison())?;
         self.sync(file, &path)?;
-        let f = self
-            .install(cur.next_lsn)
-            .inspect_err(|_| self.poisoned.store(true, Ordering::SeqCst))?;
+        let f = self.install(cur.next_lsn).inspect_err(|_| self.poison())?;
         *cur = Cursor {
             segment: cur.next_lsn,
             offset: SEGMENT_HEADER_BYTES,
