@@ -222,10 +222,13 @@ pub fn delta(
 ) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let o = old.map(|d| entries(d, declared)).unwrap_or_default();
     let n = new.map(|d| entries(d, declared)).unwrap_or_default();
-    (
-        o.difference(&n).cloned().collect(),
-        n.difference(&o).cloned().collect(),
-    )
+    // Moved, not cloned: a new entity (no old state) is the common case.
+    if o.is_empty() || n.is_empty() {
+        return (o.into_iter().collect(), n.into_iter().collect());
+    }
+    let removed = o.iter().filter(|k| !n.contains(*k)).cloned().collect();
+    let added = n.into_iter().filter(|k| !o.contains(k)).collect();
+    (removed, added)
 }
 
 #[cfg(test)]

@@ -174,21 +174,38 @@ pub(super) struct MemoView<'a> {
     seen: std::cell::RefCell<&'a mut Seen>,
 }
 
-/// Entities a [`MemoView`] decoded, by id and LSN asked.
-pub(super) type Seen = HashMap<(String, u64), Option<Arc<crate::Entity>>>;
+/// Entities a [`MemoView`] decoded, by id: the versions at the (at most two)
+/// LSNs last asked for it. A derivation asks for an entity at its LSN and the
+/// one before, so two slots hold every repeat; looking one up by `&str`
+/// allocates nothing (only a miss stores its id).
+pub(super) type Seen = HashMap<String, [Option<Memo>; 2]>;
+
+/// One decoded version: the LSN asked and the entity then.
+pub(super) type Memo = (u64, Option<Arc<crate::Entity>>);
 
 impl StateView for MemoView<'_> {
     fn entity(&self, id: &str, lsn: u64) -> Result<Option<crate::Entity>> {
         Ok(self.entity_shared(id, lsn)?.map(|e| (*e).clone()))
     }
     fn entity_shared(&self, id: &str, lsn: u64) -> Result<Option<Arc<crate::Entity>>> {
-        if let Some(e) = self.seen.borrow().get(&(id.to_string(), lsn)) {
-            return Ok(e.clone());
+        if let Some(slots) = self.seen.borrow().get(id) {
+            if let Some((_, e)) = slots.iter().flatten().find(|(l, _)| *l == lsn) {
+                return Ok(e.clone());
+            }
         }
         let e = self.st.entity(id, lsn)?.map(Arc::new);
-        self.seen
-            .borrow_mut()
-            .insert((id.to_string(), lsn), e.clone());
+        let mut seen = self.seen.borrow_mut();
+        let slots = match seen.get_mut(id) {
+            Some(s) => s,
+            None => seen.entry(id.to_string()).or_default(),
+        };
+        // The free slot, else the older of the two.
+        let i = match slots {
+            [None, _] => 0,
+            [_, None] => 1,
+            [Some((a, _)), Some((b, _))] => usize::from(b < a),
+        };
+        slots[i] = Some((lsn, e.clone()));
         Ok(e)
     }
     fn neighbors(
