@@ -1,5 +1,9 @@
 //! The `got` command-line tool: parses flags, calls the library, prints.
 
+// See Cargo.toml: measured, not assumed (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     // Like other Unix tools: output piped into `head` ends the process quietly
     // when the reader goes away, instead of failing on a write.

@@ -6,6 +6,10 @@
 //! --store DIR --agent NAME`. Run it directly only as those would.
 
 use got::server::http::{self, ServeError, ServeOptions};
+
+// The allocator the `got` binary uses (see Cargo.toml).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -47,6 +47,10 @@ mod sys;
 mod workloads;
 
 use anyhow::{Context, Result};
+
+// What the `got` binary runs with (its Cargo.toml says why); docs/benchmarks.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::Parser;
 use std::time::Instant;
 use workloads::{commits, reads, scale, Ctx, Params};
