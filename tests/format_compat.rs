@@ -498,6 +498,78 @@ fn a_v1_store_accepts_new_commits_and_checkpoints_and_keeps_its_old_contents() {
 }
 
 // ---------------------------------------------------------------------------------
+// The v2 fixture: the same history written by the binary of commit 3a6f53c (its
+// generator above, pointed at `store-v2`), whose runs are format 2 (keys stored
+// whole), the last before format 3 (keys stored as shared length and rest).
+
+fn v2_copy() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(".got");
+    copy_dir(&fixtures().join("store-v2"), &dir);
+    (tmp, dir)
+}
+
+fn v2_expected() -> Json {
+    serde_json::from_slice(&fs::read(fixtures().join("store-v2.expected.json")).unwrap()).unwrap()
+}
+
+fn run_formats(dir: &Path) -> Vec<u32> {
+    files_with_ext(&dir.join("runs"), "run")
+        .iter()
+        .map(|r| u32_at(&fs::read(r).unwrap(), 8))
+        .collect()
+}
+
+/// A store whose run is format 2 reads back exactly, read-write and read-only;
+/// after new commits and a checkpoint it holds a format 3 run (beside the
+/// format 2 one, or merged with it) and still reads back every old version.
+#[test]
+fn a_store_with_format_2_runs_reads_back_exactly_and_takes_format_3_runs() {
+    let (_tmp, dir) = v2_copy();
+    assert_eq!(run_formats(&dir), vec![2], "the fixture's run");
+    let want = v2_expected();
+    let s = Store::open(&dir, open_opts()).unwrap();
+    assert_eq!(describe(&s), want);
+    drop(s);
+    let ro = Options {
+        read_only: true,
+        ..open_opts()
+    };
+    assert_eq!(describe(&Store::open(&dir, ro.clone()).unwrap()), want);
+    let rep = verify(Arc::new(RealVfs), &dir).unwrap();
+    assert!(rep.healthy() && rep.notes.is_empty(), "{rep:?}");
+
+    let s = Store::open(&dir, open_opts()).unwrap();
+    s.transaction(|tx| {
+        tx.put("N-1", "task", props([("title", Value::from("new"))]))?;
+        tx.add_edge("N-1", "depends_on", "T-2", Default::default())
+    })
+    .unwrap();
+    assert!(s.checkpoint().unwrap().run.is_some());
+    drop(s);
+    let formats = run_formats(&dir);
+    assert!(
+        formats.contains(&3),
+        "{formats:?} {:?}",
+        files_with_ext(&dir.join("runs"), "run")
+    );
+    let s = Store::open(&dir, ro).unwrap();
+    let now = describe(&s);
+    for id in IDS {
+        assert_eq!(now["history"][id], want["history"][id], "history of {id}");
+    }
+    let applied = want["applied_lsn"].as_u64().unwrap();
+    assert_eq!(s.applied_lsn().unwrap(), applied + 1);
+    assert_eq!(
+        s.get("N-1").unwrap().unwrap().props["title"],
+        Value::from("new")
+    );
+    drop(s);
+    let o = got(&dir, &["verify"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+// ---------------------------------------------------------------------------------
 // Files newer than this binary.
 
 fn assert_too_new(e: &Error, file: &Path, what: &str) {

@@ -4,19 +4,27 @@
 use super::*;
 
 /// A block as the cache holds it: its payload bytes, checked once when read,
-/// and where each entry's key and versions start. Keys and values are read in
-/// place, so a block costs three allocations however many entries it holds.
+/// and where each entry's key and versions start. Versions are read in place;
+/// keys too in formats 1 and 2, while format 3 (keys stored as the length they
+/// share with the key before and the rest) has them rebuilt, whole, into one
+/// buffer. So a block costs four allocations however many entries it holds.
 #[derive(Debug)]
 pub(super) struct Block {
     buf: Vec<u8>,
-    /// Per entry: key start, key end (the versions follow the key).
-    keys: Vec<(u32, u32)>,
+    /// Format 3: every key of the block, whole, one after the other.
+    whole_keys: Vec<u8>,
+    /// Per entry: key start and end (in `whole_keys` for format 3, else in
+    /// `buf`), and where its versions start in `buf`.
+    keys: Vec<(u32, u32, u32)>,
+    prefixed: bool,
 }
 
 impl Block {
-    /// Checks that `buf` is a postcard `Vec<RunEntry>` (nothing left over) and
-    /// indexes its entries; `None` when it is not.
-    pub(super) fn parse(buf: Vec<u8>) -> Option<Block> {
+    /// Checks that `buf` is a block payload (nothing left over) and indexes its
+    /// entries; `None` when it is not. `prefixed`: format 3, each key as the
+    /// length it shares with the previous key and the rest (see `run.rs`);
+    /// else a postcard `Vec<RunEntry>`.
+    pub(super) fn parse(buf: Vec<u8>, prefixed: bool) -> Option<Block> {
         let mut pos = 0;
         let n = usize::try_from(leb128(&buf, &mut pos)?).ok()?;
         // An entry takes at least 2 bytes (key length, version count).
@@ -24,11 +32,35 @@ impl Block {
             return None;
         }
         let mut keys = Vec::with_capacity(n);
+        let mut whole_keys = Vec::new();
+        let mut prev = (0usize, 0usize);
         for _ in 0..n {
+            let shared = if prefixed {
+                usize::try_from(leb128(&buf, &mut pos)?).ok()?
+            } else {
+                0
+            };
             let klen = usize::try_from(leb128(&buf, &mut pos)?).ok()?;
             let kend = pos.checked_add(klen).filter(|&e| e <= buf.len())?;
-            keys.push((u32::try_from(pos).ok()?, u32::try_from(kend).ok()?));
+            let (a, b) = if prefixed {
+                // The shared part comes from the key before (none for the first).
+                if shared > prev.1 - prev.0 {
+                    return None;
+                }
+                let a = whole_keys.len();
+                whole_keys.extend_from_within(prev.0..prev.0 + shared);
+                whole_keys.extend_from_slice(&buf[pos..kend]);
+                (a, whole_keys.len())
+            } else {
+                (pos, kend)
+            };
+            prev = (a, b);
             pos = kend;
+            keys.push((
+                u32::try_from(a).ok()?,
+                u32::try_from(b).ok()?,
+                u32::try_from(pos).ok()?,
+            ));
             let nv = leb128(&buf, &mut pos)?;
             for _ in 0..nv {
                 leb128(&buf, &mut pos)?;
@@ -36,7 +68,12 @@ impl Block {
                 pos = pos.checked_add(vlen).filter(|&e| e <= buf.len())?;
             }
         }
-        (pos == buf.len()).then_some(Block { buf, keys })
+        (pos == buf.len()).then_some(Block {
+            buf,
+            whole_keys,
+            keys,
+            prefixed,
+        })
     }
 
     pub(super) fn len(&self) -> usize {
@@ -44,13 +81,18 @@ impl Block {
     }
 
     pub(super) fn key(&self, i: usize) -> &[u8] {
-        let (a, b) = self.keys[i];
-        &self.buf[a as usize..b as usize]
+        let (a, b, _) = self.keys[i];
+        let from = if self.prefixed {
+            &self.whole_keys
+        } else {
+            &self.buf
+        };
+        &from[a as usize..b as usize]
     }
 
     /// Entry `i`'s versions, oldest first.
     pub(super) fn versions(&self, i: usize) -> BlockVersions<'_> {
-        let mut pos = self.keys[i].1 as usize;
+        let mut pos = self.keys[i].2 as usize;
         let left = leb128(&self.buf, &mut pos).unwrap_or(0);
         BlockVersions {
             buf: &self.buf,
@@ -80,7 +122,7 @@ impl Block {
 
     /// What the block cache counts it as.
     pub(super) fn cost(&self) -> usize {
-        self.buf.len() + self.keys.len() * 8 + 64
+        self.buf.len() + self.whole_keys.len() + self.keys.len() * 12 + 64
     }
 }
 
@@ -123,7 +165,7 @@ mod block_tests {
             })
             .collect();
         let bytes = crate::model::encode(&entries);
-        let b = Block::parse(bytes.clone()).expect("parses");
+        let b = Block::parse(bytes.clone(), false).expect("parses");
         assert_eq!(b.len(), entries.len());
         for (i, e) in entries.iter().enumerate() {
             assert_eq!(b.key(i), e.key.as_slice());
@@ -140,16 +182,86 @@ mod block_tests {
             assert_eq!(b.find(probe).unwrap_or_else(|p| p), want, "{probe:?}");
         }
         // Truncated, padded or garbled bytes are refused, never misread.
-        assert!(Block::parse(bytes[..bytes.len() - 1].to_vec()).is_none());
+        assert!(Block::parse(bytes[..bytes.len() - 1].to_vec(), false).is_none());
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(Block::parse(longer).is_none());
-        assert!(Block::parse(vec![0xff; 16]).is_none());
+        assert!(Block::parse(longer, false).is_none());
+        assert!(Block::parse(vec![0xff; 16], false).is_none());
         assert_eq!(
-            Block::parse(crate::model::encode(&Vec::<RunEntry>::new()))
+            Block::parse(crate::model::encode(&Vec::<RunEntry>::new()), false)
                 .unwrap()
                 .len(),
             0
         );
+    }
+
+    /// Format 3: keys that share their beginnings are stored once and rebuilt
+    /// whole; a block reads on its own, and a shared length the key before
+    /// cannot supply is refused.
+    #[test]
+    fn a_format_3_block_rebuilds_every_key_from_the_part_it_shares() {
+        use crate::run::write::{encode_block, put_leb128};
+        let entries: Vec<(Vec<u8>, Versions)> = (0..300u64)
+            .map(|i| {
+                let key = match i % 3 {
+                    0 => format!("oT-{:06}\0depends_on\0T-{:06}", i / 3, i),
+                    1 => format!("oT-{:06}\0depends_on\0T-{:06}x", i / 3, i),
+                    _ => format!("oT-{:06}\0parent\0E-{i}", i / 3),
+                }
+                .into_bytes();
+                let versions = (0..(i % 3))
+                    .map(|v| (i * 7 + v, Arc::from(vec![v as u8; (i % 5) as usize * 9])))
+                    .collect();
+                (key, versions)
+            })
+            .collect();
+        let mut sorted = entries.clone();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        let bytes = encode_block(&sorted);
+        let as_format_2 = crate::model::encode(
+            &sorted
+                .iter()
+                .map(|(k, vs)| RunEntry {
+                    key: k.clone(),
+                    versions: vs.iter().map(|(l, v)| (*l, v.to_vec())).collect(),
+                })
+                .collect::<Vec<_>>(),
+        );
+        // Each key stores its shared bytes once as a one-byte length (all
+        // lengths here are below 128).
+        let shared: usize = sorted
+            .windows(2)
+            .map(|w| {
+                w[0].0
+                    .iter()
+                    .zip(&w[1].0)
+                    .take_while(|(a, b)| a == b)
+                    .count()
+            })
+            .sum();
+        assert!(shared > 10 * sorted.len(), "test construction: {shared}");
+        assert_eq!(as_format_2.len() - bytes.len(), shared - sorted.len());
+        let b = Block::parse(bytes.clone(), true).expect("parses");
+        assert_eq!(b.len(), sorted.len());
+        for (i, (k, vs)) in sorted.iter().enumerate() {
+            assert_eq!(b.key(i), k.as_slice());
+            let got: Vec<(u64, Vec<u8>)> = b.versions(i).map(|(l, v)| (l, v.to_vec())).collect();
+            let want: Vec<(u64, Vec<u8>)> = vs.iter().map(|(l, v)| (*l, v.to_vec())).collect();
+            assert_eq!(got, want);
+            assert_eq!(b.find(k), Ok(i));
+        }
+        // A first key that claims to share bytes with a key before it.
+        let mut bad = Vec::new();
+        put_leb128(&mut bad, 1);
+        put_leb128(&mut bad, 2);
+        put_leb128(&mut bad, 1);
+        bad.push(b'k');
+        put_leb128(&mut bad, 0);
+        assert!(Block::parse(bad, true).is_none());
+        // Truncated or padded.
+        assert!(Block::parse(bytes[..bytes.len() - 1].to_vec(), true).is_none());
+        let mut longer = bytes;
+        longer.push(0);
+        assert!(Block::parse(longer, true).is_none());
     }
 }

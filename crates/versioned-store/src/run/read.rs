@@ -22,6 +22,8 @@ pub struct Run {
     uid: u64,
     /// Where the blocks end (the index begins): no block lies past it.
     blocks_end: u64,
+    /// The run's format version (3: keys stored as shared length and rest).
+    format: u32,
 }
 
 impl Drop for Run {
@@ -152,6 +154,7 @@ impl Run {
             derived_damaged: AtomicBool::new(false),
             uid: NEXT_RUN_UID.fetch_add(1, Ordering::Relaxed),
             blocks_end: index_off,
+            format: version,
         })
     }
 
@@ -337,7 +340,7 @@ impl Run {
             });
         }
         buf.drain(..8);
-        Block::parse(buf).ok_or_else(|| Error::Decode(format!("run block {i}")))
+        Block::parse(buf, self.format >= 3).ok_or_else(|| Error::Decode(format!("run block {i}")))
     }
 
     /// Whether `key` is a derived key this run no longer answers for.

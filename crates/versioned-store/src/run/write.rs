@@ -12,6 +12,34 @@ pub(super) fn put_leb128(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+/// A block's payload in format 3 (see `run.rs`): the entry count, then each
+/// key as the length it shares with the key before it (0 for the first, so
+/// that every block reads on its own) and the rest, and its versions as
+/// postcard writes them.
+pub(super) fn encode_block(entries: &[(Vec<u8>, Versions)]) -> Vec<u8> {
+    let bytes: usize = entries
+        .iter()
+        .map(|(k, vs)| k.len() + vs.iter().map(|(_, v)| v.len() + 6).sum::<usize>() + 6)
+        .sum();
+    let mut out = Vec::with_capacity(bytes);
+    put_leb128(&mut out, entries.len() as u64);
+    let mut prev: &[u8] = &[];
+    for (key, versions) in entries {
+        let shared = prev.iter().zip(key).take_while(|(a, b)| a == b).count();
+        put_leb128(&mut out, shared as u64);
+        put_leb128(&mut out, (key.len() - shared) as u64);
+        out.extend_from_slice(&key[shared..]);
+        put_leb128(&mut out, versions.len() as u64);
+        for (lsn, v) in versions {
+            put_leb128(&mut out, *lsn);
+            put_leb128(&mut out, v.len() as u64);
+            out.extend_from_slice(v);
+        }
+        prev = key;
+    }
+    out
+}
+
 /// The index as postcard writes `Vec<IndexEntry>`, and its partitions.
 pub(super) fn encode_index(index: &[IndexEntry]) -> (Vec<u8>, Vec<Partition>) {
     let mut out = Vec::new();
@@ -69,14 +97,7 @@ pub fn write_run(
         let (mut min_lsn, mut max_lsn, mut keys) = (u64::MAX, 0u64, 0u64);
         let mut last_key: Option<Vec<u8>> = None;
         let flush = |w: &mut Writer, block: &mut Vec<(Vec<u8>, Versions)>| -> Result<IndexEntry> {
-            let refs: Vec<RunEntryRef> = block
-                .iter()
-                .map(|(key, versions)| RunEntryRef {
-                    key,
-                    versions: versions.iter().map(|(l, v)| (*l, &v[..])).collect(),
-                })
-                .collect();
-            let e = w.block(&refs)?;
+            let e = w.block(block)?;
             block.clear();
             Ok(e)
         };
@@ -189,8 +210,8 @@ impl Writer<'_> {
         self.off += b.len() as u64;
         Ok(())
     }
-    pub(super) fn block(&mut self, entries: &[RunEntryRef]) -> Result<IndexEntry> {
-        let payload = crate::model::encode(&entries);
+    pub(super) fn block(&mut self, entries: &[(Vec<u8>, Versions)]) -> Result<IndexEntry> {
+        let payload = encode_block(entries);
         let mut head = [0u8; 8];
         head[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
         head[4..8].copy_from_slice(&crc32fast::hash(&payload).to_le_bytes());
@@ -198,7 +219,7 @@ impl Writer<'_> {
         self.write(&head)?;
         self.write(&payload)?;
         Ok(IndexEntry {
-            last_key: entries.last().expect("non-empty block").key.to_vec(),
+            last_key: entries.last().expect("non-empty block").0.clone(),
             offset,
             len: payload.len() as u32 + 8,
         })
