@@ -28,11 +28,21 @@ pub fn build(
     let mut w = db.writer()?;
     let mut gen = TaskGen::new();
     let mut secs = 0.0;
+    // How far a long build is: a line at each tenth (builds of 100k and more).
+    let tenth = if n >= 100_000 { n / 10 } else { usize::MAX };
     while gen.count() < n {
         let batch = gen.batch(BUILD_BATCH.min(n - gen.count()));
         let t = Instant::now();
         w.commit_batch(&batch)?;
         secs += t.elapsed().as_secs_f64();
+        let done = gen.count();
+        if done % tenth < batch.len() && done < n {
+            eprintln!(
+                "[got-bench] scale: {} {done} of {n} tasks built ({:.1}k tasks/s so far)",
+                engine.name(),
+                done as f64 / secs / 1000.0
+            );
+        }
         if let Some((m, to)) = &mid {
             if gen.count() == *m {
                 drop(w);
