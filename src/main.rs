@@ -1,8 +1,8 @@
 //! The `got` command-line tool: parses flags, calls the library, prints.
 
-// See Cargo.toml: measured, not assumed (docs/benchmarks.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// The system allocator: mimalloc (which got-server and the harness use) starts
+// each process about 0.2 ms later, more than a CLI command gains from it
+// (docs/benchmarks.md).
 
 fn main() {
     // Like other Unix tools: output piped into `head` ends the process quietly

@@ -7,7 +7,7 @@
 
 use got::server::http::{self, ServeError, ServeOptions};
 
-// The allocator the `got` binary uses (see Cargo.toml).
+// A long-lived process: mimalloc (see Cargo.toml and docs/benchmarks.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::collections::HashMap;

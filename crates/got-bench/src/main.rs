@@ -48,7 +48,7 @@ mod workloads;
 
 use anyhow::{Context, Result};
 
-// What the `got` binary runs with (its Cargo.toml says why); docs/benchmarks.md.
+// What got-server runs with (this crate's Cargo.toml says why); docs/benchmarks.md.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::Parser;
