@@ -410,3 +410,73 @@ fn a_handle_that_never_read_an_index_checkpoints_and_backs_up_complete_indexes()
     assert!(!by_scan.is_empty());
     assert_eq!(by_index, by_scan);
 }
+
+/// A long log tail (thousands of written keys, no checkpoint) is derived on
+/// several threads when an index is first read: its indexes equal a rebuild
+/// from the entities, the ready queue included, where a task's dependencies
+/// are completed by a later transaction of the same tail.
+#[test]
+fn a_long_tail_derived_on_several_threads_equals_a_rebuild() {
+    let vfs = SimVfs::new();
+    let o = Options {
+        auto_checkpoint: false,
+        checkpoint_wal_bytes: u64::MAX,
+        segment_size_bytes: got::Options::default().segment_size_bytes,
+        ..opts()
+    };
+    let s = Store::open_with_vfs(vfs.clone() as Arc<dyn Vfs>, DIR, o).unwrap();
+    let task = |t: usize, i: usize, status: &str| {
+        let mut p = Props::new();
+        p.insert(
+            "title".into(),
+            Value::from(format!("task {t} {i} of the tail")),
+        );
+        p.insert("status".into(), Value::from(status));
+        p.insert("priority".into(), Value::from(["low", "high"][i % 2]));
+        p
+    };
+    for t in 0..12 {
+        s.transaction(|tx| {
+            for i in 0..300 {
+                let id = format!("T-{t:02}-{i:03}");
+                tx.put(&id, "task", task(t, i, "pending"))?;
+                if t > 0 {
+                    tx.add_edge(
+                        &id,
+                        "depends_on",
+                        &format!("T-{:02}-{i:03}", t - 1),
+                        Props::new(),
+                    )?;
+                }
+            }
+            // Completing a third of the previous transaction's tasks (a
+            // different third each time) makes their dependents ready.
+            if t > 0 {
+                for i in (0..300).filter(|i| i % 3 == t % 3) {
+                    tx.put(
+                        &format!("T-{:02}-{i:03}", t - 1),
+                        "task",
+                        task(t - 1, i, "completed"),
+                    )?;
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+    // What is ready, by the rule: pending, and the one dependency (the task of
+    // the transaction before, same number) completed.
+    let completed = |t: usize, i: usize| t < 11 && i % 3 == (t + 1) % 3;
+    let want: usize = (0..12)
+        .flat_map(|t| (0..300).map(move |i| (t, i)))
+        .filter(|&(t, i)| !completed(t, i) && (t == 0 || completed(t - 1, i)))
+        .count();
+    let ready = s
+        .transaction(|tx| got::ready::ready(tx, None))
+        .unwrap()
+        .len();
+    assert_eq!(ready, want);
+    assert!(want > 1000, "test construction: {want}");
+    drop(s);
+    indexes_healthy(&vfs, "a long tail");
+}

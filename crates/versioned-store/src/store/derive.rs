@@ -136,35 +136,117 @@ pub(super) fn entity_of(id: &str, bytes: Option<&[u8]>) -> Result<Option<crate::
     }
 }
 
-/// Applies the derived-entry changes of one entity change at `lsn`.
+/// Transactions of a tail whose derivation is split across threads: at least
+/// this many keys written (below it, a thread costs more than it saves).
+const PARALLEL_MIN_KEYS: usize = 4096;
+
+/// Keys written by the transactions one parallel round derives before it
+/// inserts what they add: bounds the changes held at once.
+const ROUND_KEYS: usize = 64 << 10;
+
 /// Derives the entries of [`State::underived`], oldest first. Each transaction's
 /// changes are computed from the versions at its LSN and the one before (which
 /// later transactions do not change) before any is inserted, so a read error
 /// leaves that transaction and the ones after it waiting, and nothing half-done.
+/// Computing a transaction's changes reads entities and edges only, never
+/// derived keys, so a long tail's transactions are computed on several threads
+/// (in rounds of about [`ROUND_KEYS`] written keys) and inserted in LSN order.
 pub(super) fn derive_underived(st: &mut State, d: &dyn Deriver) -> Result<()> {
-    let mut todo = std::mem::take(&mut st.underived).into_iter();
-    // Reused from one transaction to the next: growing and freeing large
-    // buffers per transaction made the allocator consolidate its free lists
-    // over and over (a fifth of the time, measured).
-    let mut changes = Vec::new();
-    let mut seen = HashMap::new();
-    while let Some((lsn, written)) = todo.next() {
-        changes.clear();
-        seen.clear();
-        match derive_transaction(st, d, lsn, &written, &mut changes, &mut seen) {
-            Ok(()) => {
-                for (k, present) in changes.drain(..) {
-                    debug_assert_eq!(k.first(), Some(&b'x'));
-                    st.mem.insert(k, lsn, derived_value(present));
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(2, 8);
+    derive_underived_on(st, d, threads)
+}
+
+pub(super) fn derive_underived_on(st: &mut State, d: &dyn Deriver, threads: usize) -> Result<()> {
+    let todo = std::mem::take(&mut st.underived);
+    let written: usize = todo.iter().map(|(_, w)| w.len()).sum();
+    let mut next = 0;
+    while next < todo.len() {
+        // One round: transactions up to about ROUND_KEYS written keys.
+        let mut end = next;
+        let mut keys = 0;
+        while end < todo.len() && (end == next || keys < ROUND_KEYS) {
+            keys += todo[end].1.len();
+            end += 1;
+        }
+        let round = &todo[next..end];
+        let parallel = threads > 1 && written >= PARALLEL_MIN_KEYS && round.len() > 1;
+        let changes = if parallel {
+            derive_round_parallel(st, d, round, threads)
+        } else {
+            derive_round(st, d, round)
+        };
+        for (i, c) in changes.into_iter().enumerate() {
+            match c {
+                Ok(c) => {
+                    let lsn = round[i].0;
+                    for (k, present) in c {
+                        debug_assert_eq!(k.first(), Some(&b'x'));
+                        st.mem.insert(k, lsn, derived_value(present));
+                    }
+                }
+                Err(e) => {
+                    st.underived = todo[next + i..].to_vec();
+                    return Err(e);
                 }
             }
-            Err(e) => {
-                st.underived = std::iter::once((lsn, written)).chain(todo).collect();
-                return Err(e);
-            }
         }
+        next = end;
     }
     Ok(())
+}
+
+/// What one transaction adds and removes.
+type Changes = Vec<(Vec<u8>, bool)>;
+
+/// The changes of each transaction of `round`, in order; after the first
+/// failure, nothing more is computed.
+fn derive_round(
+    st: &State,
+    d: &dyn Deriver,
+    round: &[(u64, Vec<Vec<u8>>)],
+) -> Vec<Result<Changes>> {
+    let mut seen = HashMap::new();
+    let mut out = Vec::with_capacity(round.len());
+    for (lsn, written) in round {
+        seen.clear();
+        let mut changes = Vec::new();
+        let r = derive_transaction(st, d, *lsn, written, &mut changes, &mut seen).map(|()| changes);
+        let failed = r.is_err();
+        out.push(r);
+        if failed {
+            break;
+        }
+    }
+    out
+}
+
+/// [`derive_round`] on `threads` threads, each taking a contiguous share.
+fn derive_round_parallel(
+    st: &State,
+    d: &dyn Deriver,
+    round: &[(u64, Vec<Vec<u8>>)],
+    threads: usize,
+) -> Vec<Result<Changes>> {
+    let share = round.len().div_ceil(threads.min(round.len()));
+    std::thread::scope(|s| {
+        let handles: Vec<_> = round
+            .chunks(share)
+            .map(|part| s.spawn(move || derive_round(st, d, part)))
+            .collect();
+        let mut out = Vec::with_capacity(round.len());
+        for h in handles {
+            let part = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            let failed = part.iter().any(|r| r.is_err());
+            out.extend(part);
+            if failed {
+                // Results after a failure are not used: the caller stops there.
+                break;
+            }
+        }
+        out
+    })
 }
 
 /// A view of the state for one transaction's derivation: each entity is decoded
