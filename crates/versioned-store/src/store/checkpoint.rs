@@ -175,29 +175,57 @@ pub(super) type Entry = Result<(Vec<u8>, Versions)>;
 /// not the whole merge.
 pub(super) fn merge_versions(runs: &[Arc<Run>], mem: MemTable) -> impl Iterator<Item = Entry> {
     // Oldest source first, so concatenated versions come out in LSN order.
-    let mut sources: Vec<std::iter::Peekable<Box<dyn Iterator<Item = Entry>>>> = runs
+    let mut sources: Vec<Box<dyn Iterator<Item = Entry>>> = runs
         .iter()
         .rev()
-        .map(|r| (Box::new(r.entries()) as Box<dyn Iterator<Item = Entry>>).peekable())
+        .map(|r| Box::new(r.entries()) as Box<dyn Iterator<Item = Entry>>)
         .collect();
-    sources
-        .push((Box::new(mem.into_entries().map(Ok)) as Box<dyn Iterator<Item = Entry>>).peekable());
+    sources.push(Box::new(mem.into_entries().map(Ok)));
+    // Each source's next entry, taken out when it is merged (no key is cloned).
+    let mut heads: Vec<Option<Entry>> = sources.iter_mut().map(|s| s.next()).collect();
     std::iter::from_fn(move || {
-        let mut min: Option<Vec<u8>> = None;
-        for s in sources.iter_mut() {
-            match s.peek() {
-                Some(Err(_)) => return s.next(),
-                Some(Ok((k, _))) if min.as_ref().is_none_or(|m| k < m) => min = Some(k.clone()),
-                _ => {}
+        if let Some(i) = heads.iter().position(|h| matches!(h, Some(Err(_)))) {
+            let e = heads[i].take();
+            heads[i] = sources[i].next();
+            return e;
+        }
+        // The source holding the smallest key.
+        let mut min: Option<usize> = None;
+        for (i, h) in heads.iter().enumerate() {
+            if let Some(Ok((k, _))) = h {
+                let smaller = match min.and_then(|m| heads[m].as_ref()) {
+                    Some(Ok((mk, _))) => k < mk,
+                    _ => true,
+                };
+                if smaller {
+                    min = Some(i);
+                }
             }
         }
-        let key = min?;
+        let m = min?;
+        let Some(Ok((key, first))) = heads[m].take() else {
+            unreachable!("the smallest head is an entry")
+        };
+        heads[m] = sources[m].next();
+        // Other sources holding the same key, oldest first.
+        let same: Vec<usize> = (0..heads.len())
+            .filter(|&i| matches!(&heads[i], Some(Ok((k, _))) if *k == key))
+            .collect();
+        if same.is_empty() {
+            let mut first = first;
+            first.dedup_by_key(|(l, _)| *l);
+            return Some(Ok((key, first)));
+        }
         let mut versions: Versions = Vec::new();
-        for s in sources.iter_mut() {
-            if matches!(s.peek(), Some(Ok((k, _))) if *k == key) {
-                if let Some(Ok((_, vs))) = s.next() {
+        let mut first = Some(first);
+        for i in 0..heads.len() {
+            if i == m {
+                versions.extend(first.take().into_iter().flatten());
+            } else if same.contains(&i) {
+                if let Some(Ok((_, vs))) = heads[i].take() {
                     versions.extend(vs);
                 }
+                heads[i] = sources[i].next();
             }
         }
         // Sources hold disjoint LSN ranges; keep the order strict regardless.
@@ -208,7 +236,60 @@ pub(super) fn merge_versions(runs: &[Arc<Run>], mem: MemTable) -> impl Iterator<
 
 #[cfg(test)]
 mod tests {
-    use super::runs_to_merge;
+    use super::{merge_versions, runs_to_merge};
+    use crate::memtable::MemTable;
+    use crate::run::{write_run, Run};
+    use std::path::Path;
+    use std::sync::Arc;
+    use wal::{SimVfs, Vfs};
+
+    /// Keys in order, each with the versions of every source that holds it,
+    /// oldest source first: two runs (listed newest first, as a manifest lists
+    /// them) and the delta.
+    #[test]
+    fn a_merge_yields_every_key_once_with_all_its_versions_in_lsn_order() {
+        let vfs = SimVfs::new();
+        let dir = Path::new("/runs");
+        vfs.create_dir_all(dir).unwrap();
+        let id = [9u8; 16];
+        let v = |l: u64| (l, Arc::<[u8]>::from(vec![l as u8]));
+        let run = |name: &str, entries: Vec<(&str, Vec<u64>)>| {
+            let es = entries
+                .into_iter()
+                .map(|(k, ls)| Ok((k.as_bytes().to_vec(), ls.into_iter().map(v).collect())));
+            let meta = write_run(vfs.as_ref(), dir, name, id, 0, es).unwrap();
+            Arc::new(Run::open(vfs.as_ref(), dir, &meta, id).unwrap())
+        };
+        let older = run(
+            "a.run",
+            vec![("a", vec![1]), ("b", vec![2]), ("d", vec![3, 4])],
+        );
+        let newer = run("b.run", vec![("b", vec![5]), ("c", vec![6])]);
+        let mut mem = MemTable::default();
+        for (k, l) in [("a", 8), ("c", 9), ("e", 10), ("e", 11)] {
+            mem.insert(k.as_bytes().to_vec(), l, v(l).1);
+        }
+        let got: Vec<(String, Vec<u64>)> = merge_versions(&[newer, older], mem)
+            .map(|e| {
+                let (k, vs) = e.unwrap();
+                (
+                    String::from_utf8(k).unwrap(),
+                    vs.iter().map(|(l, _)| *l).collect(),
+                )
+            })
+            .collect();
+        let want: Vec<(String, Vec<u64>)> = [
+            ("a", vec![1, 8]),
+            ("b", vec![2, 5]),
+            ("c", vec![6, 9]),
+            ("d", vec![3, 4]),
+            ("e", vec![10, 11]),
+        ]
+        .into_iter()
+        .map(|(k, ls)| (k.to_string(), ls))
+        .collect();
+        assert_eq!(got, want);
+    }
 
     #[test]
     fn merging_is_size_tiered_and_keeps_the_run_count_bounded() {
