@@ -89,24 +89,12 @@ impl State {
         // Each source's next entry, so the merge compares keys without copying them.
         let mut heads: Vec<Option<Item>> = sources.iter_mut().map(|s| s.next()).collect();
         std::iter::from_fn(move || {
-            let mut min: Option<usize> = None;
-            for i in 0..heads.len() {
-                match &heads[i] {
-                    Some(Err(_)) => return heads[i].take(),
-                    Some(Ok((k, _))) => {
-                        let smaller = match min.map(|m| &heads[m]) {
-                            Some(Some(Ok((mk, _)))) => k < mk,
-                            _ => true,
-                        };
-                        if smaller {
-                            min = Some(i);
-                        }
-                    }
-                    None => {}
-                }
-            }
-            let m = min?;
-            let found = std::mem::replace(&mut heads[m], sources[m].next());
+            let m = crate::util::next_head(&heads)?;
+            let found = match &heads[m] {
+                Some(Ok(_)) => std::mem::replace(&mut heads[m], sources[m].next()),
+                // An error ends the scan: the caller stops at it.
+                _ => return heads[m].take(),
+            };
             let Some(Ok(found)) = found else {
                 unreachable!("a head holding a key");
             };

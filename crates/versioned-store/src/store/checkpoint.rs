@@ -184,29 +184,12 @@ pub(super) fn merge_versions(runs: &[Arc<Run>], mem: MemTable) -> impl Iterator<
     // Each source's next entry, taken out when it is merged (no key is cloned).
     let mut heads: Vec<Option<Entry>> = sources.iter_mut().map(|s| s.next()).collect();
     std::iter::from_fn(move || {
-        if let Some(i) = heads.iter().position(|h| matches!(h, Some(Err(_)))) {
-            let e = heads[i].take();
-            heads[i] = sources[i].next();
-            return e;
-        }
-        // The source holding the smallest key.
-        let mut min: Option<usize> = None;
-        for (i, h) in heads.iter().enumerate() {
-            if let Some(Ok((k, _))) = h {
-                let smaller = match min.and_then(|m| heads[m].as_ref()) {
-                    Some(Ok((mk, _))) => k < mk,
-                    _ => true,
-                };
-                if smaller {
-                    min = Some(i);
-                }
-            }
-        }
-        let m = min?;
-        let Some(Ok((key, first))) = heads[m].take() else {
-            unreachable!("the smallest head is an entry")
+        let m = crate::util::next_head(&heads)?;
+        let taken = std::mem::replace(&mut heads[m], sources[m].next());
+        let (key, first) = match taken {
+            Some(Ok(entry)) => entry,
+            error => return error,
         };
-        heads[m] = sources[m].next();
         // Other sources holding the same key, oldest first.
         let same: Vec<usize> = (0..heads.len())
             .filter(|&i| matches!(&heads[i], Some(Ok((k, _))) if *k == key))
