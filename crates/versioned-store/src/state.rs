@@ -8,7 +8,7 @@ use crate::run::Run;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub type Version = (u64, Arc<[u8]>);
+pub use crate::memtable::Version;
 
 #[derive(Debug)]
 pub struct State {
