@@ -54,8 +54,8 @@ impl Wal {
         // with zeros after it). A zero header at or above the synced LSN is then
         // the end of all that was ever written, and the zeros after it need no
         // reading (docs/format.md, "When the zeros past the end need no
-        // reading"). After `Durability::None`
-        // commits (unsynced frames published) they are read, as before.
+        // reading"). After `Durability::None` commits (unsynced frames
+        // published) they are read, as before.
         let vouched = self.durable.read_vouched() && published.is_some_and(|p| p.synced == p.lsn);
         let past_end = deep && !vouched;
         if deep && !self.newest_name_durable(cur.segment) {
