@@ -67,6 +67,21 @@ pub fn table<R: IntoIterator<Item = String>>(
         .join("\n")
 }
 
+/// A handoff as a row: id, status, `from -> to`, task (the lists add the
+/// instructions).
+pub fn handoff_cells(h: &Entity) -> Vec<String> {
+    vec![
+        h.id.clone(),
+        handoffs::status(h).into(),
+        format!(
+            "{} -> {}",
+            prop_str(h, "from").unwrap_or("?"),
+            prop_str(h, "to").unwrap_or("?")
+        ),
+        prop_str(h, "task").unwrap_or("?").into(),
+    ]
+}
+
 fn title(e: &Entity) -> &str {
     prop_str(e, "title").unwrap_or("")
 }
@@ -129,18 +144,7 @@ pub fn dashboard(d: &Dashboard) -> String {
         "(none)",
         by_hand.chain(waiting).collect(),
     );
-    let pending = d.handoffs.iter().map(|h| {
-        vec![
-            h.id.clone(),
-            handoffs::status(h).into(),
-            format!(
-                "{} -> {}",
-                prop_str(h, "from").unwrap_or("?"),
-                prop_str(h, "to").unwrap_or("?")
-            ),
-            prop_str(h, "task").unwrap_or("?").into(),
-        ]
-    });
+    let pending = d.handoffs.iter().map(handoff_cells);
     section(&mut s, "HANDOFFS", "(none pending)", pending.collect());
     let decisions = d
         .decisions

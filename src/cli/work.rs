@@ -61,18 +61,11 @@ fn print_many(ctx: &Ctx, key: &str, es: &[Entity], text: impl FnOnce() -> String
     );
 }
 
+/// A handoff's row in lists and `show`: the dashboard's, then the instructions.
 fn handoff_cells(h: &Entity) -> Vec<String> {
-    vec![
-        h.id.clone(),
-        handoffs::status(h).into(),
-        format!(
-            "{} -> {}",
-            prop_str(h, "from").unwrap_or("?"),
-            prop_str(h, "to").unwrap_or("?")
-        ),
-        prop_str(h, "task").unwrap_or("?").into(),
-        prop_str(h, "instructions").unwrap_or("").into(),
-    ]
+    let mut cells = render::handoff_cells(h);
+    cells.push(prop_str(h, "instructions").unwrap_or("").into());
+    cells
 }
 
 pub fn handoff(ctx: &Ctx, c: HandoffCmd) -> CmdResult {

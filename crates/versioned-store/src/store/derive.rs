@@ -155,10 +155,6 @@ pub(super) fn derive_underived(st: &mut State, d: &dyn Deriver) -> Result<()> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(2, 8);
-    derive_underived_on(st, d, threads)
-}
-
-pub(super) fn derive_underived_on(st: &mut State, d: &dyn Deriver, threads: usize) -> Result<()> {
     let todo = std::mem::take(&mut st.underived);
     let written: usize = todo.iter().map(|(_, w)| w.len()).sum();
     let mut next = 0;
