@@ -9,6 +9,7 @@
 mod common;
 
 mod agent_clients;
+mod background_checkpoint;
 mod backup;
 mod board_cli;
 mod cache;

@@ -50,6 +50,8 @@ fn positive(flag: &str, v: &str) -> u64 {
 fn open(dir: &Path, agent: &str) -> got::Store {
     let options = got::Options {
         actor: Some(agent.to_string()),
+        // A long-lived process: requests do not wait for checkpoints.
+        background_checkpoints: true,
         ..got::Options::default()
     };
     got::Store::open(dir, options)

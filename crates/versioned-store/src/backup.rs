@@ -212,7 +212,7 @@ impl Store {
                 break (
                     st.manifest.clone(),
                     st.runs.clone(),
-                    st.mem.clone(),
+                    st.delta_copy(),
                     st.applied_lsn,
                 );
             }

@@ -118,6 +118,55 @@ impl MemTable {
         self.map.into_iter().map(|(k, v)| (k, v.into_vec()))
     }
 
+    /// Up to `n` keys after `after` (from the first key if `None`), with their
+    /// versions, copied: how a reader walks a table others share.
+    pub fn copy_after(&self, after: Option<&[u8]>, n: usize) -> Vec<(Vec<u8>, Versions)> {
+        let lower = match after {
+            Some(k) => Bound::Excluded(k),
+            None => Bound::Unbounded,
+        };
+        self.map
+            .range::<[u8], _>((lower, Bound::Unbounded))
+            .take(n)
+            .map(|(k, v)| (k.clone(), v.as_slice().to_vec()))
+            .collect()
+    }
+
+    /// Every key with its versions in key order, from a table shared with
+    /// others (copied a few hundred keys at a time) or owned (moved).
+    pub fn shared_entries(table: Arc<MemTable>) -> Box<dyn Iterator<Item = (Vec<u8>, Versions)>> {
+        let table = match Arc::try_unwrap(table) {
+            Ok(t) => return Box::new(t.into_entries()),
+            Err(shared) => shared,
+        };
+        let mut buf = std::vec::IntoIter::default();
+        let mut last: Option<Vec<u8>> = None;
+        let mut done = false;
+        Box::new(std::iter::from_fn(move || {
+            if buf.len() == 0 && !done {
+                let chunk = table.copy_after(last.as_deref(), 512);
+                done = chunk.len() < 512;
+                last = chunk.last().map(|(k, _)| k.clone());
+                buf = chunk.into_iter();
+            }
+            buf.next()
+        }))
+    }
+
+    /// This table with every version of `newer` (each newer than every
+    /// version here) appended.
+    pub fn followed_by(mut self, newer: MemTable) -> MemTable {
+        if self.map.is_empty() {
+            return newer;
+        }
+        for (k, vs) in newer.into_entries() {
+            for (l, v) in vs {
+                self.insert(k.clone(), l, v);
+            }
+        }
+        self
+    }
+
     /// Drops every version at or below `lsn` (now held by a run).
     pub fn prune_through(&mut self, lsn: u64) {
         self.map.retain(|_, slot| {

@@ -35,6 +35,15 @@ pub struct Options {
     pub read_only: bool,
     /// Checkpoint automatically when the WAL tail passes `checkpoint_wal_bytes`.
     pub auto_checkpoint: bool,
+    /// Automatic checkpoints run on a thread of their own, off the committing
+    /// thread: for long-lived processes (a server, an application holding the
+    /// store open), whose commits then go on while a checkpoint writes its run.
+    /// Once the tail grows past four times the bounds above, committers
+    /// checkpoint themselves again (back-pressure). Default off: a short-lived
+    /// process (the CLI) would exit before the thread did its work, and a
+    /// checkpoint on the committing thread keeps every I/O in one order (what
+    /// the simulated-disk tests replay by seed).
+    pub background_checkpoints: bool,
     /// Maintains derived entries (indexes) as entities change; `None`: none.
     pub deriver: Option<Arc<dyn Deriver>>,
     /// The wall clock that transactions stamp their records and entities with
@@ -60,6 +69,7 @@ impl Default for Options {
             create_if_missing: false,
             read_only: false,
             auto_checkpoint: true,
+            background_checkpoints: false,
             deriver: None,
             clock: None,
         }

@@ -16,6 +16,11 @@ pub struct State {
     /// Newest first.
     pub runs: Vec<Arc<Run>>,
     pub mem: MemTable,
+    /// The delta a checkpoint in progress is writing out as a run: frozen (no
+    /// longer written) when the checkpoint began, every version in it older than
+    /// every version in `mem`. Read after `mem` and before the runs; dropped when
+    /// the run is published, or folded back into `mem` if the checkpoint fails.
+    pub frozen: Option<Arc<MemTable>>,
     /// Highest LSN applied (runs + delta).
     pub applied_lsn: u64,
     /// Transactions applied whose derived entries (indexes) are not made yet, in
@@ -32,12 +37,51 @@ impl State {
         if let Some(v) = self.mem.get(key, lsn) {
             return Ok(Some(v));
         }
+        if let Some(v) = self.frozen.as_ref().and_then(|f| f.get(key, lsn)) {
+            return Ok(Some(v));
+        }
         for run in &self.runs {
             if let Some(v) = run.get_at(key, lsn)? {
                 return Ok(Some(v));
             }
         }
         Ok(None)
+    }
+
+    /// Whether the delta (frozen or not) holds a version of `key`.
+    pub fn delta_has(&self, key: &[u8]) -> bool {
+        self.mem.versions(key).is_some()
+            || self
+                .frozen
+                .as_ref()
+                .is_some_and(|f| f.versions(key).is_some())
+    }
+
+    /// The whole delta (frozen and not) as one table, copied.
+    pub fn delta_copy(&self) -> MemTable {
+        match &self.frozen {
+            Some(f) => (**f).clone().followed_by(self.mem.clone()),
+            None => self.mem.clone(),
+        }
+    }
+
+    /// Folds a frozen delta back into `mem` (its checkpoint did not publish a
+    /// run), dropping what the manifest's runs hold by now.
+    pub fn unfreeze(&mut self) {
+        if self.frozen.is_some() {
+            self.fold_frozen_pruning(self.manifest.checkpoint_lsn);
+        }
+    }
+
+    /// Folds a frozen delta back into `mem` and drops every version at or below
+    /// `lsn` (which runs hold).
+    pub fn fold_frozen_pruning(&mut self, lsn: u64) {
+        if let Some(f) = self.frozen.take() {
+            let older = Arc::try_unwrap(f).unwrap_or_else(|f| (*f).clone());
+            let newer = std::mem::take(&mut self.mem);
+            self.mem = older.followed_by(newer);
+        }
+        self.mem.prune_through(lsn);
     }
 
     /// LSN of the newest version of `key` (0: never written).
@@ -71,18 +115,21 @@ impl State {
         type Item = Result<(Vec<u8>, Version)>;
         type Src = Box<dyn Iterator<Item = Item>>;
         let from = from.max(prefix);
-        let mem: Vec<Item> = self
-            .mem
-            .prefix_from(prefix, from)
-            .filter_map(|(k, vs)| {
-                vs.iter()
-                    .rev()
-                    .find(|(l, _)| *l <= lsn)
-                    .map(|(l, v)| Ok((k.clone(), (*l, v.clone()))))
-            })
-            .collect();
+        let copy = |m: &MemTable| -> Vec<Item> {
+            m.prefix_from(prefix, from)
+                .filter_map(|(k, vs)| {
+                    vs.iter()
+                        .rev()
+                        .find(|(l, _)| *l <= lsn)
+                        .map(|(l, v)| Ok((k.clone(), (*l, v.clone()))))
+                })
+                .collect()
+        };
         // Newest source first: where keys tie, the first source's version wins.
-        let mut sources: Vec<Src> = vec![Box::new(mem.into_iter())];
+        let mut sources: Vec<Src> = vec![Box::new(copy(&self.mem).into_iter())];
+        if let Some(f) = &self.frozen {
+            sources.push(Box::new(copy(f).into_iter()));
+        }
         for run in &self.runs {
             sources.push(Box::new(run.iter_from(prefix, from, lsn)));
         }
@@ -118,7 +165,8 @@ impl State {
                 }
             }
         }
-        if let Some(vs) = self.mem.versions(key) {
+        let deltas = self.frozen.as_deref().into_iter().chain([&self.mem]);
+        for vs in deltas.filter_map(|m| m.versions(key)) {
             for (l, v) in vs {
                 out.insert(*l, v.clone());
             }

@@ -5,6 +5,7 @@
 //! compaction) and `store/derive.rs` (derivation); the options in
 //! `options.rs`, small helpers in `util.rs`.
 
+mod background;
 mod catch_up;
 mod checkpoint;
 mod commit;
@@ -137,6 +138,8 @@ pub(crate) struct Inner {
     /// One checkpoint at a time in this process (each releases the lock while it
     /// writes its run).
     checkpointing: Mutex<()>,
+    /// The checkpoint thread, if `Options::background_checkpoints`.
+    checkpointer: Arc<background::Checkpointer>,
     /// What this handle's group commit appended: frames, and transactions in them.
     frames_written: std::sync::atomic::AtomicU64,
     transactions_written: std::sync::atomic::AtomicU64,
@@ -151,6 +154,12 @@ pub trait ChangeListener: Send + Sync {
     /// Anything may have changed: this process jumped over commits it never
     /// applied one by one (another process's checkpoint moved past them).
     fn everything_changed(&self);
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.checkpointer.stop();
+    }
 }
 
 impl std::fmt::Debug for Inner {
@@ -338,11 +347,24 @@ impl Store {
     ///
     /// A merge that meets a damaged index block rebuilds the indexes from the
     /// entities and checkpoints again, leaving the damaged blocks behind.
+    /// Waits for a checkpoint in progress (on the checkpoint thread, say) first;
+    /// a success clears [`Store::last_checkpoint_error`].
     pub fn checkpoint(&self) -> Result<CheckpointInfo> {
-        match self.inner.checkpoint() {
+        let r = match self.inner.checkpoint() {
             Err(_) if self.inner.heal_derived()? => self.inner.checkpoint(),
             r => r,
+        };
+        if r.is_ok() {
+            *self.inner.checkpoint_error.lock() = None;
         }
+        r
+    }
+
+    /// Waits until no checkpoint is in progress in this process (on the
+    /// checkpoint thread or another): what a benchmark calls before it measures
+    /// the next thing, or a caller before it copies the directory by other means.
+    pub fn settle(&self) {
+        drop(self.inner.checkpointing.lock());
     }
 
     /// What this handle (and every handle sharing it in this process) appended to
@@ -364,9 +386,9 @@ impl Store {
     }
 
     /// The last failure of the work a commit does after it is durable (the
-    /// automatic checkpoint, or preallocating the next segment), if the latest
-    /// attempt failed. The commit itself stayed durable; both are retried after the
-    /// next commit.
+    /// automatic checkpoint, on the committing thread or the checkpoint thread,
+    /// or preallocating the next segment), if the latest attempt failed. The
+    /// commit itself stayed durable; both are retried after the next commit.
     pub fn last_checkpoint_error(&self) -> Option<String> {
         self.inner.checkpoint_error.lock().clone()
     }
@@ -438,9 +460,11 @@ impl Store {
                 count(key, n, bytes);
             })?;
         }
-        for (k, vs) in st.mem.iter() {
-            let bytes = vs.iter().map(|(_, v)| (v.len() + k.len() + 8) as u64).sum();
-            count(k, vs.len(), bytes);
+        for m in st.frozen.as_deref().into_iter().chain([&st.mem]) {
+            for (k, vs) in m.iter() {
+                let bytes = vs.iter().map(|(_, v)| (v.len() + k.len() + 8) as u64).sum();
+                count(k, vs.len(), bytes);
+            }
         }
         Ok(out)
     }
@@ -448,8 +472,10 @@ impl Store {
     /// Files, sizes and positions, for `got stats`.
     pub fn disk_stats(&self) -> Result<DiskStats> {
         self.inner.catch_up()?;
-        let st = self.inner.state.read();
+        // The reader's lock before the state's, as everywhere.
         let rd = self.inner.reader.lock();
+        let st = self.inner.state.read();
+        let frozen = st.frozen.as_deref();
         Ok(DiskStats {
             checkpoint_lsn: st.manifest.checkpoint_lsn,
             applied_lsn: st.applied_lsn,
@@ -457,8 +483,8 @@ impl Store {
             runs: st.manifest.runs.clone(),
             wal_tail_bytes: rd.tail_bytes,
             wal_disk_bytes: self.inner.wal.disk_bytes()?,
-            delta_keys: st.mem.len(),
-            delta_bytes: st.mem.approx_bytes(),
+            delta_keys: st.mem.len() + frozen.map_or(0, MemTable::len),
+            delta_bytes: st.mem.approx_bytes() + frozen.map_or(0, MemTable::approx_bytes),
         })
     }
 }

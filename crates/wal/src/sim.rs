@@ -322,6 +322,10 @@ struct State {
     bytes_read: u64,
     /// Armed silent corruptions: `(path substring, nth matching write, seen)`.
     silent: Vec<(String, u64, u64)>,
+    /// Path substrings whose opens for writing wait (see [`SimVfs::hold_opens`]).
+    holds: Vec<String>,
+    /// Opens waiting on a hold now.
+    held: usize,
 }
 
 fn norm(path: &Path) -> PathBuf {
@@ -698,6 +702,46 @@ impl SimVfs {
             .push((path_contains.to_string(), nth.max(1), 0));
     }
 
+    /// Makes every later open for writing of a path containing `path_contains`
+    /// wait (before it counts as an operation) until [`SimVfs::release_holds`]:
+    /// a test can stop a thread at a known point (a checkpoint about to write its
+    /// run, say) and look at what the other threads do meanwhile.
+    pub fn hold_opens(&self, path_contains: &str) {
+        self.inner
+            .state
+            .lock()
+            .holds
+            .push(path_contains.to_string());
+    }
+
+    /// Lets every held open go on, and holds no more.
+    pub fn release_holds(&self) {
+        self.inner.state.lock().holds.clear();
+        self.inner.cond.notify_all();
+    }
+
+    /// Blocks until at least `n` opens are waiting on a hold.
+    pub fn wait_until_held(&self, n: usize) {
+        let mut st = self.inner.state.lock();
+        while st.held < n {
+            self.inner.cond.wait(&mut st);
+        }
+    }
+
+    fn wait_for_holds(&self, path: &Path) {
+        let mut st = self.inner.state.lock();
+        let p = path.to_string_lossy().into_owned();
+        if !st.holds.iter().any(|h| p.contains(h.as_str())) {
+            return;
+        }
+        st.held += 1;
+        self.inner.cond.notify_all();
+        while st.holds.iter().any(|h| p.contains(h.as_str())) {
+            self.inner.cond.wait(&mut st);
+        }
+        st.held -= 1;
+    }
+
     /// Operations of all kinds so far (lock operations are not counted). Failed
     /// operations count; calls on dead handles do not.
     pub fn op_count(&self) -> u64 {
@@ -787,6 +831,9 @@ impl Vfs for SimVfs {
     }
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn VfsFile>> {
         let path = norm(path);
+        if mode != OpenMode::Read {
+            self.wait_for_holds(&path);
+        }
         self.with_op(OpKind::Metadata, |st| {
             let ino = st.open_inode(&path, mode)?;
             let writable = mode != OpenMode::Read;

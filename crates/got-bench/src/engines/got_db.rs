@@ -13,13 +13,15 @@ pub struct GotDb {
 }
 
 impl GotDb {
-    /// Default options (durable commits, automatic checkpoints and compaction),
-    /// creating the store if missing.
+    /// Default options (durable commits, automatic checkpoints and compaction)
+    /// of a long-lived process (checkpoints on their own thread), creating the
+    /// store if missing.
     pub fn create(dir: &Path) -> Result<GotDb> {
         GotDb::open(
             dir,
             Options {
                 create_if_missing: true,
+                background_checkpoints: true,
                 ..Options::default()
             },
         )
@@ -39,6 +41,14 @@ impl GotDb {
                 ..Options::default()
             },
         )
+    }
+}
+
+impl Drop for GotDb {
+    /// A checkpoint still running on its thread would run into what is
+    /// measured next.
+    fn drop(&mut self) {
+        self.store.settle();
     }
 }
 

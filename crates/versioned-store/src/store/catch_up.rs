@@ -89,13 +89,18 @@ impl Inner {
                 // The store was restored from a backup: history went back to the
                 // backup's LSN; nothing applied from the old log stands.
                 st.mem = MemTable::default();
+                st.frozen = None;
                 st.underived.clear();
                 st.applied_lsn = m.checkpoint_lsn;
                 self.wal.rewind(m.checkpoint_lsn);
                 rd.cursor = self.wal.position(m.checkpoint_lsn)?;
                 rd.tail_bytes = 0;
             } else {
-                st.mem.prune_through(m.checkpoint_lsn);
+                // A checkpoint of this process in progress finds the manifest
+                // moved and drops its run; its frozen delta may hold versions
+                // above the new checkpoint (another process froze first and
+                // published last), so it is folded back now.
+                st.fold_frozen_pruning(m.checkpoint_lsn);
                 // The new runs hold the derived entries up to their checkpoint.
                 let ckpt = m.checkpoint_lsn;
                 st.underived.retain(|(l, _)| *l > ckpt);

@@ -5,10 +5,12 @@ use super::*;
 
 impl Inner {
     /// A checkpoint in three steps, so writers wait only for the two short ones:
-    /// under the lock, reach the end of the log and take a copy of the delta; without
-    /// it, write and verify the run (merging the newest runs when size-tiering says
-    /// so); under the lock again, switch CURRENT unless another process checkpointed
-    /// meanwhile (then the new run is dropped and nothing changes).
+    /// under the lock, reach the end of the log and freeze the delta (commits go
+    /// on into a new one); without it, write and verify the run (merging the
+    /// newest runs when size-tiering says so); under the lock again, switch
+    /// CURRENT and drop the frozen delta, unless another process checkpointed
+    /// meanwhile (then the new run is dropped, the frozen delta folded back, and
+    /// nothing changes).
     pub(super) fn checkpoint(&self) -> Result<CheckpointInfo> {
         let lock = self.lock.as_ref().ok_or(Error::ReadOnly)?;
         if self.wal.is_poisoned() {
@@ -19,7 +21,7 @@ impl Inner {
         // Derive what is already applied before taking the lock, so that other
         // processes' writers wait only for what the catch-up below adds.
         self.ensure_derived()?;
-        let (old, ckpt, hint, delta, inputs) = {
+        let (old, ckpt, hint, frozen, inputs, frozen_tail) = {
             let held = lock.acquire(self.opts.lock_timeout)?;
             let wcur = self.sync_with_log(&held)?;
             if self.opts.durability == Durability::None {
@@ -28,7 +30,8 @@ impl Inner {
             }
             // The run holds derived entries for everything up to the checkpoint.
             self.ensure_derived()?;
-            let st = self.state.read();
+            let rd = self.reader.lock();
+            let mut st = self.state.write();
             let ckpt = st.applied_lsn;
             // Where the log continues after the checkpoint LSN, for opens.
             let hint =
@@ -59,15 +62,26 @@ impl Inner {
             } else {
                 runs_to_merge(&sizes, self.opts.max_runs)
             };
-            // Under the lock nothing newer than `ckpt` can be applied: the copy
-            // holds exactly the versions at or below it.
+            // Under the lock nothing newer than `ckpt` can be applied: the frozen
+            // delta holds exactly the versions at or below it (one checkpoint at a
+            // time: none is frozen yet).
+            debug_assert!(st.frozen.is_none());
+            let frozen = Arc::new(std::mem::take(&mut st.mem));
+            st.frozen = Some(frozen.clone());
             (
                 st.manifest.clone(),
                 ckpt,
                 hint,
-                st.mem.clone(),
+                frozen,
                 st.runs[..merge - 1].to_vec(),
+                rd.tail_bytes,
             )
+        };
+        // From here until the run is published, a failure folds the frozen delta
+        // back into the one commits write.
+        let unfreeze = |e: Error| {
+            self.state.write().unfreeze();
+            e
         };
         let merged = inputs.len();
         let gen = old.generation + 1;
@@ -84,12 +98,16 @@ impl Inner {
             &name,
             self.store_id,
             self.derived_version(),
-            merge_versions(&inputs, delta),
-        )?;
-        let held = lock.acquire(self.opts.lock_timeout)?;
-        let now = manifest::read(self.vfs.as_ref(), &self.dir)?;
+            merge_versions(&inputs, frozen),
+        )
+        .map_err(unfreeze)?;
+        let held = lock
+            .acquire(self.opts.lock_timeout)
+            .map_err(|e| unfreeze(e.into()))?;
+        let now = manifest::read(self.vfs.as_ref(), &self.dir).map_err(unfreeze)?;
         if now.generation != old.generation {
             // Another process checkpointed meanwhile; its CURRENT stands.
+            self.state.write().unfreeze();
             let p = runs_dir.join(&name);
             self.vfs.remove_file(&p).map_err(io_at(&p))?;
             return Ok(CheckpointInfo {
@@ -100,7 +118,7 @@ impl Inner {
         }
         // Commits may have landed while the run was written: publish the end of
         // the log, not the checkpoint LSN, with the new generation.
-        let wcur = self.sync_with_log(&held)?;
+        let wcur = self.sync_with_log(&held).map_err(unfreeze)?;
         let mut runs = vec![new_meta.clone()];
         runs.extend(old.runs.iter().skip(merged).cloned());
         let compacted = merged > 0;
@@ -112,20 +130,31 @@ impl Inner {
             created_at_ms: old.created_at_ms,
             wal_hint: hint,
         };
-        manifest::write(self.vfs.as_ref(), &self.dir, &m)?;
+        manifest::write(self.vfs.as_ref(), &self.dir, &m).map_err(unfreeze)?;
         // From here the new CURRENT is durable; publish its generation.
         self.wal.set_generation(m.generation);
         self.wal.publish(&held, wcur.last_lsn())?;
         {
             let mut rd = self.reader.lock();
             let reuse = self.state.read().runs.clone();
-            let runs = open_runs(self.vfs.as_ref(), &self.dir, &m, &reuse)?;
+            let runs = open_runs(self.vfs.as_ref(), &self.dir, &m, &reuse);
             let mut st = self.state.write();
-            st.mem.prune_through(ckpt);
+            let runs = match runs {
+                Ok(runs) => runs,
+                Err(e) => {
+                    // CURRENT names the new run but this process cannot open it:
+                    // it keeps the delta (the old manifest stands in its state,
+                    // so a later catch-up reloads) and says why.
+                    st.unfreeze();
+                    return Err(e);
+                }
+            };
             st.runs = runs;
+            st.frozen = None;
             st.manifest = m.clone();
             rd.generation = m.generation;
-            rd.tail_bytes = 0;
+            // What was logged after the frozen delta is the new tail.
+            rd.tail_bytes = rd.tail_bytes.saturating_sub(frozen_tail);
         }
         let retired = self.wal.retire_through(&held, ckpt)?;
         let live: Vec<&str> = m.runs.iter().map(|r| r.name.as_str()).collect();
@@ -171,16 +200,16 @@ pub(super) fn runs_to_merge(sizes: &[u64], max_runs: usize) -> usize {
 pub(super) type Entry = Result<(Vec<u8>, Versions)>;
 
 /// Every version of every key in `runs` (newest first, as a manifest lists them)
-/// and the delta, merged in key order as a stream: one block per run in memory,
+/// and the delta (newer than them all), merged in key order as a stream: one block per run in memory,
 /// not the whole merge.
-pub(super) fn merge_versions(runs: &[Arc<Run>], mem: MemTable) -> impl Iterator<Item = Entry> {
+pub(super) fn merge_versions(runs: &[Arc<Run>], mem: Arc<MemTable>) -> impl Iterator<Item = Entry> {
     // Oldest source first, so concatenated versions come out in LSN order.
     let mut sources: Vec<Box<dyn Iterator<Item = Entry>>> = runs
         .iter()
         .rev()
         .map(|r| Box::new(r.entries()) as Box<dyn Iterator<Item = Entry>>)
         .collect();
-    sources.push(Box::new(mem.into_entries().map(Ok)));
+    sources.push(Box::new(MemTable::shared_entries(mem).map(Ok)));
     // Each source's next entry, taken out when it is merged (no key is cloned).
     let mut heads: Vec<Option<Entry>> = sources.iter_mut().map(|s| s.next()).collect();
     std::iter::from_fn(move || {
@@ -252,7 +281,7 @@ mod tests {
         for (k, l) in [("a", 8), ("c", 9), ("e", 10), ("e", 11)] {
             mem.insert(k.as_bytes().to_vec(), l, v(l).1);
         }
-        let got: Vec<(String, Vec<u64>)> = merge_versions(&[newer, older], mem)
+        let got: Vec<(String, Vec<u64>)> = merge_versions(&[newer, older], Arc::new(mem))
             .map(|e| {
                 let (k, vs) = e.unwrap();
                 (

@@ -9,14 +9,13 @@ impl Store {
         let inner = &self.inner;
         let r = inner.commits.submit(p, |batch| inner.run_batch(batch));
         if r.is_ok() && inner.opts.auto_checkpoint && !inner.opts.read_only {
-            let tail_bytes = inner.reader.lock().tail_bytes;
-            let tail_transactions = {
-                let st = inner.state.read();
-                st.applied_lsn.saturating_sub(st.manifest.checkpoint_lsn)
-            };
-            let due = tail_bytes > inner.opts.checkpoint_wal_bytes
-                || tail_transactions > inner.opts.checkpoint_transactions;
-            if due {
+            // With a checkpoint thread, a due checkpoint is its work unless the
+            // tail has grown past what it should have kept up with.
+            let inline = inner.checkpoint_due(1)
+                && (!inner.opts.background_checkpoints
+                    || inner.checkpoint_due(background::BACKLOG_FACTOR)
+                    || !inner.checkpointer.request(inner));
+            if inline {
                 let res = inner.checkpoint();
                 *inner.checkpoint_error.lock() = res.err().map(|e| e.to_string());
             }
@@ -31,6 +30,18 @@ impl Store {
 }
 
 impl Inner {
+    /// Whether the tail since the checkpoint has passed `factor` times the
+    /// checkpoint bounds.
+    pub(super) fn checkpoint_due(&self, factor: u64) -> bool {
+        let tail_bytes = self.reader.lock().tail_bytes;
+        let tail_transactions = {
+            let st = self.state.read();
+            st.applied_lsn.saturating_sub(st.manifest.checkpoint_lsn)
+        };
+        tail_bytes > self.opts.checkpoint_wal_bytes.saturating_mul(factor)
+            || tail_transactions > self.opts.checkpoint_transactions.saturating_mul(factor)
+    }
+
     pub(super) fn run_batch(&self, batch: Vec<Pending>) -> Vec<Result<u64>> {
         match self.try_batch(&batch) {
             Ok(v) => v,

@@ -416,13 +416,13 @@ impl Inner {
         let have = derived_present(&st, ckpt)?;
         let (mut added, mut removed) = (0usize, 0usize);
         for k in have.difference(&want) {
-            if st.mem.versions(k).is_none() {
+            if !st.delta_has(k) {
                 st.mem.insert(k.clone(), ckpt, derived_value(false));
                 removed += 1;
             }
         }
         for k in want.difference(&have) {
-            if st.mem.versions(k).is_none() {
+            if !st.delta_has(k) {
                 st.mem.insert(k.clone(), ckpt, derived_value(true));
                 added += 1;
             }

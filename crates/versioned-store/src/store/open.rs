@@ -142,6 +142,7 @@ impl Inner {
                 manifest: m,
                 runs,
                 mem: MemTable::default(),
+                frozen: None,
                 underived: Vec::new(),
             }),
             vfs,
@@ -154,6 +155,7 @@ impl Inner {
             listeners: RwLock::new(Vec::new()),
             extensions: Mutex::new(HashMap::new()),
             checkpointing: Mutex::new(()),
+            checkpointer: Default::default(),
             frames_written: Default::default(),
             transactions_written: Default::default(),
         };
