@@ -624,13 +624,15 @@ fn bit_flip_inside_a_run_block_is_reported_as_corruption_naming_the_run() {
 #[test]
 fn damage_to_a_runs_header_index_or_footer_is_corruption_naming_the_run() {
     let (_tmp, base, run, _ids) = store_with_run();
-    let len = fs::metadata(&run).unwrap().len() as usize;
+    let bytes = fs::read(&run).unwrap();
+    let len = bytes.len();
+    let index_off = u64::from_le_bytes(bytes[len - 48..len - 40].try_into().unwrap()) as usize;
     let rel = run.strip_prefix(&base).unwrap().to_path_buf();
     for (off, what) in [
         (3, "header magic"),
         (20, "header store id"),
         (62, "header checksum"),
-        (len - 48 - 3, "index"),
+        (index_off + 3, "index"),
         (len - 48 + 2, "footer index offset"),
         (len - 30, "footer key count"),
         (len - 2, "footer magic"),
@@ -651,6 +653,35 @@ fn damage_to_a_runs_header_index_or_footer_is_corruption_naming_the_run() {
         let o = got(&store, &["entity", "list"]);
         assert_eq!(o.status.code(), Some(7), "{what}\n{}", text(&o));
     }
+}
+
+/// Damage to a run's filters (format 4, just before the footer) loses nothing:
+/// the damaged filter is not used, every read answers from the blocks, and
+/// `verify` reports the run.
+#[test]
+fn damage_to_a_runs_filters_is_reported_by_verify_and_reads_still_answer() {
+    let (_tmp, base, run, ids) = store_with_run();
+    let bytes = fs::read(&run).unwrap();
+    let len = bytes.len();
+    let filters_len = u32::from_le_bytes(bytes[56..60].try_into().unwrap()) as usize;
+    assert!(filters_len > 0, "the run has filters");
+    let rel = run.strip_prefix(&base).unwrap().to_path_buf();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join(".got");
+    copy_dir(&base, &store);
+    // The middle of the last filter's bits.
+    flip_bit(&store.join(&rel), len - 48 - filters_len / 2, 3);
+    let s = open(&store).unwrap();
+    for id in &ids {
+        assert!(s.get(id).unwrap().is_some(), "{id}");
+    }
+    drop(s);
+    let o = got(&store, &["entity", "get", ids[0].as_str()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = got(&store, &["verify"]);
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    assert!(all_output(&o).contains("filter"), "{}", text(&o));
+    assert!(names_file(&all_output(&o), &run), "{}", text(&o));
 }
 
 // ---------------------------------------------------------------------------------

@@ -13,10 +13,11 @@
 //!          keys ('x'), so a damaged one loses nothing that cannot be rebuilt;
 //!          0: none, or a run written before this field (then a block is known
 //!          to be derived-only when the block before it ends with a derived key)
-//!   52  8  reserved, zero
+//!   52  4  filter directory length (u32 LE; format 4, else 0)
+//!   56  4  filters length (u32 LE; format 4, else 0)
 //!   60  4  crc32 of bytes [0, 60)
 //! blocks, each: len:u32 LE  crc32(payload):u32 LE  payload
-//!   payload (format 3) = count:varint, then per entry: shared:varint
+//!   payload (formats 3, 4) = count:varint, then per entry: shared:varint
 //!     rest_len:varint rest  versions   (the key is the first `shared` bytes of
 //!     the key before it, 0 for a block's first, then `rest`)
 //!   payload (formats 1, 2) = postcard(Vec<RunEntry>): per entry key_len:varint key
@@ -29,6 +30,10 @@
 //!   len: u64, crc: u32 }>), one per 128 index entries: where each slice of the
 //!   index lies (relative to the index's start), its last block's last key and
 //!   the crc32 of its bytes
+//! filter directory (format 4): per partition its filter's length and crc32
+//!   (u32 LE each), then the crc32 of the directory's bytes before it
+//! filters (format 4): each partition's Bloom filter over its entity keys, in
+//!   order (see `run/filter.rs`; empty for a partition without entity keys)
 //! footer (48 bytes)
 //!    0  8  index offset      8  8  index length     16  8  key count
 //!   24  4  crc32 of index   28  4  block count
@@ -36,6 +41,9 @@
 //!   36  4  crc32 of the partitions (format 2; 0 in format 1)
 //!   40  4  crc32 of footer bytes [0, 40)            44  4  magic "RUNF"
 //! ```
+//! Format 4 adds the filters: a point read of an entity a run does not hold
+//! skips the run after reading its partition's filter once (a few hundred
+//! bytes), instead of reading a block of it on every read.
 //! Format 3 stores each key of a block as the part it shares with the key
 //! before and the rest: keys sort, so neighbours share most of their bytes
 //! (an edge key repeats its source and kind, an index key its kind, property
@@ -49,6 +57,7 @@
 //! directory synced; only then may a manifest name it.
 
 mod block;
+mod filter;
 mod index;
 mod read;
 mod write;
@@ -71,7 +80,7 @@ use std::sync::Arc;
 use wal::{OpenMode, Vfs, VfsFile};
 
 pub const RUN_MAGIC: &[u8; 8] = b"GOTRUN\r\n";
-pub const RUN_FORMAT_VERSION: u32 = 3;
+pub const RUN_FORMAT_VERSION: u32 = 4;
 /// Index entries (blocks) per partition of the index (format 2).
 const PARTITION_BLOCKS: usize = 128;
 const HEADER_BYTES: u64 = 64;

@@ -24,6 +24,20 @@ pub struct Run {
     blocks_end: u64,
     /// The run's format version (3: keys stored as shared length and rest).
     format: u32,
+    /// Format 4: each partition's filter over its entity keys; `None` before
+    /// format 4, or when the filter directory is damaged ([`Run::verify`] says so).
+    filters: Option<Filters>,
+    /// The filter directory failed its checks at open.
+    filters_damaged: bool,
+}
+
+/// Where each partition's filter lies, and the filters read so far.
+#[derive(Debug)]
+struct Filters {
+    /// Per partition: offset in the file, length, crc32.
+    dir: Vec<(u64, u32, u32)>,
+    /// `None` once read: the filter failed its checksum and is not used.
+    loaded: Vec<std::sync::OnceLock<Option<Box<[u8]>>>>,
 }
 
 impl Drop for Run {
@@ -94,19 +108,31 @@ impl Run {
         let u32at = |o: usize| u32::from_le_bytes(ft[o..o + 4].try_into().unwrap());
         let (index_off, index_len) = (u64at(0), u64at(8));
         let part_len = if version >= 2 { u32at(32) as u64 } else { 0 };
+        let h32 = |o: usize| u32::from_le_bytes(h[o..o + 4].try_into().unwrap()) as u64;
+        let (dir_len, filters_len) = if version >= 4 {
+            (h32(52), h32(56))
+        } else {
+            (0, 0)
+        };
         if index_off
             .checked_add(index_len)
             .and_then(|x| x.checked_add(part_len))
+            .and_then(|x| x.checked_add(dir_len))
+            .and_then(|x| x.checked_add(filters_len))
             != Some(len - FOOTER_BYTES)
         {
             return Err(corrupt(
                 "index position disagrees with the file length".into(),
             ));
         }
+        let mut filters = None;
+        let mut filters_damaged = false;
         let index = if version >= 2 {
-            let mut pb = vec![0u8; part_len as usize];
+            // The partitions and the filter directory after them, in one read.
+            let mut pb = vec![0u8; (part_len + dir_len) as usize];
             file.read_exact_at(&mut pb, index_off + index_len)
                 .map_err(io_at(&path))?;
+            let dir = pb.split_off(part_len as usize);
             if crc32fast::hash(&pb) != u32at(36) {
                 return Err(corrupt("index partitions checksum mismatch".into()));
             }
@@ -124,6 +150,11 @@ impl Run {
                 && at.is_none_or(|a| a == index_len);
             if !fits {
                 return Err(corrupt("index partitions do not tile the index".into()));
+            }
+            if version >= 4 {
+                let filters_off = index_off + index_len + part_len + dir_len;
+                filters = parse_filter_dir(&dir, parts.len(), filters_off, filters_len);
+                filters_damaged = filters.is_none();
             }
             Index::Parted {
                 blocks,
@@ -155,7 +186,46 @@ impl Run {
             uid: NEXT_RUN_UID.fetch_add(1, Ordering::Relaxed),
             blocks_end: index_off,
             format: version,
+            filters,
+            filters_damaged,
         })
+    }
+
+    /// Whether the filters say this run certainly does not hold `key` (false
+    /// for keys they do not cover, runs without them, and damaged ones).
+    pub(super) fn rules_out(&self, key: &[u8]) -> Result<bool> {
+        let (Some(f), Index::Parted { parts, .. }) = (&self.filters, &self.index) else {
+            return Ok(false);
+        };
+        if !filter::filtered(key) {
+            return Ok(false);
+        }
+        let p = parts.partition_point(|part| part.last_key.as_slice() < key);
+        if p == parts.len() {
+            // Past the last key: the index answers that at no cost.
+            return Ok(false);
+        }
+        Ok(match self.filter(f, p)? {
+            Some(bits) => !filter::may_contain(bits, filter::key_hash(key)),
+            None => false,
+        })
+    }
+
+    /// Partition `p`'s filter, read and checked on first use; `None` if it
+    /// failed its checksum.
+    fn filter<'a>(&self, f: &'a Filters, p: usize) -> Result<Option<&'a [u8]>> {
+        if let Some(got) = f.loaded[p].get() {
+            return Ok(got.as_deref());
+        }
+        let (off, len, crc) = f.dir[p];
+        let mut raw = vec![0u8; len as usize];
+        self.file
+            .read_exact_at(&mut raw, off)
+            .map_err(io_at(&self.path))?;
+        let checked = (crc32fast::hash(&raw) == crc).then(|| raw.into_boxed_slice());
+        // Two threads may both read it; either copy is the same.
+        let _ = f.loaded[p].set(checked);
+        Ok(f.loaded[p].get().expect("just set").as_deref())
     }
 
     /// How many blocks the run holds.
@@ -350,7 +420,7 @@ impl Run {
 
     /// All versions of `key`, oldest first.
     pub fn get(&self, key: &[u8]) -> Result<Option<StoredVersions>> {
-        if self.shunned(key) {
+        if self.shunned(key) || self.rules_out(key)? {
             return Ok(None);
         }
         let i = self.first_block_for(key)?;
@@ -366,7 +436,7 @@ impl Run {
     /// The newest version of `key` at or below `lsn` (without copying the others:
     /// a hot key may have a long history).
     pub fn get_at(&self, key: &[u8], lsn: u64) -> Result<Option<crate::state::Version>> {
-        if self.shunned(key) {
+        if self.shunned(key) || self.rules_out(key)? {
             return Ok(None);
         }
         let i = self.first_block_for(key)?;
@@ -533,9 +603,35 @@ impl Run {
                 self.partition(p)?;
             }
         }
+        let damaged_filters = |detail: String| Error::CorruptFile {
+            file: self.path.clone(),
+            detail,
+        };
+        if self.filters_damaged {
+            return Err(damaged_filters(
+                "the filter directory fails its checksum".into(),
+            ));
+        }
         let mut keys = 0u64;
         for i in 0..self.blocks() {
-            keys += self.read_block(i)?.len() as u64;
+            let b = self.read_block(i)?;
+            keys += b.len() as u64;
+            // Every entity key must pass its partition's filter (else a read
+            // would skip a run that holds it).
+            if let Some(f) = &self.filters {
+                let p = i / PARTITION_BLOCKS;
+                let bits = self.filter(f, p)?.ok_or_else(|| {
+                    damaged_filters(format!("the filter of partition {p} fails its checksum"))
+                })?;
+                for j in 0..b.len() {
+                    let k = b.key(j);
+                    if filter::filtered(k) && !filter::may_contain(bits, filter::key_hash(k)) {
+                        return Err(damaged_filters(format!(
+                            "the filter of partition {p} lacks a key of block {i}"
+                        )));
+                    }
+                }
+            }
         }
         if keys != self.meta.keys {
             return Err(Error::CorruptFile {
@@ -551,6 +647,33 @@ impl Run {
     }
 }
 
+/// The filter directory of `parts` partitions whose filters begin at
+/// `filters_off` and take `filters_len` bytes; `None` if it is damaged.
+fn parse_filter_dir(
+    dir: &[u8],
+    parts: usize,
+    filters_off: u64,
+    filters_len: u64,
+) -> Option<Filters> {
+    let (body, crc) = dir.split_at_checked(dir.len().checked_sub(4)?)?;
+    if body.len() != parts * 8 || crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().ok()?)
+    {
+        return None;
+    }
+    let mut at = filters_off;
+    let mut out = Vec::with_capacity(parts);
+    for e in body.chunks_exact(8) {
+        let len = u32::from_le_bytes(e[0..4].try_into().ok()?);
+        let crc = u32::from_le_bytes(e[4..8].try_into().ok()?);
+        out.push((at, len, crc));
+        at += len as u64;
+    }
+    (at == filters_off + filters_len).then(|| Filters {
+        loaded: (0..parts).map(|_| std::sync::OnceLock::new()).collect(),
+        dir: out,
+    })
+}
+
 #[cfg(test)]
 mod partition_tests {
     use super::*;
@@ -564,6 +687,72 @@ mod partition_tests {
                 (key, vec![(i as u64 + 1, v)])
             })
             .collect()
+    }
+
+    /// Entity reads of keys a run does not hold are answered by the filters
+    /// (about one in a hundred reads a block); every key it holds passes them;
+    /// a damaged filter is not used (the blocks answer) and `verify` names it.
+    #[test]
+    fn filters_rule_out_absent_entities_and_a_damaged_one_is_not_trusted() {
+        let vfs = SimVfs::new();
+        let dir = Path::new("/f/runs");
+        vfs.create_dir_all(dir).unwrap();
+        let id = [7u8; 16];
+        let v =
+            |i: usize| -> Versions { vec![(i as u64 + 1, Arc::from(vec![(i % 251) as u8; 300]))] };
+        // Even entities, each with an edge key and an index entry (not filtered).
+        let mut es: Vec<(Vec<u8>, Versions)> = Vec::new();
+        for i in (0..6000).step_by(2) {
+            es.push((format!("e{i:06}").into_bytes(), v(i)));
+            es.push((format!("o{i:06}").into_bytes(), v(i)));
+            es.push((format!("x{i:06}").into_bytes(), v(i)));
+        }
+        es.sort_by(|a, b| a.0.cmp(&b.0));
+        let meta = write_run(vfs.as_ref(), dir, "f.run", id, 0, es.into_iter().map(Ok)).unwrap();
+        let run = Run::open(vfs.as_ref(), dir, &meta, id).unwrap();
+        assert!(run.filters.as_ref().is_some_and(|f| f.dir.len() >= 2));
+        run.verify().unwrap();
+        let before = vfs.bytes_read();
+        for i in (1..6000).step_by(2) {
+            assert!(run
+                .get_at(format!("e{i:06}").as_bytes(), u64::MAX)
+                .unwrap()
+                .is_none());
+        }
+        let absent_bytes = vfs.bytes_read() - before;
+        // Without filters: every block of entity keys, about 1 MB; with them,
+        // the filters and the false positives' blocks (1–2% of reads).
+        assert!(
+            absent_bytes < 300_000,
+            "{absent_bytes} bytes read for absent keys"
+        );
+        for i in (0..6000).step_by(2) {
+            let key = format!("e{i:06}");
+            assert!(
+                run.get_at(key.as_bytes(), u64::MAX).unwrap().is_some(),
+                "{key}"
+            );
+            // Keys the filters do not cover are looked up in the blocks.
+            assert!(run
+                .get_at(format!("o{i:06}").as_bytes(), u64::MAX)
+                .unwrap()
+                .is_some());
+        }
+        // Damage the first filter: it fails its checksum and is not used.
+        let (off, len, _) = run.filters.as_ref().unwrap().dir[0];
+        assert!(len > 0);
+        drop(run);
+        vfs.corrupt(&dir.join("f.run"), off + 1, &[0u8; 64]);
+        let run = Run::open(vfs.as_ref(), dir, &meta, id).unwrap();
+        for i in (0..6000).step_by(2) {
+            let key = format!("e{i:06}");
+            assert!(
+                run.get_at(key.as_bytes(), u64::MAX).unwrap().is_some(),
+                "{key}"
+            );
+        }
+        let e = run.verify().unwrap_err().to_string();
+        assert!(e.contains("filter of partition 0"), "{e}");
     }
 
     #[test]

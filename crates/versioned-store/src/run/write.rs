@@ -67,6 +67,22 @@ pub(super) fn encode_index(index: &[IndexEntry]) -> (Vec<u8>, Vec<Partition>) {
     (out, parts)
 }
 
+/// The filter directory (per partition: its filter's length and crc32, u32 LE
+/// each, then the crc32 of those bytes) and the filters, concatenated.
+pub(super) fn encode_filters(partitions: usize, hashes: &[Vec<u64>]) -> (Vec<u8>, Vec<u8>) {
+    let mut dir = Vec::with_capacity(partitions * 8 + 4);
+    let mut filters = Vec::new();
+    for p in 0..partitions {
+        let f = filter::build(hashes.get(p).map_or(&[][..], Vec::as_slice));
+        dir.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        dir.extend_from_slice(&crc32fast::hash(&f).to_le_bytes());
+        filters.extend_from_slice(&f);
+    }
+    let crc = crc32fast::hash(&dir);
+    dir.extend_from_slice(&crc.to_le_bytes());
+    (dir, filters)
+}
+
 /// Writes a run from entries in ascending key order. Returns its meta once the file
 /// is durable under its final name and has been read back and verified.
 pub fn write_run(
@@ -102,6 +118,8 @@ pub fn write_run(
             Ok(e)
         };
         let mut first_derived_block: Option<usize> = None;
+        // Hashes of the entity keys of each index partition, for its filter.
+        let mut filter_hashes: Vec<Vec<u64>> = Vec::new();
         for item in entries {
             let (key, versions) = item?;
             assert!(
@@ -117,6 +135,14 @@ pub fn write_run(
                 first_derived_block = Some(index.len());
             }
             keys += 1;
+            if filter::filtered(&key) {
+                // The key goes into the block that will be number `index.len()`.
+                let p = index.len() / PARTITION_BLOCKS;
+                if filter_hashes.len() <= p {
+                    filter_hashes.resize_with(p + 1, Vec::new);
+                }
+                filter_hashes[p].push(filter::key_hash(&key));
+            }
             for (l, v) in &versions {
                 min_lsn = min_lsn.min(*l);
                 max_lsn = max_lsn.max(*l);
@@ -138,9 +164,12 @@ pub fn write_run(
         }
         let (index_bytes, parts) = encode_index(&index);
         let part_bytes = crate::model::encode(&parts);
+        let (dir_bytes, filter_bytes) = encode_filters(parts.len(), &filter_hashes);
         let index_off = w.off;
         w.write(&index_bytes)?;
         w.write(&part_bytes)?;
+        w.write(&dir_bytes)?;
+        w.write(&filter_bytes)?;
         let mut footer = [0u8; FOOTER_BYTES as usize];
         footer[0..8].copy_from_slice(&index_off.to_le_bytes());
         footer[8..16].copy_from_slice(&(index_bytes.len() as u64).to_le_bytes());
@@ -162,6 +191,10 @@ pub fn write_run(
         h[40..48].copy_from_slice(&max_lsn.to_le_bytes());
         let derived_from = first_derived_block.map_or(0, |b| b as u32 + 1);
         h[48..52].copy_from_slice(&derived_from.to_le_bytes());
+        h[52..56].copy_from_slice(&(dir_bytes.len() as u32).to_le_bytes());
+        let filters_len = u32::try_from(filter_bytes.len())
+            .map_err(|_| Error::Invalid("a run's filters past 4 GiB".into()))?;
+        h[56..60].copy_from_slice(&filters_len.to_le_bytes());
         let crc = crc32fast::hash(&h[0..60]);
         h[60..64].copy_from_slice(&crc.to_le_bytes());
         f.write_at(&h, 0).map_err(io_at(&tmp))?;
