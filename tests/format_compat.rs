@@ -498,19 +498,22 @@ fn a_v1_store_accepts_new_commits_and_checkpoints_and_keeps_its_old_contents() {
 }
 
 // ---------------------------------------------------------------------------------
-// The v2 fixture: the same history written by the binary of commit 3a6f53c (its
-// generator above, pointed at `store-v2`), whose runs are format 2 (keys stored
-// whole), the last before format 3 (keys stored as shared length and rest).
+// The v2 and v3 fixtures: the same history written by older binaries (the
+// generator above, pointed at `store-v2` or `store-v3`): commit 3a6f53c, whose
+// runs are format 2 (keys stored whole), the last before format 3 (keys stored
+// as shared length and rest); and commit 3d86ce6, whose runs are format 3, the
+// last before format 4 (filters over each partition's entity keys).
 
-fn v2_copy() -> (tempfile::TempDir, PathBuf) {
+fn old_copy(name: &str) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join(".got");
-    copy_dir(&fixtures().join("store-v2"), &dir);
+    copy_dir(&fixtures().join(name), &dir);
     (tmp, dir)
 }
 
-fn v2_expected() -> Json {
-    serde_json::from_slice(&fs::read(fixtures().join("store-v2.expected.json")).unwrap()).unwrap()
+fn old_expected(name: &str) -> Json {
+    serde_json::from_slice(&fs::read(fixtures().join(format!("{name}.expected.json"))).unwrap())
+        .unwrap()
 }
 
 fn run_formats(dir: &Path) -> Vec<u32> {
@@ -520,15 +523,14 @@ fn run_formats(dir: &Path) -> Vec<u32> {
         .collect()
 }
 
-/// A store whose run is format 2 reads back exactly, read-write and read-only;
-/// after new commits and a checkpoint it holds a run of the current format
-/// (beside the format 2 one, or merged with it) and still reads back every old
-/// version.
-#[test]
-fn a_store_with_format_2_runs_reads_back_exactly_and_takes_current_runs() {
-    let (_tmp, dir) = v2_copy();
-    assert_eq!(run_formats(&dir), vec![2], "the fixture's run");
-    let want = v2_expected();
+/// A store whose run is format `format` (the fixture `name`) reads back
+/// exactly, read-write and read-only; after new commits and a checkpoint it
+/// holds a run of the current format (beside the old one, or merged with it)
+/// and still reads back every old version.
+fn an_old_store_reads_back_exactly_and_takes_current_runs(name: &str, format: u32) {
+    let (_tmp, dir) = old_copy(name);
+    assert_eq!(run_formats(&dir), vec![format], "the fixture's run");
+    let want = old_expected(name);
     let s = Store::open(&dir, open_opts()).unwrap();
     assert_eq!(describe(&s), want);
     drop(s);
@@ -568,6 +570,16 @@ fn a_store_with_format_2_runs_reads_back_exactly_and_takes_current_runs() {
     drop(s);
     let o = got(&dir, &["verify"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+#[test]
+fn a_store_with_format_2_runs_reads_back_exactly_and_takes_current_runs() {
+    an_old_store_reads_back_exactly_and_takes_current_runs("store-v2", 2);
+}
+
+#[test]
+fn a_store_with_format_3_runs_reads_back_exactly_and_takes_current_runs() {
+    an_old_store_reads_back_exactly_and_takes_current_runs("store-v3", 3);
 }
 
 // ---------------------------------------------------------------------------------
