@@ -75,6 +75,19 @@ fn within_deadline<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send +
         .unwrap_or_else(|_| panic!("{what} did not finish"))
 }
 
+/// A store whose checkpoint thread is held at its run file: the commit of
+/// the ninth task made the checkpoint due.
+fn checkpoint_held() -> (Arc<SimVfs>, Store) {
+    let vfs = SimVfs::new();
+    let s = open(&vfs);
+    vfs.hold_opens("/runs/");
+    for i in 0..=BOUND {
+        put(&s, i, "pending");
+    }
+    vfs.wait_until_held(1);
+    (vfs, s)
+}
+
 #[test]
 fn commits_go_on_and_read_everything_while_a_checkpoint_writes_its_run() {
     let vfs = SimVfs::new();
@@ -134,13 +147,7 @@ fn commits_go_on_and_read_everything_while_a_checkpoint_writes_its_run() {
 
 #[test]
 fn committers_wait_for_a_checkpoint_that_falls_four_bounds_behind() {
-    let vfs = SimVfs::new();
-    let s = open(&vfs);
-    vfs.hold_opens("/runs/");
-    for i in 0..=BOUND {
-        put(&s, i, "pending");
-    }
-    vfs.wait_until_held(1);
+    let (vfs, s) = checkpoint_held();
     // A committer writes up to six bounds' worth: it gets past four and waits
     // there for the held checkpoint.
     let s2 = s.clone();
@@ -170,13 +177,7 @@ fn committers_wait_for_a_checkpoint_that_falls_four_bounds_behind() {
 
 #[test]
 fn a_failed_background_checkpoint_loses_nothing_and_the_next_one_succeeds() {
-    let vfs = SimVfs::new();
-    let s = open(&vfs);
-    vfs.hold_opens("/runs/");
-    for i in 0..=BOUND {
-        put(&s, i, "pending");
-    }
-    vfs.wait_until_held(1);
+    let (vfs, s) = checkpoint_held();
     // The held open fails: the frozen delta goes back into the live one. (No
     // commit asks for another checkpoint meanwhile: the error stays to be seen.)
     vfs.fail_op(1, OpFilter::Metadata, FaultError::Eio, false);

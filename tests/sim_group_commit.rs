@@ -2,7 +2,8 @@
 //! `Store` handle on one `SimVfs`: its own lock owner and commit queue), each with
 //! several threads committing at once, so commits batch into shared frames, race
 //! for the same counters (conflicts), rotate small segments and run checkpoints
-//! and compactions — and the power fails at a random point in the middle of it.
+//! and compactions (one process on its checkpoint thread) — and the power fails
+//! at a random point in the middle of it.
 //!
 //! After each power loss the store is reopened and checked against what the
 //! threads were told:
@@ -50,6 +51,16 @@ fn opts() -> Options {
 
 fn open(vfs: &Arc<SimVfs>) -> got::Result<Store> {
     Store::open_with_vfs(vfs.clone() as Arc<dyn Vfs>, DIR, opts())
+}
+
+/// A writer process; the odd ones checkpoint on a thread of their own
+/// (`background_checkpoints`), so power fails in their checkpoints too.
+fn open_writer(vfs: &Arc<SimVfs>, p: usize) -> got::Result<Store> {
+    let opts = Options {
+        background_checkpoints: p % 2 == 1,
+        ..opts()
+    };
+    Store::open_with_vfs(vfs.clone() as Arc<dyn Vfs>, DIR, opts)
 }
 
 #[derive(Clone, Debug)]
@@ -142,7 +153,9 @@ fn round(
     crash_seed: u64,
     stats: &mut Stats,
 ) -> (Vec<Tx>, BTreeSet<String>) {
-    let stores: Vec<Store> = (0..PROCESSES).map(|_| open(vfs).unwrap()).collect();
+    let stores: Vec<Store> = (0..PROCESSES)
+        .map(|p| open_writer(vfs, p).unwrap())
+        .collect();
     let observer_process = open(vfs).unwrap();
     let txs = Mutex::new(Vec::new());
     let seen = Mutex::new(BTreeSet::new());

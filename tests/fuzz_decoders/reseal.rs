@@ -133,10 +133,13 @@ pub fn run(b: &mut Vec<u8>) {
                 put_u32(b, off + 4, c);
             }
         }
-        // Partitions (format 2): re-encoded with the crcs of their slices.
+        // Partitions (format 2): re-encoded with the crcs of their slices;
+        // format 4's filter directory and filters follow them.
         let part_len = u32_at(b, ft + 32) as usize;
-        if index_end + part_len == ft && part_len > 0 {
-            let pb = b[index_end..ft].to_vec();
+        let (dir_len, filters_len) = filter_lens(b);
+        let pe = index_end + part_len;
+        if pe + dir_len + filters_len == ft && part_len > 0 {
+            let pb = b[index_end..pe].to_vec();
             let mut pos = 0;
             let mut out = Vec::new();
             let ok = (|| {
@@ -162,19 +165,52 @@ pub fn run(b: &mut Vec<u8>) {
                 out.extend_from_slice(&pb[pos..]);
                 Some(())
             })();
+            let mut pe = pe;
             if ok.is_some() && out != pb {
-                b.splice(index_end..ft, out.iter().copied());
+                b.splice(index_end..pe, out.iter().copied());
                 ft = b.len() - 48;
+                pe = index_end + out.len();
                 put_u32(b, ft + 32, out.len() as u32);
             }
+            filters(b, pe, dir_len, filters_len);
+            let c = crc(&b[index_end..pe]);
+            put_u32(b, ft + 36, c);
         }
         let c = crc(&b[index_off..index_end]);
         put_u32(b, ft + 24, c);
-        let c = crc(&b[index_end..ft]);
-        put_u32(b, ft + 36, c);
     }
     let c = crc(&b[ft..ft + 40]);
     put_u32(b, ft + 40, c);
+}
+
+/// The lengths of a run's filter directory and filters (format 4, in its
+/// header; 0 before).
+fn filter_lens(b: &[u8]) -> (usize, usize) {
+    if u32_at(b, 8) >= 4 {
+        (u32_at(b, 52) as usize, u32_at(b, 56) as usize)
+    } else {
+        (0, 0)
+    }
+}
+
+/// Format 4: each filter's crc in the directory at `dir` and the directory's
+/// own, as the writer computes them (the filters follow the directory).
+fn filters(b: &mut [u8], dir: usize, dir_len: usize, filters_len: usize) {
+    if dir_len < 4 || !(dir_len - 4).is_multiple_of(8) || dir + dir_len + filters_len > b.len() {
+        return;
+    }
+    let mut at = dir + dir_len;
+    for e in (dir..dir + dir_len - 4).step_by(8) {
+        let len = u32_at(b, e) as usize;
+        if at + len > dir + dir_len + filters_len {
+            break;
+        }
+        let c = crc(&b[at..at + len]);
+        put_u32(b, e + 4, c);
+        at += len;
+    }
+    let c = crc(&b[dir..dir + dir_len - 4]);
+    put_u32(b, dir + dir_len - 4, c);
 }
 
 type IndexEntries = Vec<(Vec<u8>, u64, u64)>;
@@ -250,12 +286,23 @@ pub fn run_index_field(rng: &mut Rng, b: &mut Vec<u8>) {
         put_leb(&mut pb, *len as u64);
         put_leb(&mut pb, crc(&index[*start..*start + *len]) as u64);
     }
+    // Format 4's filter directory and filters, kept after the partitions.
+    let old_end = (index_off as u64)
+        .saturating_add(u64_at(b, ft + 8))
+        .saturating_add(u32_at(b, ft + 32) as u64) as usize;
+    let (dir_len, filters_len) = filter_lens(b);
+    let filters = b
+        .get(old_end..old_end.saturating_add(dir_len + filters_len))
+        .filter(|_| old_end + dir_len + filters_len == ft)
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default();
     let mut footer = b[ft..].to_vec();
     footer[8..16].copy_from_slice(&(index.len() as u64).to_le_bytes());
     footer[32..36].copy_from_slice(&(pb.len() as u32).to_le_bytes());
     b.truncate(index_off.min(ft));
     b.extend_from_slice(&index);
     b.extend_from_slice(&pb);
+    b.extend_from_slice(&filters);
     b.extend_from_slice(&footer);
     run(b);
 }
