@@ -18,9 +18,11 @@
 //! it changes nothing: the data stays readable and a later sync may still make it
 //! durable. [`SyncFailure::DropsDirty`] is Linux's behaviour (the PostgreSQL
 //! "fsyncgate" lesson): the kernel marks the dirty pages clean after a failed
-//! writeback and reports the error once, so the writes stay readable from the page
-//! cache but no later sync writes them, and a power loss loses them (a process crash
-//! does not: the cache survives it, still holding bytes the disk never got).
+//! writeback and reports the error once to each handle open on the file then (its
+//! `errseq_t`: the failing sync, and every other handle's next sync), so the writes
+//! stay readable from the page cache but no later sync writes them, and a power loss
+//! loses them (a process crash does not: the cache survives it, still holding bytes
+//! the disk never got).
 //!
 //! **Names are separate from data.** There is a `current` namespace (path -> inode) and
 //! a `durable` namespace. Creating a file (`open` with `CreateReadWrite`/`CreateNew`
@@ -209,6 +211,10 @@ struct Inode {
     /// A failed sync dropped pending writes ([`SyncFailure::DropsDirty`]): `current`
     /// holds bytes that neither `durable` nor `pending` will ever have.
     lost_writes: bool,
+    /// Counts the failed syncs that dropped writes ([`SyncFailure::DropsDirty`]),
+    /// like Linux's per-file `errseq_t`: each handle open when one happened
+    /// reports it at its next sync, once.
+    err_seq: u64,
 }
 
 /// What a failed `sync_data` does to the writes it did not make durable (see the
@@ -621,12 +627,14 @@ impl SimVfs {
         if let Some(inode) = st.inodes.get_mut(&ino) {
             inode.handles += 1;
         }
+        let err_seq = st.inodes.get(&ino).map_or(0, |i| i.err_seq);
         SimFile {
             inner: self.inner.clone(),
             path,
             ino,
             epoch: st.epoch,
             writable,
+            seen_err: std::sync::atomic::AtomicU64::new(err_seq),
         }
     }
 
@@ -1037,6 +1045,9 @@ struct SimFile {
     ino: u64,
     epoch: u64,
     writable: bool,
+    /// The inode's `err_seq` this handle has reported (or that was current when
+    /// it was opened).
+    seen_err: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for SimFile {
@@ -1160,16 +1171,25 @@ impl VfsFile for SimFile {
         let failed = st.begin(OpKind::Sync);
         let drops = st.sync_failure == SyncFailure::DropsDirty;
         let inode = st.inode(self.ino)?;
+        use std::sync::atomic::Ordering::SeqCst;
         if let Err(e) = failed {
             if drops && !inode.pending.is_empty() {
                 // Marked clean, never written: readable until a power loss.
                 inode.pending.clear();
                 inode.lost_writes = true;
+                inode.err_seq += 1;
+                self.seen_err.store(inode.err_seq, SeqCst);
             }
             return Err(e);
         }
         for op in std::mem::take(&mut inode.pending) {
             apply_op(&mut inode.durable, &op);
+        }
+        if self.seen_err.swap(inode.err_seq, SeqCst) < inode.err_seq {
+            // Another handle's sync failed and dropped writes since this one
+            // last synced: the writeback above happened, and the error is
+            // reported here too (Linux since 4.13).
+            return Err(io::Error::from_raw_os_error(5));
         }
         debug_assert!(inode.lost_writes || inode.durable == inode.current);
         Ok(())
@@ -1763,6 +1783,31 @@ mod tests {
         // A power loss does not.
         vfs.crash_drop_all();
         assert_eq!(read(&vfs, "/db/f").unwrap(), b"v1.....w");
+        check_invariants(&vfs);
+    }
+
+    /// Like Linux's `errseq_t`: a failed sync that dropped writes is reported
+    /// to every other handle that was open on the file when it happened, at
+    /// its next sync and once (its own writes are written back all the same);
+    /// a handle opened afterwards does not report it.
+    #[test]
+    fn a_dropped_writeback_is_reported_once_to_every_handle_open_at_the_time() {
+        let vfs = setup();
+        vfs.set_sync_failure(SyncFailure::DropsDirty);
+        durable_file(&vfs, "/db/f", b"........");
+        let f = vfs.open(p("/db/f"), OpenMode::ReadWrite).unwrap();
+        let g = vfs.open(p("/db/f"), OpenMode::ReadWrite).unwrap();
+        g.write_at(b"g", 1).unwrap();
+        f.write_at(b"f", 0).unwrap();
+        vfs.fail_op(1, OpFilter::Sync, FaultError::Eio, false);
+        assert!(f.sync_data().is_err());
+        let h = vfs.open(p("/db/f"), OpenMode::ReadWrite).unwrap();
+        g.write_at(b"G", 2).unwrap();
+        assert_eq!(g.sync_data().unwrap_err().raw_os_error(), Some(5));
+        assert_eq!(vfs.read_durable(p("/db/f")).unwrap(), b"..G.....");
+        g.sync_data().unwrap();
+        h.sync_data().unwrap();
+        f.sync_data().unwrap();
         check_invariants(&vfs);
     }
 
