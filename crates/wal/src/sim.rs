@@ -94,6 +94,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -634,7 +635,7 @@ impl SimVfs {
             ino,
             epoch: st.epoch,
             writable,
-            seen_err: std::sync::atomic::AtomicU64::new(err_seq),
+            seen_err: AtomicU64::new(err_seq),
         }
     }
 
@@ -1047,7 +1048,7 @@ struct SimFile {
     writable: bool,
     /// The inode's `err_seq` this handle has reported (or that was current when
     /// it was opened).
-    seen_err: std::sync::atomic::AtomicU64,
+    seen_err: AtomicU64,
 }
 
 impl fmt::Debug for SimFile {
@@ -1171,7 +1172,6 @@ impl VfsFile for SimFile {
         let failed = st.begin(OpKind::Sync);
         let drops = st.sync_failure == SyncFailure::DropsDirty;
         let inode = st.inode(self.ino)?;
-        use std::sync::atomic::Ordering::SeqCst;
         if let Err(e) = failed {
             if drops && !inode.pending.is_empty() {
                 // Marked clean, never written: readable until a power loss.
