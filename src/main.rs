@@ -12,6 +12,10 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Runs are read through maps, with a SIGBUS handler that turns a page that
+    // cannot be read into one line and exit 7 (crates/wal/src/mapped.rs). If
+    // the handler cannot be installed, runs are read with pread.
+    let _ = got::wal::mapped::enable_with_sigbus_handler();
     std::process::exit(got_cli::run());
 }
 

@@ -59,6 +59,8 @@ fn open(dir: &Path, agent: &str) -> got::Store {
 }
 
 fn main() {
+    // Runs through maps, as in the `got` binary (crates/wal/src/mapped.rs).
+    let _ = got::wal::mapped::enable_with_sigbus_handler();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("serve") => serve(&args[1..]),

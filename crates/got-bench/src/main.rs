@@ -56,6 +56,8 @@ use std::time::Instant;
 use workloads::{commits, reads, scale, Ctx, Params};
 
 fn main() {
+    // got as its binaries run it: runs read through maps (crates/wal/src/mapped.rs).
+    let _ = got::wal::mapped::enable_with_sigbus_handler();
     let argv: Vec<String> = std::env::args().collect();
     let r = match argv.get(1).map(String::as_str) {
         Some("__child") if argv.get(2).map(String::as_str) == Some("build-peers") => {

@@ -196,6 +196,12 @@ pub struct DurableFile {
     vouching: AtomicBool,
     /// Whether the last read found this handle's token.
     read_vouched: AtomicBool,
+    /// The file mapped, where the process enabled maps and the file holds the
+    /// record and its token: a read copies from it instead of `pread`ing (a
+    /// system call per catch-up saved; got overwrites DURABLE in place and
+    /// never shortens it, and the page cache shows every process's writes
+    /// through a map at once).
+    map: Option<crate::mapped::Mapped>,
 }
 
 /// The record and its token, as written.
@@ -241,6 +247,9 @@ impl DurableFile {
         } else {
             None
         };
+        let map = file
+            .map(&path)
+            .filter(|m| m.len() >= DURABLE_BYTES + TOKEN_BYTES);
         Ok(DurableFile {
             path,
             file,
@@ -248,6 +257,7 @@ impl DurableFile {
             token,
             vouching: AtomicBool::new(false),
             read_vouched: AtomicBool::new(false),
+            map,
         })
     }
 
@@ -257,7 +267,11 @@ impl DurableFile {
         self.read_vouched.store(false, Ordering::SeqCst);
         let mut b = [0u8; DURABLE_BYTES + TOKEN_BYTES];
         for _ in 0..100 {
-            match read_prefix(self.file.as_ref(), &mut b) {
+            let read = match &self.map {
+                Some(m) if m.copy_changing(0, &mut b) => Ok(b.len()),
+                _ => read_prefix(self.file.as_ref(), &mut b),
+            };
+            match read {
                 Ok(n) if n >= DURABLE_BYTES => match decode(&b[..DURABLE_BYTES], &self.store_id) {
                     Decoded::Ok(p) => {
                         let mine = self.token.is_some() && decode_token(&b[..n]) == self.token;

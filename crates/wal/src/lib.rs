@@ -11,6 +11,7 @@ pub mod frame;
 pub mod group_commit;
 pub mod lock;
 pub mod log;
+pub mod mapped;
 pub mod segment;
 pub mod sim;
 pub mod vfs;

@@ -50,6 +50,15 @@ pub trait VfsFile: Send + Sync + Debug {
         None
     }
 
+    /// A read-only map of the whole file, for files that never change once
+    /// written (runs), where the process has enabled maps
+    /// ([`crate::mapped::enable_with_sigbus_handler`]). `None` (the default):
+    /// read with [`VfsFile::read_at`].
+    fn map(&self, path: &Path) -> Option<crate::mapped::Mapped> {
+        let _ = path;
+        None
+    }
+
     /// Reads exactly `buf.len()` bytes at `offset`, or fails with `UnexpectedEof`.
     fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
         while !buf.is_empty() {
@@ -199,6 +208,9 @@ impl VfsFile for RealFile {
         use std::os::unix::fs::MetadataExt;
         let m = self.0.metadata().ok()?;
         Some((m.dev(), m.ino()))
+    }
+    fn map(&self, path: &Path) -> Option<crate::mapped::Mapped> {
+        crate::mapped::map(&self.0, path)
     }
 }
 
