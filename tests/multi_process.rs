@@ -154,8 +154,8 @@ fn busy_opts() -> Options {
 }
 
 fn run_child(role: &str) {
-    // Children read runs and DURABLE through maps, as the `got` binary does
-    // (a reader sees other processes' commits through the mapped DURABLE).
+    // Children read runs and DURABLE through maps, as `got-server` does (a
+    // reader sees other processes' commits through the mapped DURABLE).
     if role != "truncated-run-reader-pread" {
         got::wal::mapped::enable_with_sigbus_handler().expect("install the SIGBUS handler");
     }
@@ -1229,7 +1229,7 @@ fn child_truncated_run_reader(maps: bool) {
     say("DONE");
 }
 
-/// With maps on (as in the `got` binary), a run page that cannot be read
+/// With maps on (as in `got-server`), a run page that cannot be read
 /// stops the process with one line naming the file and exit status 7, not a
 /// bare "Bus error"; nothing after the fault runs.
 #[test]

@@ -59,7 +59,9 @@ fn open(dir: &Path, agent: &str) -> got::Store {
 }
 
 fn main() {
-    // Runs through maps, as in the `got` binary (crates/wal/src/mapped.rs).
+    // A long-lived process: runs and DURABLE read through maps, with the
+    // SIGBUS handler that turns a page that cannot be read into one line and
+    // exit 7 (crates/wal/src/mapped.rs). If it cannot be installed, pread.
     let _ = got::wal::mapped::enable_with_sigbus_handler();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {

@@ -56,9 +56,12 @@ use std::time::Instant;
 use workloads::{commits, reads, scale, Ctx, Params};
 
 fn main() {
-    // got as its binaries run it: runs read through maps (crates/wal/src/mapped.rs).
-    let _ = got::wal::mapped::enable_with_sigbus_handler();
     let argv: Vec<String> = std::env::args().collect();
+    // got as got-server runs it (runs read through maps), except in the
+    // children, which time fresh processes as the CLI runs them (no maps).
+    if argv.get(1).map(String::as_str) != Some("__child") {
+        let _ = got::wal::mapped::enable_with_sigbus_handler();
+    }
     let r = match argv.get(1).map(String::as_str) {
         Some("__child") if argv.get(2).map(String::as_str) == Some("build-peers") => {
             scale::child_build_peers(&argv[3..])

@@ -5,10 +5,12 @@
 //! disk, or a file truncated under the map by something other than got) is not
 //! an error code but `SIGBUS`, whose default action ends the process with
 //! "Bus error". So maps are used only by a process that has called
-//! [`enable_with_sigbus_handler`]: the `got` binary, `got-server` and the
-//! harness do; a program that embeds the library reads runs with `pread`
-//! unless it opts in (a library does not install signal handlers behind its
-//! user's back).
+//! [`enable_with_sigbus_handler`]: `got-server` (`got serve`, `got mcp`) and
+//! the harness do. The `got` CLI does not: a process that runs one command
+//! reads a few blocks, and mapping its runs cost it more than the `pread`s it
+//! saved (docs/benchmarks.md). A program that embeds the library reads runs
+//! with `pread` unless it opts in (a library does not install signal handlers
+//! behind its user's back).
 //!
 //! The handler looks up the faulting address among the live maps. If it lies
 //! in one, it writes one line naming the file to stderr and exits with status
