@@ -137,10 +137,12 @@ pub(crate) fn map(file: &std::fs::File, path: &Path) -> Option<Mapped> {
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
     })?;
-    // SAFETY: the files mapped are immutable once written (runs): got never
-    // writes or truncates them after they are published. A truncation by
-    // another program raises SIGBUS, which the handler turns into an exit
-    // naming the file; no reference into the map outlives the `Mapped`.
+    // SAFETY: got never truncates a mapped file. Runs are immutable once
+    // published, so `bytes` may hand out references to them; `DURABLE`, which
+    // other processes overwrite in place, is read only through
+    // `copy_changing` (volatile reads, no references). A truncation by another
+    // program raises SIGBUS, which the handler turns into an exit naming the
+    // file; no reference into the map outlives the `Mapped`.
     let map = match unsafe { memmap2::Mmap::map(file) } {
         Ok(m) => m,
         Err(_) => {

@@ -50,10 +50,11 @@ pub trait VfsFile: Send + Sync + Debug {
         None
     }
 
-    /// A read-only map of the whole file, for files that never change once
-    /// written (runs), where the process has enabled maps
-    /// ([`crate::mapped::enable_with_sigbus_handler`]). `None` (the default):
-    /// read with [`VfsFile::read_at`].
+    /// A read-only map of the whole file, where the process has enabled maps
+    /// ([`crate::mapped::enable_with_sigbus_handler`]): for runs, which never
+    /// change once written, and `DURABLE`, which is overwritten in place and
+    /// read from the map only by [`crate::mapped::Mapped::copy_changing`].
+    /// `None` (the default): read with [`VfsFile::read_at`].
     fn map(&self, path: &Path) -> Option<crate::mapped::Mapped> {
         let _ = path;
         None

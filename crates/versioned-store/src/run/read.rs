@@ -365,8 +365,6 @@ impl Run {
             .collect()
     }
 
-    /// Reads block `i` from the file and checks it. A derived-only block that
-    /// fails marks the run's derived keys damaged (see [`Run::derived_damaged`]).
     /// `len` bytes at `offset`: copied from the map where there is one and
     /// `mapped` asks for it, else (and for a range past the map's end) read
     /// with `pread`.
@@ -387,6 +385,8 @@ impl Run {
         Ok(buf)
     }
 
+    /// Reads block `i` from the file and checks it. A derived-only block that
+    /// fails marks the run's derived keys damaged (see [`Run::derived_damaged`]).
     /// `mapped`: from the map where there is one (else, and always for
     /// `false`, with `pread`).
     pub(super) fn read_block(&self, i: usize, mapped: bool) -> Result<Block> {
