@@ -244,6 +244,11 @@ fn another_process_checkpointing_first_leaves_no_stale_version_readable() {
     let a2 = a.clone();
     within_deadline("A's checkpoint", move || a2.checkpoint().unwrap());
     assert_eq!(a.last_checkpoint_error(), None);
+    // The CURRENT that A wrote (and synced) before taking the lock for its
+    // switch is gone with its run: only B's manifest is left.
+    let files = vfs.list_dir(std::path::Path::new(DIR)).unwrap();
+    let staged: Vec<&String> = files.iter().filter(|n| n.starts_with("CURRENT.")).collect();
+    assert!(staged.is_empty(), "staged manifests left: {staged:?}");
     put(&a, BOUND + 1, "done");
     assert_eq!(with_status(&a, "done"), vec!["t000", "t001", "t009"]);
     assert_eq!(with_status(&b, "done"), vec!["t000", "t001", "t009"]);

@@ -65,6 +65,47 @@ struct ManifestV1 {
 }
 
 pub fn write(vfs: &dyn Vfs, dir: &Path, m: &Manifest) -> Result<()> {
+    stage(vfs, dir, m)?.install()
+}
+
+/// A new CURRENT written and synced under a temporary name, not yet in place:
+/// a checkpoint stages it before it takes the writer lock, so that the lock is
+/// held for the rename and the directory sync only. Dropped without
+/// [`Staged::install`], the temporary file is removed.
+pub struct Staged<'a> {
+    vfs: &'a dyn Vfs,
+    dir: &'a Path,
+    tmp: Option<std::path::PathBuf>,
+}
+
+impl Staged<'_> {
+    /// Renames the staged file over CURRENT and syncs the directory: the new
+    /// manifest is durable when this returns `Ok`.
+    pub fn install(mut self) -> Result<()> {
+        let tmp = self.tmp.take().expect("installed once");
+        let dst = self.dir.join("CURRENT");
+        let r = self
+            .vfs
+            .rename(&tmp, &dst)
+            .map_err(io_at(&tmp))
+            .and_then(|()| self.vfs.sync_dir(self.dir).map_err(io_at(self.dir)));
+        if r.is_err() {
+            let _ = self.vfs.remove_file(&tmp);
+        }
+        r
+    }
+}
+
+impl Drop for Staged<'_> {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = self.vfs.remove_file(&tmp);
+        }
+    }
+}
+
+/// Writes `m` under a temporary name in `dir` and syncs it (see [`Staged`]).
+pub fn stage<'a>(vfs: &'a dyn Vfs, dir: &'a Path, m: &Manifest) -> Result<Staged<'a>> {
     let body = crate::model::encode(m);
     let mut buf = Vec::with_capacity(24 + body.len());
     buf.extend_from_slice(CURRENT_MAGIC);
@@ -78,18 +119,22 @@ pub fn write(vfs: &dyn Vfs, dir: &Path, m: &Manifest) -> Result<()> {
         std::process::id(),
         crate::util::random_u64()
     ));
-    let dst = dir.join("CURRENT");
     let r = (|| {
         let f = vfs.open(&tmp, OpenMode::CreateNew).map_err(io_at(&tmp))?;
         f.write_at(&buf, 0).map_err(io_at(&tmp))?;
-        f.sync_data().map_err(io_at(&tmp))?;
-        vfs.rename(&tmp, &dst).map_err(io_at(&tmp))?;
-        vfs.sync_dir(dir).map_err(io_at(dir))
+        f.sync_data().map_err(io_at(&tmp))
     })();
-    if r.is_err() {
-        let _ = vfs.remove_file(&tmp);
+    match r {
+        Ok(()) => Ok(Staged {
+            vfs,
+            dir,
+            tmp: Some(tmp),
+        }),
+        Err(e) => {
+            let _ = vfs.remove_file(&tmp);
+            Err(e)
+        }
     }
-    r
 }
 
 pub fn read(vfs: &dyn Vfs, dir: &Path) -> Result<Manifest> {

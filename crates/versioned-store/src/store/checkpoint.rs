@@ -101,12 +101,27 @@ impl Inner {
             merge_versions(&inputs, frozen),
         )
         .map_err(unfreeze)?;
+        let mut runs = vec![new_meta.clone()];
+        runs.extend(old.runs.iter().skip(merged).cloned());
+        let compacted = merged > 0;
+        let m = Manifest {
+            store_id: self.store_id,
+            generation: old.generation + 1,
+            checkpoint_lsn: ckpt,
+            runs,
+            created_at_ms: old.created_at_ms,
+            wal_hint: hint,
+        };
+        // Written and synced before the lock is taken: under it, only the
+        // rename and the directory sync (a sync fewer that writers wait for).
+        let staged = manifest::stage(self.vfs.as_ref(), &self.dir, &m).map_err(unfreeze)?;
         let held = lock
             .acquire(self.opts.lock_timeout)
             .map_err(|e| unfreeze(e.into()))?;
         let now = manifest::read(self.vfs.as_ref(), &self.dir).map_err(unfreeze)?;
         if now.generation != old.generation {
             // Another process checkpointed meanwhile; its CURRENT stands.
+            drop(staged);
             self.state.write().unfreeze();
             let p = runs_dir.join(&name);
             self.vfs.remove_file(&p).map_err(io_at(&p))?;
@@ -119,18 +134,7 @@ impl Inner {
         // Commits may have landed while the run was written: publish the end of
         // the log, not the checkpoint LSN, with the new generation.
         let wcur = self.sync_with_log(&held).map_err(unfreeze)?;
-        let mut runs = vec![new_meta.clone()];
-        runs.extend(old.runs.iter().skip(merged).cloned());
-        let compacted = merged > 0;
-        let m = Manifest {
-            store_id: self.store_id,
-            generation: old.generation + 1,
-            checkpoint_lsn: ckpt,
-            runs,
-            created_at_ms: old.created_at_ms,
-            wal_hint: hint,
-        };
-        manifest::write(self.vfs.as_ref(), &self.dir, &m).map_err(unfreeze)?;
+        staged.install().map_err(unfreeze)?;
         // From here the new CURRENT is durable; publish its generation.
         self.wal.set_generation(m.generation);
         self.wal.publish(&held, wcur.last_lsn())?;
@@ -157,6 +161,11 @@ impl Inner {
             rd.tail_bytes = rd.tail_bytes.saturating_sub(frozen_tail);
         }
         let retired = self.wal.retire_through(&held, ckpt)?;
+        // The runs CURRENT no longer names are removed without the lock: no
+        // writer needs them, and a process still reading one keeps its open
+        // file (a merge another process began from the older manifest drops
+        // its run at its own generation check).
+        drop(held);
         let live: Vec<&str> = m.runs.iter().map(|r| r.name.as_str()).collect();
         let mut removed = false;
         for r in &old.runs {
