@@ -172,6 +172,7 @@ fn run_child(role: &str) {
         "victim-writer" => child_victim_writer(),
         "truncated-run-reader" => child_truncated_run_reader(true),
         "truncated-run-reader-pread" => child_truncated_run_reader(false),
+        "foreign-sigbus" => child_foreign_sigbus(),
         other => panic!("unknown child role {other}"),
     }
 }
@@ -1283,4 +1284,62 @@ fn without_maps_a_truncated_run_is_an_error_the_read_returns() {
         "the read failed:\n{}",
         e.describe()
     );
+}
+
+/// A page of a map that is not got's: a file the child maps itself, truncates
+/// and reads.
+fn child_foreign_sigbus() {
+    let dir = PathBuf::from(env_string("GOT_TEST_DIR"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("foreign");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    f.set_len(8192).unwrap();
+    // SAFETY: a fresh private read-only map of a file this child owns; the
+    // read below faults on purpose.
+    let p = unsafe {
+        use std::os::fd::AsRawFd;
+        libc::mmap(
+            std::ptr::null_mut(),
+            8192,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(p, libc::MAP_FAILED);
+    f.set_len(0).unwrap();
+    say("MAPPED");
+    // SAFETY: inside the map (which now lies past the end of the file).
+    let b = unsafe { std::ptr::read_volatile(p as *const u8) };
+    say(&format!("READ {b}"));
+}
+
+/// A SIGBUS outside got's maps is not got's to explain: the disposition from
+/// before got's handler takes it, and the process dies of the signal, without
+/// got's message.
+#[test]
+fn a_sigbus_outside_the_maps_of_runs_gets_the_previous_disposition() {
+    const NAME: &str = "a_sigbus_outside_the_maps_of_runs_gets_the_previous_disposition";
+    if let Ok(role) = std::env::var(CHILD_ENV) {
+        run_child(&role);
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let child = Proc::spawn(NAME, "foreign-sigbus", &[dir_env(tmp.path())]);
+    let e = child.finish();
+    assert!(e.has("MAPPED"), "{}", e.describe());
+    assert!(
+        e.values("READ").is_empty(),
+        "the read returned:\n{}",
+        e.describe()
+    );
+    assert_eq!(e.status.signal(), Some(libc::SIGBUS), "{}", e.describe());
+    assert!(!e.stderr.contains("got: cannot read"), "{}", e.describe());
 }

@@ -16,8 +16,9 @@
 //! in one, it writes one line naming the file to stderr and exits with status
 //! 7 (damage, as `got verify` reports it): the process stops as if killed, so
 //! nothing acknowledged is lost and nothing half-written is acknowledged (a
-//! commit is acknowledged only after its sync). Any other `SIGBUS` gets the
-//! default action. docs/format.md, "Reading runs through a map", says why.
+//! commit is acknowledged only after its sync). Any other `SIGBUS` goes to
+//! the disposition from before (Rust's runtime's: the process dies of the
+//! signal). docs/format.md, "Reading runs through a map", says why.
 
 use std::io;
 use std::path::Path;
@@ -109,6 +110,12 @@ pub fn enable_with_sigbus_handler() -> io::Result<()> {
             sa.sa_sigaction = on_sigbus as *const () as usize;
             sa.sa_flags = libc::SA_SIGINFO;
             libc::sigemptyset(&mut sa.sa_mask);
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut old) != 0 {
+                result = Err(io::Error::last_os_error());
+                return;
+            }
+            let _ = PREVIOUS.set(Previous(old));
             if libc::sigaction(libc::SIGBUS, &sa, std::ptr::null_mut()) != 0 {
                 result = Err(io::Error::last_os_error());
                 return;
@@ -161,6 +168,21 @@ pub(crate) fn map(file: &std::fs::File, path: &Path) -> Option<Mapped> {
     Some(Mapped { map, slot: i })
 }
 
+/// The disposition `SIGBUS` had before ours (Rust's runtime installs one), put
+/// back for a fault that is not in a map of ours.
+#[cfg(target_os = "linux")]
+struct Previous(libc::sigaction);
+
+// SAFETY: a plain C struct, written once before the handler can run and only
+// read after.
+#[cfg(target_os = "linux")]
+unsafe impl Sync for Previous {}
+#[cfg(target_os = "linux")]
+unsafe impl Send for Previous {}
+
+#[cfg(target_os = "linux")]
+static PREVIOUS: std::sync::OnceLock<Previous> = std::sync::OnceLock::new();
+
 #[cfg(target_os = "linux")]
 extern "C" fn on_sigbus(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo_t to an SA_SIGINFO handler.
@@ -184,10 +206,20 @@ extern "C" fn on_sigbus(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mu
             write(&name[..n]);
         }
         None => {
-            // Not a page of ours: the default action, as if no handler were
-            // installed (the fault repeats when the handler returns).
-            // SAFETY: resetting a disposition is async-signal-safe.
-            unsafe { libc::signal(libc::SIGBUS, libc::SIG_DFL) };
+            // Not a page of ours: the disposition from before ours takes it
+            // (the fault repeats when the handler returns), else the default.
+            // SAFETY: sigaction and signal are async-signal-safe; `PREVIOUS`
+            // was set before this handler was installed.
+            unsafe {
+                match PREVIOUS.get() {
+                    Some(p) => {
+                        libc::sigaction(libc::SIGBUS, &p.0, std::ptr::null_mut());
+                    }
+                    None => {
+                        libc::signal(libc::SIGBUS, libc::SIG_DFL);
+                    }
+                }
+            }
             return;
         }
     }
