@@ -40,8 +40,9 @@ impl State {
         if let Some(v) = self.frozen.as_ref().and_then(|f| f.get(key, lsn)) {
             return Ok(Some(v));
         }
+        let mut hash = None;
         for run in &self.runs {
-            if let Some(v) = run.get_at(key, lsn)? {
+            if let Some(v) = run.get_at_hashed(key, lsn, &mut hash)? {
                 return Ok(Some(v));
             }
         }

@@ -87,13 +87,13 @@ impl<'s> Transaction<'s> {
         Ok(found)
     }
 
-    fn read_key(&mut self, key: &[u8]) -> Result<Option<Arc<[u8]>>> {
-        if let Some(v) = self.writes.get(key) {
+    fn read_key(&mut self, key: Vec<u8>) -> Result<Option<Arc<[u8]>>> {
+        if let Some(v) = self.writes.get(&key) {
             return Ok(Some(v.clone()));
         }
-        let r = self.store.inner.state.read().get(key, self.snapshot)?;
+        let r = self.store.inner.state.read().get(&key, self.snapshot)?;
         self.reads
-            .entry(key.to_vec())
+            .entry(key)
             .or_insert(r.as_ref().map_or(0, |(l, _)| *l));
         Ok(r.map(|(_, v)| v))
     }
@@ -114,7 +114,7 @@ impl<'s> Transaction<'s> {
 
     fn record(&mut self, id: &str) -> Result<Option<EntityRecord>> {
         model::check_id(id)?;
-        match self.read_key(&model::entity_key(id))? {
+        match self.read_key(model::entity_key(id))? {
             Some(b) => Ok(Some(model::decode(&b, "entity record")?)),
             None => Ok(None),
         }
@@ -122,7 +122,7 @@ impl<'s> Transaction<'s> {
 
     /// The entity, if it exists (as of the snapshot, or as this transaction left it).
     pub fn get(&mut self, id: &str) -> Result<Option<Entity>> {
-        Ok(self.record(id)?.and_then(|r| r.to_entity(id)))
+        Ok(self.record(id)?.and_then(|r| r.into_entity(id)))
     }
 
     /// Ids of live committed entities (as of the snapshot) that start with
@@ -372,7 +372,7 @@ impl<'s> Transaction<'s> {
                 return Err(Error::NotFound(format!("entity {id} (edge endpoint)")));
             }
         }
-        self.read_key(&model::out_key(from, kind, to))?;
+        self.read_key(model::out_key(from, kind, to))?;
         let rec = EdgeRecord {
             present: true,
             props,
@@ -388,7 +388,7 @@ impl<'s> Transaction<'s> {
         model::check_id(from)?;
         model::check_id(to)?;
         model::check_kind(kind)?;
-        let Some(b) = self.read_key(&model::out_key(from, kind, to))? else {
+        let Some(b) = self.read_key(model::out_key(from, kind, to))? else {
             return Ok(false);
         };
         let rec: EdgeRecord = model::decode(&b, "edge record")?;
@@ -472,7 +472,7 @@ impl<'s> Transaction<'s> {
                 continue;
             }
             let id = String::from_utf8_lossy(&k[1..]).into_owned();
-            out.extend(rec.to_entity(&id));
+            out.extend(rec.into_entity(&id));
         }
         Ok(out)
     }
@@ -541,7 +541,7 @@ impl<'s> Transaction<'s> {
     /// conflicts if another one changed it. `None`: never written, or cleared.
     pub fn get_meta(&mut self, name: &str) -> Result<Option<Arc<[u8]>>> {
         Ok(self
-            .read_key(&model::meta_key(name)?)?
+            .read_key(model::meta_key(name)?)?
             .filter(|v| !v.is_empty()))
     }
 

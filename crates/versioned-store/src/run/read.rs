@@ -198,24 +198,43 @@ impl Run {
         })
     }
 
-    /// Whether the filters say this run certainly does not hold `key` (false
-    /// for keys they do not cover, runs without them, and damaged ones).
-    pub(super) fn rules_out(&self, key: &[u8]) -> Result<bool> {
-        let (Some(f), Index::Parted { parts, .. }) = (&self.filters, &self.index) else {
+    /// Whether partition `p`'s filter says the run certainly does not hold
+    /// `key` (false for keys the filters do not cover, runs without them, and
+    /// damaged ones). `hash`: the key's filter hash, computed here on first need and kept for
+    /// the next run a read asks (one hash per point read, not one per run).
+    fn partition_rules_out(&self, p: usize, key: &[u8], hash: &mut Option<u64>) -> Result<bool> {
+        let Some(f) = &self.filters else {
             return Ok(false);
         };
         if !filter::filtered(key) {
             return Ok(false);
         }
-        let p = parts.partition_point(|part| part.last_key.as_slice() < key);
-        if p == parts.len() {
-            // Past the last key: the index answers that at no cost.
-            return Ok(false);
-        }
         Ok(match self.filter(f, p)? {
-            Some(bits) => !filter::may_contain(bits, filter::key_hash(key)),
+            Some(bits) => {
+                !filter::may_contain(bits, *hash.get_or_insert_with(|| filter::key_hash(key)))
+            }
             None => false,
         })
+    }
+
+    /// The block that would hold `key`, or `None` when none does: past the
+    /// last key, or ruled out by the partition's filter. One search of the
+    /// partitions serves both.
+    fn locate(&self, key: &[u8], hash: &mut Option<u64>) -> Result<Option<usize>> {
+        if self.shunned(key) {
+            return Ok(None);
+        }
+        let i = match &self.index {
+            Index::Whole(ix) => ix.first_block_for(key),
+            Index::Parted { parts, .. } => {
+                let p = parts.partition_point(|part| part.last_key.as_slice() < key);
+                if p == parts.len() || self.partition_rules_out(p, key, hash)? {
+                    return Ok(None);
+                }
+                p * PARTITION_BLOCKS + self.partition(p)?.first_block_for(key)
+            }
+        };
+        Ok((i < self.blocks()).then_some(i))
     }
 
     /// Partition `p`'s filter, read and checked on first use; `None` if it
@@ -440,13 +459,9 @@ impl Run {
 
     /// All versions of `key`, oldest first.
     pub fn get(&self, key: &[u8]) -> Result<Option<StoredVersions>> {
-        if self.shunned(key) || self.rules_out(key)? {
+        let Some(i) = self.locate(key, &mut None)? else {
             return Ok(None);
-        }
-        let i = self.first_block_for(key)?;
-        if i >= self.blocks() {
-            return Ok(None);
-        }
+        };
         let b = self.block(i)?;
         Ok(b.find(key)
             .ok()
@@ -456,13 +471,20 @@ impl Run {
     /// The newest version of `key` at or below `lsn` (without copying the others:
     /// a hot key may have a long history).
     pub fn get_at(&self, key: &[u8], lsn: u64) -> Result<Option<crate::state::Version>> {
-        if self.shunned(key) || self.rules_out(key)? {
+        self.get_at_hashed(key, lsn, &mut None)
+    }
+
+    /// [`Run::get_at`] with the key's filter hash shared across the runs a
+    /// read asks in turn (see [`Run::partition_rules_out`]).
+    pub fn get_at_hashed(
+        &self,
+        key: &[u8],
+        lsn: u64,
+        hash: &mut Option<u64>,
+    ) -> Result<Option<crate::state::Version>> {
+        let Some(i) = self.locate(key, hash)? else {
             return Ok(None);
-        }
-        let i = self.first_block_for(key)?;
-        if i >= self.blocks() {
-            return Ok(None);
-        }
+        };
         let b = self.block(i)?;
         Ok(b.find(key)
             .ok()

@@ -131,7 +131,7 @@ pub(super) fn derived_value(present: bool) -> Arc<[u8]> {
 
 pub(super) fn entity_of(id: &str, bytes: Option<&[u8]>) -> Result<Option<crate::Entity>> {
     match bytes {
-        Some(b) => Ok(model::decode::<EntityRecord>(b, "entity record")?.to_entity(id)),
+        Some(b) => Ok(model::decode::<EntityRecord>(b, "entity record")?.into_entity(id)),
         None => Ok(None),
     }
 }
