@@ -486,6 +486,24 @@ fn a_token_is_required_off_loopback_and_checked_on_every_request() {
     );
 }
 
+/// The address is printed only once SIGTERM is handled: a SIGTERM sent the
+/// moment the first line arrives stops the server cleanly (exit 0), never
+/// with the signal's default action (which would reset every connection).
+#[test]
+fn sigterm_right_after_the_listening_line_exits_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = new_store(tmp.path());
+    for round in 0..20 {
+        let mut srv = Server::start(&store, &[], &[]);
+        // SAFETY: sends a signal to a child this test started.
+        unsafe {
+            libc::kill(srv.child.id() as i32, libc::SIGTERM);
+        }
+        let status = srv.child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "round {round}: {status:?}");
+    }
+}
+
 #[test]
 fn sigterm_finishes_the_request_in_flight_and_exits_0() {
     let tmp = tempfile::tempdir().unwrap();

@@ -327,8 +327,12 @@ pub fn serve(
             inner: listener,
             slots: Arc::new(tokio::sync::Semaphore::new(opts.max_connections)),
         };
+        // The handlers are in place before the address is announced: a
+        // SIGTERM sent the moment it is known stops the server cleanly, never
+        // by the signal's default action (which resets every connection).
+        let stop = stop_signal();
         listening(addr);
-        accept_until_stopped(listener, routes, opts.header_timeout).await;
+        accept_until_stopped(listener, routes, opts.header_timeout, stop).await;
         Ok(())
     })
 }
@@ -336,14 +340,18 @@ pub fn serve(
 /// Accepts connections and serves each on its own task until SIGTERM or
 /// SIGINT; then stops accepting and waits for the connections to finish the
 /// requests in flight (each is told to close after its current response).
-async fn accept_until_stopped(mut listener: Limited, routes: Router, header_timeout: Duration) {
+async fn accept_until_stopped(
+    mut listener: Limited,
+    routes: Router,
+    header_timeout: Duration,
+    stop: impl std::future::Future<Output = ()>,
+) {
     use axum::serve::Listener;
     use hyper_util::rt::{TokioIo, TokioTimer};
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(header_timeout);
-    let stop = stop_signal();
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -363,17 +371,23 @@ async fn accept_until_stopped(mut listener: Limited, routes: Router, header_time
     graceful.shutdown().await;
 }
 
-async fn stop_signal() {
+/// Installs the SIGTERM and SIGINT handlers now (not at the first poll: the
+/// accept loop may not poll this future before it accepts) and returns what
+/// waits for either.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers the server runs until killed.
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            // Without signal handlers the server runs until killed.
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
 }
