@@ -197,7 +197,7 @@ fn stored_key_and_value_decoders_never_panic_on_mutated_records() {
         // Values: every record type and property value.
         let entity = model::decode::<EntityRecord>(b, "entity");
         if let Ok(e) = &entity {
-            let _ = e.to_entity("T-fuzz");
+            let _ = e.clone().into_entity("T-fuzz");
         }
         let edge = model::decode::<EdgeRecord>(b, "edge");
         let tx = model::decode::<TxRecord>(b, "transaction");

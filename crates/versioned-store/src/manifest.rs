@@ -82,17 +82,12 @@ impl Staged<'_> {
     /// Renames the staged file over CURRENT and syncs the directory: the new
     /// manifest is durable when this returns `Ok`.
     pub fn install(mut self) -> Result<()> {
-        let tmp = self.tmp.take().expect("installed once");
+        let tmp = self.tmp.as_ref().expect("installed once");
         let dst = self.dir.join("CURRENT");
-        let r = self
-            .vfs
-            .rename(&tmp, &dst)
-            .map_err(io_at(&tmp))
-            .and_then(|()| self.vfs.sync_dir(self.dir).map_err(io_at(self.dir)));
-        if r.is_err() {
-            let _ = self.vfs.remove_file(&tmp);
-        }
-        r
+        self.vfs.rename(tmp, &dst).map_err(io_at(tmp))?;
+        // Renamed: nothing is left to remove, whatever the directory sync says.
+        self.tmp = None;
+        self.vfs.sync_dir(self.dir).map_err(io_at(self.dir))
     }
 }
 
@@ -119,22 +114,16 @@ pub fn stage<'a>(vfs: &'a dyn Vfs, dir: &'a Path, m: &Manifest) -> Result<Staged
         std::process::id(),
         crate::util::random_u64()
     ));
-    let r = (|| {
-        let f = vfs.open(&tmp, OpenMode::CreateNew).map_err(io_at(&tmp))?;
-        f.write_at(&buf, 0).map_err(io_at(&tmp))?;
-        f.sync_data().map_err(io_at(&tmp))
-    })();
-    match r {
-        Ok(()) => Ok(Staged {
-            vfs,
-            dir,
-            tmp: Some(tmp),
-        }),
-        Err(e) => {
-            let _ = vfs.remove_file(&tmp);
-            Err(e)
-        }
-    }
+    // On any failure below, dropping `staged` removes what was written.
+    let staged = Staged {
+        vfs,
+        dir,
+        tmp: Some(tmp.clone()),
+    };
+    let f = vfs.open(&tmp, OpenMode::CreateNew).map_err(io_at(&tmp))?;
+    f.write_at(&buf, 0).map_err(io_at(&tmp))?;
+    f.sync_data().map_err(io_at(&tmp))?;
+    Ok(staged)
 }
 
 pub fn read(vfs: &dyn Vfs, dir: &Path) -> Result<Manifest> {

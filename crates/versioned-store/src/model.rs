@@ -62,25 +62,13 @@ pub struct EdgeRecord {
 }
 
 impl EntityRecord {
-    /// [`EntityRecord::to_entity`], moving the kind and props out rather than
-    /// copying them (a read that decoded the record for this alone).
+    /// The entity this record describes (`None` if deleted).
     pub fn into_entity(self, id: &str) -> Option<Entity> {
         (!self.deleted).then(|| Entity {
             id: id.to_string(),
             kind: self.kind,
             version: self.version,
             props: self.props,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-        })
-    }
-
-    pub fn to_entity(&self, id: &str) -> Option<Entity> {
-        (!self.deleted).then(|| Entity {
-            id: id.to_string(),
-            kind: self.kind.clone(),
-            version: self.version,
-            props: self.props.clone(),
             created_at: self.created_at,
             updated_at: self.updated_at,
         })

@@ -330,7 +330,7 @@ impl Store {
                     actor: r.actor.clone(),
                     time_ms: r.updated_at,
                     deleted: r.deleted,
-                    entity: r.to_entity(id),
+                    entity: r.into_entity(id),
                 })
             })
             .collect()

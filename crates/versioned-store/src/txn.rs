@@ -268,7 +268,7 @@ impl<'s> Transaction<'s> {
             actor: self.store.actor().to_string(),
         };
         self.write_entity(id, &rec);
-        Ok(rec.to_entity(id).expect("not deleted"))
+        Ok(rec.into_entity(id).expect("not deleted"))
     }
 
     /// Creates or replaces entity `id` (its props are replaced whole).
@@ -353,7 +353,7 @@ impl<'s> Transaction<'s> {
             }
             Some(_) => self.write_entity(id, &gone),
         }
-        Ok(rec.to_entity(id).expect("was live"))
+        Ok(rec.into_entity(id).expect("was live"))
     }
 
     fn write_edge(&mut self, from: &str, kind: &str, to: &str, rec: &EdgeRecord) {
