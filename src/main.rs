@@ -12,10 +12,9 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    // Runs are read through maps, with a SIGBUS handler that turns a page that
-    // cannot be read into one line and exit 7 (crates/wal/src/mapped.rs). If
-    // the handler cannot be installed, runs are read with pread.
-    let _ = got::wal::mapped::enable_with_sigbus_handler();
+    // Runs are read with pread, not through maps: a command reads a few blocks
+    // and exits, and mapping its runs cost it more than it saved
+    // (docs/format.md, "Reading runs through a map"; got-server maps).
     std::process::exit(got_cli::run());
 }
 
