@@ -200,8 +200,9 @@ impl Run {
 
     /// Whether partition `p`'s filter says the run certainly does not hold
     /// `key` (false for keys the filters do not cover, runs without them, and
-    /// damaged ones). `hash`: the key's filter hash, computed here on first need and kept for
-    /// the next run a read asks (one hash per point read, not one per run).
+    /// damaged ones). `hash`: the key's filter hash, computed here on first
+    /// need and kept for the next run a read asks (one hash per point read,
+    /// not one per run).
     fn partition_rules_out(&self, p: usize, key: &[u8], hash: &mut Option<u64>) -> Result<bool> {
         let Some(f) = &self.filters else {
             return Ok(false);

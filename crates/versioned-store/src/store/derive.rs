@@ -145,10 +145,10 @@ const PARALLEL_MIN_KEYS: usize = 4096;
 const ROUND_KEYS: usize = 64 << 10;
 
 /// Transactions one round derives at most, per thread it runs on.
-/// [`Inner::ensure_derived`] holds the state's write lock for one round at a time, so that commits (which apply
-/// under that lock) and reads wait for one round, not for a whole tail: a
-/// checkpoint of 4,096 small transactions once held it 30–45 ms, which was the
-/// server's p99 (docs/benchmarks.md).
+/// [`Inner::ensure_derived`] holds the state's write lock for one round at a
+/// time, so that commits (which apply under that lock) and reads wait for one
+/// round, not for a whole tail: a checkpoint of 4,096 small transactions once
+/// held it 30–45 ms, which was the server's p99 (docs/benchmarks.md).
 const ROUND_TRANSACTIONS: usize = 128;
 
 /// Derives the entries of [`State::underived`], oldest first. Each transaction's
@@ -164,8 +164,8 @@ pub(super) fn derive_underived(st: &mut State, d: &dyn Deriver) -> Result<()> {
 }
 
 /// Derives the oldest round of [`State::underived`] (transactions up to about
-/// [`ROUND_KEYS`] written keys and at most [`ROUND_TRANSACTIONS`] a thread); `false`
-/// when nothing was left to derive. On a failure the failed transaction and
+/// [`ROUND_KEYS`] written keys and at most [`ROUND_TRANSACTIONS`] a thread);
+/// `false` when nothing was left to derive. On a failure the failed transaction and
 /// the ones after it stay underived.
 pub(super) fn derive_next_round(st: &mut State, d: &dyn Deriver) -> Result<bool> {
     if st.underived.is_empty() {
@@ -181,7 +181,7 @@ pub(super) fn derive_next_round(st: &mut State, d: &dyn Deriver) -> Result<bool>
         keys += st.underived[end].1.len();
         end += 1;
     }
-    let round: Vec<(u64, Vec<Vec<u8>>)> = st.underived.drain(..end).collect();
+    let mut round: Vec<(u64, Vec<Vec<u8>>)> = st.underived.drain(..end).collect();
     // A full round of small transactions is worth its threads too.
     let parallel = threads > 1
         && round.len() > 1
@@ -201,8 +201,7 @@ pub(super) fn derive_next_round(st: &mut State, d: &dyn Deriver) -> Result<bool>
                 }
             }
             Err(e) => {
-                let failed = round[i..].iter().cloned();
-                st.underived.splice(..0, failed);
+                st.underived.splice(..0, round.drain(i..));
                 return Err(e);
             }
         }
