@@ -10,6 +10,9 @@ use std::sync::Arc;
 
 pub use crate::memtable::Version;
 
+/// One key of a scan and its version as of the scan's LSN.
+pub type Entry = Result<(Vec<u8>, Version)>;
+
 #[derive(Debug)]
 pub struct State {
     pub manifest: Manifest,
@@ -23,12 +26,111 @@ pub struct State {
     pub frozen: Option<Arc<MemTable>>,
     /// Highest LSN applied (runs + delta).
     pub applied_lsn: u64,
-    /// Transactions applied whose derived entries (indexes) are not made yet, in
-    /// LSN order, with the keys each wrote. Derivation waits until something reads
-    /// derived keys (or a checkpoint or backup writes them out): a process that
-    /// opens the store to read or write a few entities then replays the log tail
-    /// without deriving any of it.
-    pub underived: Vec<(u64, Vec<Vec<u8>>)>,
+    /// Transactions applied whose derived entries (indexes) are not all made
+    /// yet, in LSN order, with the keys each wrote. Derivation waits until
+    /// something reads derived keys (or a checkpoint or backup writes them out):
+    /// a process that opens the store to read or write a few entities then
+    /// replays the log tail without deriving any of it.
+    pub underived: Underived,
+}
+
+/// The two parts of derivation: the entries of one entity's state
+/// ([`crate::Deriver::entity_changed`]) and the entries that span entities
+/// ([`crate::Deriver::transaction_applied`]). A deriver that names where its
+/// spanning entries live ([`crate::Deriver::cross_prefixes`]) has each part
+/// derived when a read under it needs it: the first read of the ready queue
+/// after a long log tail does not wait for every other index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parts {
+    pub entity: bool,
+    pub cross: bool,
+}
+
+impl Parts {
+    pub const ALL: Parts = Parts {
+        entity: true,
+        cross: true,
+    };
+    pub const ENTITY: Parts = Parts {
+        entity: true,
+        cross: false,
+    };
+    pub const CROSS: Parts = Parts {
+        entity: false,
+        cross: true,
+    };
+}
+
+/// Transactions whose derivation is not finished, oldest first, with how far
+/// each part of it got: `done[0]` of them have their per-entity entries,
+/// `done[1]` their spanning ones. A transaction leaves once both parts passed it.
+#[derive(Debug, Default)]
+pub struct Underived {
+    txns: Vec<(u64, Vec<Vec<u8>>)>,
+    done: [usize; 2],
+}
+
+impl Underived {
+    /// A transaction applied at `lsn` that wrote `written`.
+    pub fn push(&mut self, lsn: u64, written: Vec<Vec<u8>>) {
+        debug_assert!(self.txns.last().is_none_or(|(l, _)| *l < lsn));
+        self.txns.push((lsn, written));
+    }
+
+    /// Whether both parts are derived for every transaction applied.
+    pub fn is_empty(&self) -> bool {
+        self.txns.is_empty()
+    }
+
+    /// Whether `parts` have something left to derive.
+    pub fn needs(&self, parts: Parts) -> bool {
+        (parts.entity && self.done[0] < self.txns.len())
+            || (parts.cross && self.done[1] < self.txns.len())
+    }
+
+    /// Transactions a part (0: per entity, 1: spanning) has not derived yet.
+    pub fn left(&self, part: usize) -> &[(u64, Vec<Vec<u8>>)] {
+        &self.txns[self.done[part]..]
+    }
+
+    /// How many transactions from the oldest on `part` has derived.
+    pub fn done(&self, part: usize) -> usize {
+        self.done[part]
+    }
+
+    /// The transactions from `start` on (an index into the whole list).
+    pub fn from(&self, start: usize) -> &[(u64, Vec<Vec<u8>>)] {
+        &self.txns[start..]
+    }
+
+    /// Marks `n` more transactions derived for `parts`, and lets go of those both
+    /// parts are done with.
+    pub fn advance(&mut self, parts: Parts, n: usize) {
+        for (p, on) in [parts.entity, parts.cross].into_iter().enumerate() {
+            if on {
+                self.done[p] += n;
+                debug_assert!(self.done[p] <= self.txns.len());
+            }
+        }
+        let both = self.done[0].min(self.done[1]);
+        if both > 0 {
+            self.txns.drain(..both);
+            self.done[0] -= both;
+            self.done[1] -= both;
+        }
+    }
+
+    /// Forgets every transaction at or below `lsn` (runs now hold their entries).
+    pub fn drop_through(&mut self, lsn: u64) {
+        let n = self.txns.partition_point(|(l, _)| *l <= lsn);
+        self.txns.drain(..n);
+        self.done = self.done.map(|d| d.saturating_sub(n));
+    }
+
+    pub fn clear(&mut self) {
+        self.txns.clear();
+        self.done = [0, 0];
+    }
 }
 
 impl State {
@@ -47,6 +149,41 @@ impl State {
             }
         }
         Ok(None)
+    }
+
+    /// The newest versions of `key` at or below `lsn - 1` and at or below
+    /// `lsn` (what a derivation compares), with one search of each delta table.
+    pub fn get_pair(&self, key: &[u8], lsn: u64) -> Result<[Option<Version>; 2]> {
+        let at = [lsn.saturating_sub(1), lsn];
+        let mut out: [Option<Version>; 2] = [None, None];
+        // Newest source first: the first version found at or below a LSN is it.
+        for m in [Some(&self.mem), self.frozen.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(vs) = m.versions(key) {
+                for (o, at) in out.iter_mut().zip(at) {
+                    if o.is_none() {
+                        *o = vs.iter().rev().find(|(l, _)| *l <= at).cloned();
+                    }
+                }
+                if out.iter().all(Option::is_some) {
+                    return Ok(out);
+                }
+            }
+        }
+        let mut hash = None;
+        for run in &self.runs {
+            for (o, at) in out.iter_mut().zip(at) {
+                if o.is_none() {
+                    *o = run.get_at_hashed(key, at, &mut hash)?;
+                }
+            }
+            if out.iter().all(Option::is_some) {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// Whether the delta (frozen or not) holds a version of `key`.
@@ -113,32 +250,55 @@ impl State {
         from: &[u8],
         lsn: u64,
     ) -> impl Iterator<Item = Result<(Vec<u8>, Version)>> + use<> {
-        type Item = Result<(Vec<u8>, Version)>;
+        self.iter_from_bounded(prefix, from, lsn, usize::MAX).0
+    }
+
+    /// [`State::iter_from`] with at most `copy` keys of each delta table copied:
+    /// where a table holds more, the walk stops after the last key copied, and
+    /// that key comes back (the next walk starts after it). See [`Walk`].
+    pub fn iter_from_bounded(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        lsn: u64,
+        copy: usize,
+    ) -> (impl Iterator<Item = Entry> + use<>, Option<Vec<u8>>) {
+        type Item = Entry;
         type Src = Box<dyn Iterator<Item = Item>>;
         let from = from.max(prefix);
-        let copy = |m: &MemTable| -> Vec<Item> {
-            m.prefix_from(prefix, from)
-                .filter_map(|(k, vs)| {
-                    vs.iter()
-                        .rev()
-                        .find(|(l, _)| *l <= lsn)
-                        .map(|(l, v)| Ok((k.clone(), (*l, v.clone()))))
-                })
-                .collect()
+        // The last key copied of a table cut short, the smallest of them.
+        let mut bound: Option<Vec<u8>> = None;
+        let mut copy_of = |m: &MemTable| -> Vec<Item> {
+            let mut keys = m.prefix_from(prefix, from);
+            let mut out = Vec::new();
+            for (i, (k, vs)) in keys.by_ref().enumerate() {
+                if let Some((l, v)) = vs.iter().rev().find(|(l, _)| *l <= lsn) {
+                    out.push(Ok((k.clone(), (*l, v.clone()))));
+                }
+                if i + 1 == copy {
+                    if keys.next().is_some() && bound.as_ref().is_none_or(|b| k < b) {
+                        bound = Some(k.clone());
+                    }
+                    break;
+                }
+            }
+            out
         };
         // Newest source first: where keys tie, the first source's version wins.
-        let mut sources: Vec<Src> = vec![Box::new(copy(&self.mem).into_iter())];
+        let mut sources: Vec<Src> = vec![Box::new(copy_of(&self.mem).into_iter())];
         if let Some(f) = &self.frozen {
-            sources.push(Box::new(copy(f).into_iter()));
+            sources.push(Box::new(copy_of(f).into_iter()));
         }
         for run in &self.runs {
             sources.push(Box::new(run.iter_from(prefix, from, lsn)));
         }
         // Each source's next entry, so the merge compares keys without copying them.
         let mut heads: Vec<Option<Item>> = sources.iter_mut().map(|s| s.next()).collect();
-        std::iter::from_fn(move || {
+        let stop = bound.clone();
+        let merged = std::iter::from_fn(move || {
             let m = crate::util::next_head(&heads)?;
             let found = match &heads[m] {
+                Some(Ok((k, _))) if stop.as_ref().is_some_and(|b| k > b) => return None,
                 Some(Ok(_)) => std::mem::replace(&mut heads[m], sources[m].next()),
                 // An error ends the scan: the caller stops at it.
                 _ => return heads[m].take(),
@@ -153,7 +313,8 @@ impl State {
                 }
             }
             Some(Ok(found))
-        })
+        });
+        (merged, bound)
     }
 
     /// Every version of `key`, oldest first.

@@ -171,6 +171,46 @@ impl std::fmt::Debug for Inner {
 type Registry = Mutex<HashMap<(PathBuf, bool), Weak<Inner>>>;
 static REGISTRY: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
 
+/// Keys of each delta table a [`Inner::walk`] copies at a time.
+const WALK_COPY: usize = 1024;
+
+impl Inner {
+    /// The state's keys under `prefix` from `from` on, newest version at or
+    /// below `lsn`, in key order: [`State::iter_from`], but with the delta copied
+    /// [`WALK_COPY`] keys at a time, each chunk under a fresh read of the state
+    /// and no lock held in between. A read that stops after a few keys copies a
+    /// few of the delta's, however long the log tail behind it (the first read
+    /// of the ready queue after a 1M-record tail once copied a million keys to
+    /// use one). Each chunk continues where the last stopped: every version at
+    /// or below `lsn` stays in the state while checkpoints move it from the
+    /// delta into runs (runs keep every version).
+    pub(crate) fn walk(
+        self: &Arc<Self>,
+        prefix: &[u8],
+        from: &[u8],
+        lsn: u64,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, crate::state::Version)>> + use<> {
+        let inner = self.clone();
+        let prefix = prefix.to_vec();
+        let (mut cur, mut bound) = inner
+            .state
+            .read()
+            .iter_from_bounded(&prefix, from, lsn, WALK_COPY);
+        std::iter::from_fn(move || loop {
+            if let Some(item) = cur.next() {
+                return Some(item);
+            }
+            // Past the last key copied of a table cut short: the next chunk.
+            let mut next = bound.take()?;
+            next.push(0);
+            (cur, bound) = inner
+                .state
+                .read()
+                .iter_from_bounded(&prefix, &next, lsn, WALK_COPY);
+        })
+    }
+}
+
 impl Store {
     /// Opens the store in directory `path` on the real file system. Handles on the
     /// same directory within one process share one lock and commit queue.

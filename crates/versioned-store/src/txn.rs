@@ -125,8 +125,6 @@ impl<'s> Transaction<'s> {
         Ok(self.record(id)?.and_then(|r| r.into_entity(id)))
     }
 
-    /// Ids of live committed entities (as of the snapshot) that start with
-    /// `prefix`, in order, at most `limit` of them: for resolving abbreviated ids.
     /// Ids of committed entities (as of the snapshot; deleted ones included, which
     /// [`Transaction::get`] answers with `None`) that start with `prefix` and sort
     /// after `after`, in order, lazily: for id-ordered pages of one kind whose ids
@@ -146,21 +144,16 @@ impl<'s> Transaction<'s> {
         from.push(0);
         self.store
             .inner
-            .state
-            .read()
-            .iter_from(&key(prefix), &from, self.snapshot)
+            .walk(&key(prefix), &from, self.snapshot)
             .map(|item| item.map(|(k, _)| String::from_utf8_lossy(&k[1..]).into_owned()))
     }
 
+    /// Ids of live committed entities (as of the snapshot) that start with
+    /// `prefix`, in order, at most `limit` of them: for resolving abbreviated ids.
     pub fn ids_with_prefix(&mut self, prefix: &str, limit: usize) -> Result<Vec<String>> {
         let mut key = vec![b'e'];
         key.extend_from_slice(prefix.as_bytes());
-        let walk = self
-            .store
-            .inner
-            .state
-            .read()
-            .iter_prefix(&key, self.snapshot);
+        let walk = self.store.inner.walk(&key, &key, self.snapshot);
         let mut out = Vec::new();
         for item in walk {
             if out.len() >= limit {
@@ -496,10 +489,10 @@ impl<'s> Transaction<'s> {
         let store = self.store.clone();
         let (prefix, snapshot) = (prefix.to_vec(), self.snapshot);
         let walk = move |store: &Store, prefix: &[u8]| -> Walk {
-            if let Err(e) = store.inner.ensure_derived() {
+            if let Err(e) = store.inner.ensure_derived_under(prefix) {
                 return Box::new(std::iter::once(Err(e)));
             }
-            Box::new(store.inner.state.read().iter_prefix(prefix, snapshot))
+            Box::new(store.inner.walk(prefix, prefix, snapshot))
         };
         let mut inner = walk(&store, &prefix);
         // The last key met, so a walk restarted after a rebuild resumes past it.

@@ -297,3 +297,51 @@ fn put_created_at_sets_the_creation_time_of_what_it_creates_only() {
     let e = s.get("T-1").unwrap().unwrap();
     assert_eq!((e.created_at, e.version), (1_000, 2));
 }
+
+/// A lazy walk copies the delta 1,024 keys at a time, taking the state's lock
+/// again for each chunk: ids spread over a run and a delta of several chunks
+/// come out once each, in order, as of the walk's snapshot, though a commit
+/// and a checkpoint (which moves the whole delta into a new run) land mid-walk.
+#[test]
+fn a_lazy_walk_over_a_long_delta_keeps_its_snapshot_across_a_checkpoint() {
+    let vfs = SimVfs::new();
+    let dir = std::path::Path::new("/s/.got");
+    let o = Options {
+        create_if_missing: true,
+        auto_checkpoint: false,
+        checkpoint_wal_bytes: u64::MAX,
+        ..Options::default()
+    };
+    let s = Store::open_with_vfs(vfs.clone(), dir, o).unwrap();
+    let id = |i: usize| format!("E{i:05}");
+    let put = |ids: Vec<usize>| {
+        for part in ids.chunks(250) {
+            s.transaction(|tx| {
+                for &i in part {
+                    tx.put(&id(i), "item", props([("n", Value::Int(i as i64))]))?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        }
+    };
+    // Odd ids in a run, even ones (3,000: three chunks) in the delta.
+    put((1..6000).step_by(2).collect());
+    s.checkpoint().unwrap();
+    put((0..6000).step_by(2).collect());
+    let tx = s.begin().unwrap();
+    let mut walk = tx.entity_ids_after("E", "");
+    let mut seen: Vec<String> = walk.by_ref().take(10).map(Result::unwrap).collect();
+    // After the snapshot: a new id in the middle and a deletion (the snapshot
+    // still holds it), then a checkpoint that empties the delta.
+    s.transaction(|tx| {
+        tx.put("E03000a", "item", props([]))?;
+        tx.delete(&id(4001)).map(|_| ())
+    })
+    .unwrap();
+    s.checkpoint().unwrap();
+    seen.extend(walk.map(Result::unwrap));
+    let want: Vec<String> = (0..6000).map(id).collect();
+    assert_eq!(seen.len(), want.len());
+    assert!(seen == want, "the walk differs from its snapshot");
+}

@@ -38,7 +38,7 @@ impl Inner {
                     }
                     if derives {
                         // Derived later, when first needed (see `State::underived`).
-                        st.underived.push((lsn, written));
+                        st.underived.push(lsn, written);
                     }
                     st.applied_lsn = lsn;
                 }
@@ -103,7 +103,7 @@ impl Inner {
                 st.fold_frozen_pruning(m.checkpoint_lsn);
                 // The new runs hold the derived entries up to their checkpoint.
                 let ckpt = m.checkpoint_lsn;
-                st.underived.retain(|(l, _)| *l > ckpt);
+                st.underived.drop_through(ckpt);
                 st.applied_lsn = st.applied_lsn.max(m.checkpoint_lsn);
             }
             rd.generation = m.generation;

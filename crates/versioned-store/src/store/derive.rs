@@ -3,6 +3,7 @@
 //! underived, and rebuilding derived keys when the deriver's version changed.
 
 use super::*;
+use crate::state::{Parts, Version};
 
 /// Derives entries (index keys, tag `x`) from entity changes. Implemented above
 /// this crate (by the `got` layer, with the `indexer`). Derived entries are never
@@ -39,6 +40,29 @@ pub trait Deriver: Send + Sync + std::fmt::Debug + std::any::Any {
     fn all_cross_entries(&self, view: &dyn StateView, lsn: u64) -> Result<Vec<Vec<u8>>> {
         let _ = (view, lsn);
         Ok(Vec::new())
+    }
+
+    /// Prefixes under which every key of [`Deriver::transaction_applied`] lies,
+    /// and no key of [`Deriver::entity_changed`]. With them, a read under one
+    /// of these prefixes derives only the spanning entries, and a read outside
+    /// them only the per-entity ones (each part in LSN order, as far as the
+    /// read needs it). Empty (the default): both parts are derived together.
+    fn cross_prefixes(&self) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
+}
+
+/// The parts of derivation a read of derived keys under `prefix` needs.
+pub(crate) fn parts_for(d: &dyn Deriver, prefix: &[u8]) -> Parts {
+    let cross = d.cross_prefixes();
+    if cross.is_empty() {
+        return Parts::ALL;
+    }
+    Parts {
+        entity: !cross.iter().any(|c| prefix.starts_with(c)),
+        cross: cross
+            .iter()
+            .any(|c| prefix.starts_with(c) || c.starts_with(prefix)),
     }
 }
 
@@ -89,7 +113,8 @@ impl StateView for State {
             let mut prefix = model::edge_prefix(tag, id);
             prefix.extend_from_slice(kind.as_bytes());
             prefix.push(0);
-            for (k, (_, v)) in self.scan_prefix(&prefix, lsn)? {
+            for item in self.iter_prefix(&prefix, lsn) {
+                let (k, (_, v)) = item?;
                 if model::decode::<EdgeRecord>(&v, "edge record")?.present {
                     if let Some((_, _, _, other)) = model::split_edge_key(&k) {
                         out.push(other);
@@ -159,53 +184,77 @@ const ROUND_TRANSACTIONS: usize = 128;
 /// derived keys, so a long tail's transactions are computed on several threads
 /// (in rounds of about [`ROUND_KEYS`] written keys) and inserted in LSN order.
 pub(super) fn derive_underived(st: &mut State, d: &dyn Deriver) -> Result<()> {
-    while derive_next_round(st, d)? {}
+    while derive_next_round(st, d, Parts::ALL)? {}
     Ok(())
 }
 
-/// Derives the oldest round of [`State::underived`] (transactions up to about
-/// [`ROUND_KEYS`] written keys and at most [`ROUND_TRANSACTIONS`] a thread);
-/// `false` when nothing was left to derive. On a failure the failed transaction and
-/// the ones after it stay underived.
-pub(super) fn derive_next_round(st: &mut State, d: &dyn Deriver) -> Result<bool> {
-    if st.underived.is_empty() {
-        return Ok(false);
-    }
+/// Derives the oldest round of [`State::underived`] for `want` (transactions up
+/// to about [`ROUND_KEYS`] written keys and at most [`ROUND_TRANSACTIONS`] a
+/// thread); `false` when `want` had nothing left. On a failure the failed
+/// transaction and the ones after it stay underived.
+///
+/// When the deriver splits its entries ([`Deriver::cross_prefixes`]) each part
+/// keeps its own place in the list: a part that is behind the other is derived
+/// alone until it catches up, and from the same place both are derived in one
+/// pass (each entity decoded once for both).
+pub(super) fn derive_next_round(st: &mut State, d: &dyn Deriver, want: Parts) -> Result<bool> {
+    let want = if d.cross_prefixes().is_empty() {
+        Parts::ALL
+    } else {
+        want
+    };
+    let u = &st.underived;
+    let (entity, cross) = (
+        want.entity && u.needs(Parts::ENTITY),
+        want.cross && u.needs(Parts::CROSS),
+    );
+    let (start, parts, stop) = match (entity, cross) {
+        (false, false) => return Ok(false),
+        (true, false) => (u.done(0), Parts::ENTITY, usize::MAX),
+        (false, true) => (u.done(1), Parts::CROSS, usize::MAX),
+        // The one behind goes alone as far as the other got.
+        (true, true) if u.done(0) < u.done(1) => (u.done(0), Parts::ENTITY, u.done(1)),
+        (true, true) if u.done(1) < u.done(0) => (u.done(1), Parts::CROSS, u.done(0)),
+        (true, true) => (u.done(0), Parts::ALL, usize::MAX),
+    };
+    let left = u.from(start);
     let threads = threads();
     let mut end = 0;
     let mut keys = 0;
-    while end < st.underived.len()
+    while end < left.len()
+        && start + end < stop
         && end < ROUND_TRANSACTIONS * threads
         && (end == 0 || keys < ROUND_KEYS)
     {
-        keys += st.underived[end].1.len();
+        keys += left[end].1.len();
         end += 1;
     }
-    let mut round: Vec<(u64, Vec<Vec<u8>>)> = st.underived.drain(..end).collect();
+    let round = &left[..end];
     // A full round of small transactions is worth its threads too.
     let parallel = threads > 1
         && round.len() > 1
         && (keys >= PARALLEL_MIN_KEYS || round.len() >= ROUND_TRANSACTIONS * threads);
     let changes = if parallel {
-        derive_round_parallel(st, d, &round, threads)
+        derive_round_parallel(st, d, round, parts, threads)
     } else {
-        derive_round(st, d, &round)
+        derive_round(st, d, round, parts)
     };
+    let lsns: Vec<u64> = round.iter().map(|(l, _)| *l).collect();
     for (i, c) in changes.into_iter().enumerate() {
         match c {
             Ok(c) => {
-                let lsn = round[i].0;
                 for (k, present) in c {
                     debug_assert_eq!(k.first(), Some(&b'x'));
-                    st.mem.insert(k, lsn, derived_value(present));
+                    st.mem.insert(k, lsns[i], derived_value(present));
                 }
             }
             Err(e) => {
-                st.underived.splice(..0, round.drain(i..));
+                st.underived.advance(parts, i);
                 return Err(e);
             }
         }
     }
+    st.underived.advance(parts, lsns.len());
     Ok(true)
 }
 
@@ -225,13 +274,15 @@ fn derive_round(
     st: &State,
     d: &dyn Deriver,
     round: &[(u64, Vec<Vec<u8>>)],
+    parts: Parts,
 ) -> Vec<Result<Changes>> {
     let mut seen = HashMap::new();
     let mut out = Vec::with_capacity(round.len());
     for (lsn, written) in round {
         seen.clear();
         let mut changes = Vec::new();
-        let r = derive_transaction(st, d, *lsn, written, &mut changes, &mut seen).map(|()| changes);
+        let r = derive_transaction(st, d, *lsn, written, parts, &mut changes, &mut seen)
+            .map(|()| changes);
         let failed = r.is_err();
         out.push(r);
         if failed {
@@ -246,13 +297,14 @@ fn derive_round_parallel(
     st: &State,
     d: &dyn Deriver,
     round: &[(u64, Vec<Vec<u8>>)],
+    parts: Parts,
     threads: usize,
 ) -> Vec<Result<Changes>> {
     let share = round.len().div_ceil(threads.min(round.len()));
     std::thread::scope(|s| {
         let handles: Vec<_> = round
             .chunks(share)
-            .map(|part| s.spawn(move || derive_round(st, d, part)))
+            .map(|part| s.spawn(move || derive_round(st, d, part, parts)))
             .collect();
         let mut out = Vec::with_capacity(round.len());
         for h in handles {
@@ -294,19 +346,24 @@ impl StateView for MemoView<'_> {
                 return Ok(e.clone());
             }
         }
-        let e = self.st.entity(id, lsn)?.map(Arc::new);
+        // A derivation asks for `lsn` and `lsn - 1` (or `lsn + 1` and `lsn`):
+        // one search finds both, and both slots take them.
+        let key = model::entity_key(id);
+        let [before, at] = self.st.get_pair(&key, lsn)?;
+        let decode = |v: &Option<Version>| -> Result<Option<Arc<crate::Entity>>> {
+            Ok(entity_of(id, v.as_ref().map(|(_, b)| &b[..]))?.map(Arc::new))
+        };
+        let e = decode(&at)?;
+        // The same version at both LSNs (nothing written at `lsn`) is decoded once.
+        let same = matches!((&before, &at), (Some((a, _)), Some((b, _))) if a == b)
+            || (before.is_none() && at.is_none());
+        let older = if same { e.clone() } else { decode(&before)? };
         let mut seen = self.seen.borrow_mut();
         let slots = match seen.get_mut(id) {
             Some(s) => s,
             None => seen.entry(id.to_string()).or_default(),
         };
-        // The free slot, else the older of the two.
-        let i = match slots {
-            [None, _] => 0,
-            [_, None] => 1,
-            [Some((a, _)), Some((b, _))] => usize::from(b < a),
-        };
-        slots[i] = Some((lsn, e.clone()));
+        *slots = [Some((lsn.saturating_sub(1), older)), Some((lsn, e.clone()))];
         Ok(e)
     }
     fn neighbors(
@@ -323,13 +380,14 @@ impl StateView for MemoView<'_> {
     }
 }
 
-/// The derived keys transaction `lsn` (which wrote `written`) removes (`false`)
-/// and adds (`true`), in the order to apply them.
+/// The derived keys (of `parts`) transaction `lsn` (which wrote `written`)
+/// removes (`false`) and adds (`true`), in the order to apply them.
 pub(super) fn derive_transaction(
     st: &State,
     d: &dyn Deriver,
     lsn: u64,
     written: &[Vec<u8>],
+    parts: Parts,
     changes: &mut Vec<(Vec<u8>, bool)>,
     seen: &mut Seen,
 ) -> Result<()> {
@@ -337,17 +395,21 @@ pub(super) fn derive_transaction(
         st,
         seen: std::cell::RefCell::new(seen),
     };
-    for k in written.iter().filter(|k| k.first() == Some(&b'e')) {
-        let id = String::from_utf8_lossy(&k[1..]);
-        let old = view.entity_shared(&id, lsn - 1)?;
-        let new = view.entity_shared(&id, lsn)?;
-        let (removed, added) = d.entity_changed(&id, old.as_deref(), new.as_deref());
+    if parts.entity {
+        for k in written.iter().filter(|k| k.first() == Some(&b'e')) {
+            let id = String::from_utf8_lossy(&k[1..]);
+            let old = view.entity_shared(&id, lsn - 1)?;
+            let new = view.entity_shared(&id, lsn)?;
+            let (removed, added) = d.entity_changed(&id, old.as_deref(), new.as_deref());
+            changes.extend(removed.into_iter().map(|k| (k, false)));
+            changes.extend(added.into_iter().map(|k| (k, true)));
+        }
+    }
+    if parts.cross {
+        let (removed, added) = d.transaction_applied(&view, lsn, written)?;
         changes.extend(removed.into_iter().map(|k| (k, false)));
         changes.extend(added.into_iter().map(|k| (k, true)));
     }
-    let (removed, added) = d.transaction_applied(&view, lsn, written)?;
-    changes.extend(removed.into_iter().map(|k| (k, false)));
-    changes.extend(added.into_iter().map(|k| (k, true)));
     Ok(())
 }
 
@@ -468,15 +530,28 @@ impl Inner {
     /// Makes the derived entries of every applied transaction (see
     /// [`State::underived`]); called before derived keys are read or written out.
     pub(crate) fn ensure_derived(&self) -> Result<()> {
+        self.ensure_derived_parts(Parts::ALL)
+    }
+
+    /// [`Inner::ensure_derived`] for a read of derived keys under `prefix`
+    /// only: the part of derivation it does not read may stay behind.
+    pub(crate) fn ensure_derived_under(&self, prefix: &[u8]) -> Result<()> {
+        match &self.opts.deriver {
+            Some(d) => self.ensure_derived_parts(parts_for(d.as_ref(), prefix)),
+            None => Ok(()),
+        }
+    }
+
+    fn ensure_derived_parts(&self, parts: Parts) -> Result<()> {
         let Some(d) = &self.opts.deriver else {
             return Ok(());
         };
-        if self.state.read().underived.is_empty() {
+        if !self.state.read().underived.needs(parts) {
             return Ok(());
         }
         // One round per hold of the write lock: commits and reads go on
         // between rounds (their new transactions join the end of the list).
-        while derive_next_round(&mut self.state.write(), d.as_ref())? {}
+        while derive_next_round(&mut self.state.write(), d.as_ref(), parts)? {}
         Ok(())
     }
 }
@@ -518,6 +593,115 @@ mod tests {
         }
     }
 
+    /// Per-entity keys `xk<id>` and spanning keys `xr<id>` (one for every
+    /// entity a transaction wrote), named apart by `cross_prefixes`; the
+    /// spanning part fails at `fail_at`.
+    #[derive(Debug)]
+    struct Split {
+        fail_at: Option<u64>,
+    }
+
+    impl Deriver for Split {
+        fn version(&self) -> u32 {
+            1
+        }
+        fn entity_changed(
+            &self,
+            id: &str,
+            _old: Option<&crate::Entity>,
+            new: Option<&crate::Entity>,
+        ) -> KeyChanges {
+            let key = format!("xk{id}").into_bytes();
+            (Vec::new(), new.map(|_| key).into_iter().collect())
+        }
+        fn transaction_applied(
+            &self,
+            _view: &dyn StateView,
+            lsn: u64,
+            keys: &[Vec<u8>],
+        ) -> Result<KeyChanges> {
+            if Some(lsn) == self.fail_at {
+                return Err(Error::Invalid(format!("read failed at {lsn}")));
+            }
+            let added = keys
+                .iter()
+                .map(|k| [&b"xr"[..], &k[1..]].concat())
+                .collect();
+            Ok((Vec::new(), added))
+        }
+        fn cross_prefixes(&self) -> Vec<Vec<u8>> {
+            vec![b"xr".to_vec()]
+        }
+    }
+
+    fn count(st: &State, prefix: &[u8]) -> u64 {
+        st.mem.iter().filter(|(k, _)| k.starts_with(prefix)).count() as u64
+    }
+
+    fn derive(st: &mut State, d: &dyn Deriver, parts: Parts) -> Result<()> {
+        while derive_next_round(st, d, parts)? {}
+        Ok(())
+    }
+
+    /// A read under the spanning prefix derives the spanning part alone; the
+    /// per-entity part waits for a read of its own, and then the list empties.
+    #[test]
+    fn a_read_of_the_spanning_entries_derives_them_alone_and_the_rest_follows() {
+        let d = Split { fail_at: None };
+        assert_eq!(parts_for(&d, b"xr"), Parts::CROSS);
+        assert_eq!(parts_for(&d, b"xr\x02"), Parts::CROSS);
+        assert_eq!(parts_for(&d, b"xk"), Parts::ENTITY);
+        assert_eq!(parts_for(&d, b"x"), Parts::ALL);
+        assert_eq!(parts_for(&OneKey { fail_at: None }, b"xr"), Parts::ALL);
+        let n = (2 * ROUND_TRANSACTIONS * threads() + 7) as u64;
+        let mut st = tail(n);
+        derive(&mut st, &d, parts_for(&d, b"xr")).unwrap();
+        assert_eq!((count(&st, b"xr"), count(&st, b"xk")), (n, 0));
+        assert!(st.underived.needs(Parts::ENTITY));
+        assert!(!st.underived.needs(Parts::CROSS));
+        derive(&mut st, &d, parts_for(&d, b"xk")).unwrap();
+        assert_eq!((count(&st, b"xr"), count(&st, b"xk")), (n, n));
+        assert!(st.underived.is_empty());
+    }
+
+    /// A part behind the other is derived alone up to where the other got,
+    /// then both go on together; a failure of one part stops that part only.
+    #[test]
+    fn a_part_behind_catches_up_alone_and_a_failed_part_keeps_its_place() {
+        let round = ROUND_TRANSACTIONS * threads();
+        let n = (3 * round) as u64;
+        let mut st = tail(n);
+        let d = Split { fail_at: None };
+        assert!(derive_next_round(&mut st, &d, Parts::CROSS).unwrap());
+        assert_eq!(st.underived.done(1), round);
+        // Both asked for: the per-entity part catches up alone first.
+        assert!(derive_next_round(&mut st, &d, Parts::ALL).unwrap());
+        assert_eq!(count(&st, b"xk"), round as u64);
+        assert_eq!(count(&st, b"xr"), round as u64);
+        // Both parts passed the first round: it left the list.
+        assert_eq!(st.underived.left(0).len(), 2 * round);
+        assert_eq!(st.underived.left(1).len(), 2 * round);
+        assert!(derive_next_round(&mut st, &d, Parts::ALL).unwrap());
+        assert_eq!(count(&st, b"xk"), 2 * round as u64);
+        assert_eq!(count(&st, b"xr"), 2 * round as u64);
+
+        let fail_at = (2 * round + round / 2) as u64;
+        let bad = Split {
+            fail_at: Some(fail_at),
+        };
+        assert!(derive(&mut st, &bad, Parts::CROSS).is_err());
+        assert_eq!(count(&st, b"xr"), fail_at - 1);
+        // The per-entity part does not wait for the failed one.
+        derive(&mut st, &bad, Parts::ENTITY).unwrap();
+        assert_eq!(count(&st, b"xk"), n);
+        assert!(st.underived.left(0).is_empty());
+        let left: Vec<u64> = st.underived.left(1).iter().map(|(l, _)| *l).collect();
+        assert_eq!(left, (fail_at..=n).collect::<Vec<u64>>());
+        derive(&mut st, &d, Parts::ALL).unwrap();
+        assert_eq!(count(&st, b"xr"), n);
+        assert!(st.underived.is_empty());
+    }
+
     /// A state whose delta holds `n` entities, each written by its own
     /// transaction (LSNs 1..=n), none of them derived yet.
     fn tail(n: u64) -> State {
@@ -534,7 +718,7 @@ mod tests {
             mem: MemTable::default(),
             frozen: None,
             applied_lsn: n,
-            underived: Vec::new(),
+            underived: Default::default(),
         };
         for lsn in 1..=n {
             let key = model::entity_key(&format!("E{lsn:04}"));
@@ -549,7 +733,7 @@ mod tests {
             };
             st.mem
                 .insert(key.clone(), lsn, Arc::from(model::encode(&rec)));
-            st.underived.push((lsn, vec![key]));
+            st.underived.push(lsn, vec![key]);
         }
         st
     }
@@ -570,14 +754,17 @@ mod tests {
         let n = (2 * round + round / 2) as u64;
         let mut st = tail(n);
         let d = OneKey { fail_at: None };
-        assert!(derive_next_round(&mut st, &d).unwrap());
+        assert!(derive_next_round(&mut st, &d, Parts::ALL).unwrap());
         assert_eq!(derived(&st), round);
-        assert_eq!(st.underived.len() as u64, n - round as u64);
-        assert_eq!(st.underived[0].0, round as u64 + 1);
-        while derive_next_round(&mut st, &d).unwrap() {}
+        assert_eq!(st.underived.left(0).len() as u64, n - round as u64);
+        assert_eq!(st.underived.left(0)[0].0, round as u64 + 1);
+        while derive_next_round(&mut st, &d, Parts::ALL).unwrap() {}
         assert_eq!(derived(&st) as u64, n);
         assert!(st.underived.is_empty());
-        assert!(!derive_next_round(&mut st, &d).unwrap(), "nothing left");
+        assert!(
+            !derive_next_round(&mut st, &d, Parts::ALL).unwrap(),
+            "nothing left"
+        );
     }
 
     /// A failure in a round keeps the failed transaction and every later one
@@ -592,13 +779,13 @@ mod tests {
         let d = OneKey {
             fail_at: Some(fail_at),
         };
-        assert!(derive_next_round(&mut st, &d).unwrap());
-        assert!(derive_next_round(&mut st, &d).is_err());
+        assert!(derive_next_round(&mut st, &d, Parts::ALL).unwrap());
+        assert!(derive_next_round(&mut st, &d, Parts::ALL).is_err());
         assert_eq!(derived(&st) as u64, fail_at - 1);
-        let left: Vec<u64> = st.underived.iter().map(|(l, _)| *l).collect();
+        let left: Vec<u64> = st.underived.left(0).iter().map(|(l, _)| *l).collect();
         assert_eq!(left, (fail_at..=n).collect::<Vec<u64>>());
         // Once the read works again, derivation resumes where it stopped.
-        while derive_next_round(&mut st, &OneKey { fail_at: None }).unwrap() {}
+        while derive_next_round(&mut st, &OneKey { fail_at: None }, Parts::ALL).unwrap() {}
         assert_eq!(derived(&st) as u64, n);
     }
 }

@@ -143,7 +143,7 @@ impl Inner {
                 runs,
                 mem: MemTable::default(),
                 frozen: None,
-                underived: Vec::new(),
+                underived: Default::default(),
             }),
             vfs,
             dir: dir.to_path_buf(),
