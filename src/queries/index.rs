@@ -149,10 +149,9 @@ impl versioned_store::Deriver for IndexDeriver {
             match k.first() {
                 Some(b'e') => {
                     let id = String::from_utf8_lossy(&k[1..]).into_owned();
-                    let (before, after) = (
-                        view.entity_shared(&id, lsn - 1)?,
-                        view.entity_shared(&id, lsn)?,
-                    );
+                    // `lsn` first: its search finds the version before it too.
+                    let after = view.entity_shared(&id, lsn)?;
+                    let before = view.entity_shared(&id, lsn - 1)?;
                     let status = |e: &Option<Arc<Entity>>| {
                         e.as_ref().and_then(|e| e.props.get("status").cloned())
                     };

@@ -255,7 +255,7 @@ impl State {
 
     /// [`State::iter_from`] with at most `copy` keys of each delta table copied:
     /// where a table holds more, the walk stops after the last key copied, and
-    /// that key comes back (the next walk starts after it). See [`Walk`].
+    /// that key comes back (the next walk starts after it). See `Inner::walk`.
     pub fn iter_from_bounded(
         &self,
         prefix: &[u8],

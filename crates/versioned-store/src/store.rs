@@ -189,7 +189,7 @@ impl Inner {
         prefix: &[u8],
         from: &[u8],
         lsn: u64,
-    ) -> impl Iterator<Item = Result<(Vec<u8>, crate::state::Version)>> + use<> {
+    ) -> impl Iterator<Item = crate::state::Entry> + use<> {
         let inner = self.clone();
         let prefix = prefix.to_vec();
         let (mut cur, mut bound) = inner

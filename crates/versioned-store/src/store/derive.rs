@@ -398,8 +398,9 @@ pub(super) fn derive_transaction(
     if parts.entity {
         for k in written.iter().filter(|k| k.first() == Some(&b'e')) {
             let id = String::from_utf8_lossy(&k[1..]);
-            let old = view.entity_shared(&id, lsn - 1)?;
+            // `lsn` first: its search finds the version before it too.
             let new = view.entity_shared(&id, lsn)?;
+            let old = view.entity_shared(&id, lsn - 1)?;
             let (removed, added) = d.entity_changed(&id, old.as_deref(), new.as_deref());
             changes.extend(removed.into_iter().map(|k| (k, false)));
             changes.extend(added.into_iter().map(|k| (k, true)));
